@@ -1,0 +1,29 @@
+# The README's two commands are `make up` and `make test`; the rest are for developers.
+.PHONY: up down status test check lint types unit dapr venv
+
+venv:
+	@scripts/bootstrap.sh
+
+up: venv            ## start the whole mesh and show what is up
+	@.venv/bin/agentia up
+
+down: venv          ## stop everything the mesh started
+	@.venv/bin/agentia down
+
+status: venv
+	@.venv/bin/agentia status
+
+test: venv          ## the full test suite (what CI runs): lint, types, unit, integration, chaos smoke
+	@scripts/test.sh
+
+check: venv lint types unit   ## fast developer loop: lint, types, unit tests
+
+lint:
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+types:
+	@.venv/bin/mypy src services
+
+unit:
+	@.venv/bin/pytest -q tests/unit

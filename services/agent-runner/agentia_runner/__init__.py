@@ -1,0 +1,1 @@
+"""The agent-runner service: runs agents (OpenAI Agents SDK) and hosts the workflow worker."""

@@ -1,0 +1,1 @@
+"""The memory service: threads, long-term memory and the store."""

@@ -1,0 +1,9 @@
+"""Settings of the memory service, from the environment; validated at start-up."""
+
+from __future__ import annotations
+
+from agentia.settings import ServiceSettings
+
+
+class MemorySettings(ServiceSettings):
+    """The memory service's settings (the shared ones, so far)."""

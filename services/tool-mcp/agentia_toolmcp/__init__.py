@@ -1,0 +1,1 @@
+"""The tool-mcp service: MCP tool servers for the agents."""

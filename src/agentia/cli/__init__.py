@@ -1,0 +1,1 @@
+"""The `agentia` command line."""

@@ -1,0 +1,186 @@
+"""`agentia`: run the mesh on this machine and talk to it.
+
+Every command prints what it does; bad arguments get a one-line reason and exit code 2,
+failures exit 1 with what went wrong and where the logs are, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentia import names
+from agentia.paths import agentia_home
+from agentia.runtime import orchestrate
+from agentia.runtime.health import Probe
+from agentia.runtime.secrets_file import read_secrets
+from agentia.runtime.supervisor import Supervisor
+
+app = typer.Typer(
+    name="agentia",
+    help="Agentia: AI agents as an event-driven mesh of services on Dapr.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _progress(msg: str) -> None:
+    console.print(f"[dim]•[/dim] {msg}")
+
+
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/bold red] {msg}")
+    return typer.Exit(code)
+
+
+def _table(probes: list[Probe]) -> Table:
+    table = Table(title="Agentia mesh", show_lines=False)
+    for col in ("part", "kind", "state", "detail"):
+        table.add_column(col)
+    for p in probes:
+        state = "[green]healthy[/green]" if p.ok else "[red]down[/red]"
+        table.add_row(p.name, p.kind, state, p.detail if not p.ok else (p.url or p.detail))
+    return table
+
+
+@app.command()
+def up() -> None:
+    """Start everything: RabbitMQ, PostgreSQL, Redis, Dapr's control plane, the five services
+    and their sidecars (installing what is missing), then show what is up."""
+    home = agentia_home()
+    try:
+        probes = orchestrate.up(home, _progress)
+    except Exception as exc:
+        if type(exc).__name__ in {"MeshError", "InfraError", "DaprBinariesError", "SupervisorError"}:
+            raise _fail(str(exc)) from None
+        raise
+    console.print(_table(probes))
+    console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
+    if not all(p.ok for p in probes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop every process the mesh started; leaves nothing running."""
+    orchestrate.down(agentia_home(), _progress)
+
+
+@app.command()
+def status() -> None:
+    """Health of every part of the mesh and, for what is down, why."""
+    probes = orchestrate.status(agentia_home())
+    console.print(_table(probes))
+    if not all(p.ok for p in probes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    process: Annotated[str, typer.Argument(help="App id (e.g. gateway), '<app>-dapr' or infra name")],
+    sidecar: Annotated[bool, typer.Option("--sidecar", help="The app's sidecar's log")] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1)] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
+) -> None:
+    """Show the log of one process."""
+    sup = Supervisor(agentia_home())
+    name = f"{process}-dapr" if sidecar else process
+    path = sup.log_file(name)
+    if not path.exists():
+        known = sorted(p.stem for p in sup.logs.glob("*.log")) if sup.logs.exists() else []
+        raise _fail(f"no log for '{name}'. Known: {', '.join(known) or 'none (is the mesh up?)'}", 2)
+    cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def _parse_data(data: str) -> Any:
+    if data.startswith("@"):
+        try:
+            data = Path(data[1:]).read_text()
+        except OSError as exc:
+            raise _fail(f"DATA: cannot read {data[1:]}: {exc.strerror}", 2) from None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"DATA is not valid JSON ({exc.msg} at char {exc.pos})", 2) from None
+
+
+def _sidecar(app_id: str) -> tuple[str, dict[str, str]]:
+    if app_id not in names.PORTS:
+        raise _fail(f"unknown app '{app_id}'; one of: {', '.join(names.APP_IDS)}", 2)
+    token = read_secrets(agentia_home()).get(names.SECRET_DAPR_API_TOKEN)
+    if not token:
+        raise _fail("no Dapr API token found: run `agentia up` first")
+    return f"http://127.0.0.1:{names.PORTS[app_id].dapr_http}", {"dapr-api-token": token}
+
+
+@app.command()
+def publish(
+    topic: Annotated[str, typer.Argument(help="Topic, e.g. runs.requested")],
+    data: Annotated[str, typer.Argument(help="JSON, or @file")],
+    via: Annotated[str, typer.Option(help="App whose sidecar publishes")] = names.GATEWAY,
+    pubsub: Annotated[str, typer.Option(help="Pub/sub component")] = names.PUBSUB,
+) -> None:
+    """Publish DATA on TOPIC through a sidecar (wrapped in a CloudEvent)."""
+    if not TOPIC_RE.match(topic):
+        raise _fail(f"TOPIC '{topic}' is not a valid topic name (letters, digits, . _ -)", 2)
+    body = _parse_data(data)
+    base, headers = _sidecar(via)
+    try:
+        resp = httpx.post(f"{base}/v1.0/publish/{pubsub}/{topic}", json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise _fail(f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?")
+    if resp.status_code >= 300:
+        raise _fail(f"publish refused ({resp.status_code}): {resp.text}")
+    console.print(f"published to {pubsub}/{topic}")
+
+
+@app.command()
+def invoke(
+    app_id: Annotated[str, typer.Argument(metavar="APP", help="Target app id")],
+    method: Annotated[str, typer.Argument(help="Method path on the target, e.g. internal/info")],
+    data: Annotated[str | None, typer.Argument(help="JSON body, or @file")] = None,
+    verb: Annotated[str, typer.Option(help="HTTP verb")] = "",
+    via: Annotated[str, typer.Option(help="App whose sidecar makes the call")] = names.GATEWAY,
+) -> None:
+    """Call METHOD on APP through Dapr service invocation and print the answer."""
+    if app_id not in names.PORTS:
+        raise _fail(f"unknown app '{app_id}'; one of: {', '.join(names.APP_IDS)}", 2)
+    body = _parse_data(data) if data is not None else None
+    http_verb = (verb or ("POST" if data is not None else "GET")).upper()
+    if http_verb not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+        raise _fail(f"--verb '{verb}' is not an HTTP verb", 2)
+    base, headers = _sidecar(via)
+    url = f"{base}/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
+    try:
+        resp = httpx.request(http_verb, url, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _fail(f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?")
+    try:
+        console.print_json(json.dumps(resp.json()))
+    except ValueError:
+        console.print(resp.text)
+    if resp.status_code >= 400:
+        raise _fail(f"{app_id} answered {resp.status_code}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

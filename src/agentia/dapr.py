@@ -1,0 +1,174 @@
+"""A thin async client for the Dapr sidecar's HTTP API, the only way services reach each other.
+
+It adds the Dapr API token to every call, sends events as CloudEvents whose ``type`` is the
+event class name and whose ``id`` is the event id, and turns Dapr's error bodies into
+:class:`DaprError` with the sidecar's own reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agentia import names
+from agentia.events import Event
+
+
+class DaprError(RuntimeError):
+    """The sidecar refused or failed a call; ``status`` is its HTTP status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"dapr answered {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class ETagMismatch(DaprError):
+    """A state write lost an optimistic-concurrency race (the ETag no longer matches)."""
+
+
+@dataclass(frozen=True)
+class StateItem:
+    """A value read from a state store with the ETag to write it back with."""
+
+    key: str
+    value: Any
+    etag: str | None
+
+
+def cloudevent(event: Event, source: str) -> dict[str, Any]:
+    """Wrap an event in a CloudEvents 1.0 envelope (structured mode)."""
+    return {
+        "specversion": "1.0",
+        "id": event.event_id,
+        "source": source,
+        "type": event.cloudevent_type(),
+        "time": event.occurred_at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": event.model_dump(mode="json"),
+    }
+
+
+class DaprClient:
+    """Calls to one sidecar. Use as an async context manager or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str | None,
+        app_id: str,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"dapr-api-token": api_token} if api_token else {}
+        self.app_id = app_id
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> DaprClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @staticmethod
+    def _raise_for(resp: httpx.Response) -> None:
+        if resp.status_code < 400:
+            return
+        try:
+            body = resp.json()
+            reason = body.get("message") or body.get("errorCode") or resp.text
+        except (json.JSONDecodeError, AttributeError):
+            reason = resp.text or resp.reason_phrase
+        if resp.status_code == 409 or "etag" in str(reason).lower():
+            raise ETagMismatch(resp.status_code, str(reason))
+        raise DaprError(resp.status_code, str(reason))
+
+    async def healthy(self) -> tuple[bool, str]:
+        """Whether the sidecar reports itself healthy, and why not."""
+        try:
+            resp = await self._http.get("/v1.0/healthz")
+        except httpx.HTTPError as exc:
+            return False, f"sidecar unreachable: {type(exc).__name__}"
+        if resp.status_code == 204:
+            return True, "ok"
+        return False, f"sidecar answered {resp.status_code}"
+
+    async def metadata(self) -> dict[str, Any]:
+        resp = await self._http.get("/v1.0/metadata")
+        self._raise_for(resp)
+        return dict(resp.json())
+
+    async def publish(
+        self,
+        topic: str,
+        event: Event,
+        pubsub: str = names.PUBSUB,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish ``event`` on ``topic``; returns once the broker confirmed it."""
+        resp = await self._http.post(
+            f"/v1.0/publish/{pubsub}/{topic}",
+            content=json.dumps(cloudevent(event, self.app_id)),
+            headers={"content-type": "application/cloudevents+json", **(headers or {})},
+        )
+        self._raise_for(resp)
+
+    async def invoke(
+        self,
+        app_id: str,
+        method: str,
+        *,
+        http_method: str = "POST",
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Service invocation through the sidecars; the caller reads the target's response."""
+        return await self._http.request(
+            http_method,
+            f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}",
+            json=json_body,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+
+    async def get_state(self, store: str, key: str) -> StateItem | None:
+        resp = await self._http.get(f"/v1.0/state/{store}/{key}")
+        self._raise_for(resp)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return StateItem(key=key, value=resp.json(), etag=resp.headers.get("etag"))
+
+    async def save_state(
+        self,
+        store: str,
+        key: str,
+        value: Any,
+        *,
+        etag: str | None = None,
+        first_write: bool = False,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Write a value; with ``etag`` or ``first_write`` a lost race raises :class:`ETagMismatch`."""
+        item: dict[str, Any] = {"key": key, "value": value}
+        if etag is not None:
+            item["etag"] = etag
+        if etag is not None or first_write:
+            item["options"] = {"concurrency": "first-write", "consistency": "strong"}
+        if metadata:
+            item["metadata"] = metadata
+        resp = await self._http.post(f"/v1.0/state/{store}", json=[item])
+        self._raise_for(resp)
+
+    async def delete_state(self, store: str, key: str, *, etag: str | None = None) -> None:
+        headers = {"If-Match": etag} if etag else None
+        resp = await self._http.delete(f"/v1.0/state/{store}/{key}", headers=headers)
+        self._raise_for(resp)

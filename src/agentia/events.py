@@ -1,0 +1,87 @@
+"""Event contracts: the data of the CloudEvents that travel on the mesh's topics.
+
+Each event is a pydantic model with a ``schema_version``; its CloudEvent ``type`` is the
+class name, so a consumer can route on it without opening the payload. Consumers are
+idempotent on ``event_id`` (or ``run_id`` for runs): at-least-once delivery, exactly-once effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event on the mesh."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    schema_version: int = Field(default=1, description="Version of this event's schema.")
+    event_id: str = Field(
+        default_factory=_new_id, description="Unique id; consumers de-duplicate on it."
+    )
+    occurred_at: datetime = Field(default_factory=_now, description="When the event happened (UTC).")
+
+    @classmethod
+    def cloudevent_type(cls) -> str:
+        """The CloudEvent ``type`` attribute: the class name."""
+        return cls.__name__
+
+
+class RunRequested(Event):
+    """A client (through the gateway) or a schedule asks for an agent run."""
+
+    run_id: str = Field(description="Run id, the idempotency key of the run.")
+    thread_id: str | None = Field(default=None, description="Thread the run belongs to, if any.")
+    agent_id: str = Field(description="Name of the agent definition to run.")
+    input: Any = Field(default=None, description="The run's input (messages or a value).")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Caller metadata.")
+
+
+RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+
+
+class RunEvent(Event):
+    """Something happened to a run: started, produced output, finished or failed."""
+
+    run_id: str = Field(description="The run this event belongs to.")
+    kind: str = Field(description="Event kind, e.g. run.started, message.delta, run.completed.")
+    status: RunStatus = Field(description="The run's status after this event.")
+    seq: int = Field(ge=0, description="Position of this event in the run's stream, from 0.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Kind-specific payload.")
+
+
+class MemoryChanged(Event):
+    """The memory service changed a thread or a memory."""
+
+    namespace: str = Field(description="Namespace of what changed (thread id or store namespace).")
+    key: str = Field(description="Key or item id of what changed.")
+    change: Literal["created", "updated", "deleted"] = Field(description="What happened to it.")
+
+
+class DeadLetter(BaseModel):
+    """An event that exhausted its retries, kept durably so it can be inspected and replayed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    topic: str = Field(description="The dead-letter topic it arrived on.")
+    cloudevent: dict[str, Any] = Field(description="The full CloudEvent as delivered.")
+    received_at: datetime = Field(default_factory=_now, description="When it was dead-lettered.")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.cloudevent_type(): cls for cls in (RunRequested, RunEvent, MemoryChanged)
+}

@@ -1,0 +1,81 @@
+"""The one place that names things on the mesh.
+
+Every service, test, CLI command and manifest imports these constants: a topic,
+pub/sub component, state store or app id is never retyped as a string literal.
+The Dapr component YAML files in ``components/`` use the same names; a unit test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# Dapr app ids, one per service.
+GATEWAY: Final = "gateway"
+AGENT_RUNNER: Final = "agent-runner"
+MEMORY: Final = "memory"
+SCHEDULER: Final = "scheduler"
+TOOL_MCP: Final = "tool-mcp"
+APP_IDS: Final = (GATEWAY, AGENT_RUNNER, MEMORY, SCHEDULER, TOOL_MCP)
+
+# Dapr components (metadata.name in components/*.yaml).
+PUBSUB: Final = "pubsub"
+STATE_STORE: Final = "statestore"  # PostgreSQL, actor/workflow state
+CACHE_STORE: Final = "cache"  # Redis: hot reads, idempotency keys
+LOCK_STORE: Final = "lock"  # Redis distributed lock
+SECRET_STORE: Final = "secrets"  # local.file locally, kubernetes on a cluster
+RESILIENCY: Final = "agentia-resiliency"
+CONFIGURATION: Final = "agentia-config"
+
+# Topics.
+TOPIC_RUNS_REQUESTED: Final = "runs.requested"
+TOPIC_RUNS_EVENTS: Final = "runs.events"
+TOPIC_MEMORY_EVENTS: Final = "memory.events"
+DEAD_LETTER_SUFFIX: Final = ".dlq"
+
+
+def dead_letter(topic: str) -> str:
+    """The dead-letter topic of ``topic``: every subscription has one."""
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
+
+
+TOPICS: Final = (TOPIC_RUNS_REQUESTED, TOPIC_RUNS_EVENTS, TOPIC_MEMORY_EVENTS)
+
+# Secret keys held in the secret store (never in YAML, never in logs).
+SECRET_POSTGRES_URL: Final = "postgres-url"
+SECRET_POSTGRES_DSN: Final = "postgres-dsn"  # key=value form, as Dapr's postgres components want
+SECRET_RABBITMQ_URL: Final = "rabbitmq-url"
+SECRET_REDIS_HOST: Final = "redis-host"
+SECRET_REDIS_PASSWORD: Final = "redis-password"
+SECRET_DAPR_API_TOKEN: Final = "dapr-api-token"
+SECRET_APP_API_TOKEN: Final = "app-api-token"
+
+
+@dataclass(frozen=True)
+class AppPorts:
+    """The local ports of one service and its sidecar on a single machine."""
+
+    app: int
+    dapr_http: int
+    dapr_grpc: int
+    dapr_internal_grpc: int
+    dapr_metrics: int
+
+
+# Fixed so that a user, `dapr.yaml` and the docs all agree on where things are.
+PORTS: Final[dict[str, AppPorts]] = {
+    GATEWAY: AppPorts(8000, 3500, 50101, 50201, 9101),
+    AGENT_RUNNER: AppPorts(8001, 3501, 50102, 50202, 9102),
+    MEMORY: AppPorts(8002, 3502, 50103, 50203, 9103),
+    SCHEDULER: AppPorts(8003, 3503, 50104, 50204, 9104),
+    TOOL_MCP: AppPorts(8004, 3504, 50105, 50205, 9105),
+}
+
+PLACEMENT_PORT: Final = 50005
+PLACEMENT_HEALTHZ_PORT: Final = 8090
+PLACEMENT_METRICS_PORT: Final = 9190
+SCHEDULER_PORT: Final = 50006
+SCHEDULER_HEALTHZ_PORT: Final = 8091
+SCHEDULER_METRICS_PORT: Final = 9191
+SCHEDULER_ETCD_CLIENT_PORT: Final = 2389

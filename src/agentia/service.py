@@ -1,0 +1,134 @@
+"""What every service's FastAPI app has in common: health, tokens, dead letters, lifecycle.
+
+A service's ``app.py`` calls :func:`create_service_app` with its settings and routers and
+stays wiring only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from agentia import __version__, names
+from agentia.dapr import DaprClient
+from agentia.events import DeadLetter
+from agentia.logging import setup_logging
+from agentia.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Paths the sidecar's own probes and people may call without the app token.
+ALWAYS_PUBLIC = ("/healthz", "/livez")
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def dapr_client(app: FastAPI) -> DaprClient:
+    """The service's client for its own sidecar (set up in the lifespan)."""
+    client: DaprClient = app.state.dapr
+    return client
+
+
+async def keep_dead_letter(app: FastAPI, topic: str, envelope: dict[str, Any]) -> None:
+    """Keep an event durably in the state store: nothing that cannot be handled is lost."""
+    letter = DeadLetter(topic=topic, cloudevent=envelope)
+    key = f"dlq||{topic}||{envelope.get('id', 'no-id')}"
+    await dapr_client(app).save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
+    log.warning("dead letter kept", extra={"topic": topic, "event_id": envelope.get("id")})
+
+
+def _token_ok(request: Request, expected: str) -> bool:
+    given = request.headers.get("dapr-api-token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    public_prefixes: Sequence[str] = (),
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """Build the service's app: its routers plus /healthz, /livez, dead letters and token checks."""
+    setup_logging(settings.app_id, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.started = time.monotonic()
+        app.state.dapr = DaprClient(
+            settings.dapr_http_url,
+            settings.dapr_api_token.get_secret_value(),
+            settings.app_id,
+            timeout=settings.sidecar_timeout_s,
+        )
+        if on_startup:
+            await on_startup(app)
+        log.info("started", extra={"app_port": settings.app_port, "version": __version__})
+        try:
+            yield
+        finally:
+            log.info("shutting down")
+            if on_shutdown:
+                await on_shutdown(app)
+            await app.state.dapr.aclose()
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan, **fastapi_kwargs)
+    public = tuple(ALWAYS_PUBLIC) + tuple(public_prefixes)
+    app_token = settings.app_api_token.get_secret_value()
+
+    @app.middleware("http")
+    async def require_app_token(request: Request, call_next: Callable[..., Any]) -> Response:
+        # Internal routes answer only the sidecar, which presents the app API token.
+        path = request.url.path
+        if not path.startswith(public) and not _token_ok(request, app_token):
+            return JSONResponse(
+                {"detail": "missing or wrong app token (dapr-api-token header)"}, status_code=401
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        ok, why = await dapr_client(app).healthy()
+        body = {
+            "app_id": settings.app_id,
+            "status": "ok" if ok else "degraded",
+            "app": "ok",
+            "sidecar": why,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/internal/info", include_in_schema=False)
+    async def info() -> dict[str, Any]:
+        return {
+            "app_id": settings.app_id,
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - app.state.started, 3),
+        }
+
+    @app.post("/events/dead-letter", include_in_schema=False)
+    async def dead_letter(request: Request) -> dict[str, str]:
+        envelope = await request.json()
+        await keep_dead_letter(app, str(envelope.get("topic", "unknown")), envelope)
+        return {"status": "SUCCESS"}
+
+    for router in routers:
+        app.include_router(router)
+    return app

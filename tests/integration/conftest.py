@@ -1,0 +1,145 @@
+"""Fixtures that start real parts: infrastructure, Dapr's control plane, apps with sidecars.
+
+Nothing is mocked: RabbitMQ, PostgreSQL and Redis run from Debian's packages under the
+mesh's supervisor (or are reused when already running), and each probe app gets its own
+real daprd loading the project's ``components/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentia import names
+from agentia.paths import agentia_home, repo_root
+from agentia.runtime import mesh, orchestrate
+from agentia.runtime.daprbin import DaprBinaries
+from agentia.runtime.supervisor import Supervisor
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout}s")
+
+
+@dataclass
+class Infra:
+    home: Path
+    bins: DaprBinaries
+    tokens: mesh.Tokens
+    supervisor: Supervisor
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    home = agentia_home()
+    sup = Supervisor(home)
+    was_running = sup.running()
+    sup, plan = orchestrate.start_infra(home, lambda m: print(f"[infra] {m}", flush=True))
+    yield Infra(home, plan.bins, plan.tokens, sup)
+    if not was_running and sup.running():
+        orchestrate.down(home, lambda m: None)
+
+
+@dataclass
+class ProbeApp:
+    """A probe app and its sidecar, both real processes."""
+
+    app_id: str
+    ports: names.AppPorts
+    topic: str
+    token: str
+    procs: list[subprocess.Popen[bytes]]
+    log_dir: Path
+
+    @property
+    def dapr(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dapr_http}"
+
+    @property
+    def app(self) -> str:
+        return f"http://127.0.0.1:{self.ports.app}"
+
+    def headers(self) -> dict[str, str]:
+        return {"dapr-api-token": self.token}
+
+    def received(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.app}/received", timeout=5).json())
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]]:
+    """Start probe apps with sidecars: ``probe_apps("pub")`` -> a running :class:`ProbeApp`."""
+    started: list[ProbeApp] = []
+    run = uuid.uuid4().hex[:8]
+
+    def start(role: str, topic: str | None = None) -> ProbeApp:
+        app_id = f"probe-{role}-{run}"
+        ports = names.AppPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+        topic = topic or f"probe.{run}"
+        env = {
+            **os.environ,
+            **mesh.app_environment(app_id, ports, infra.tokens),
+            "PROBE_TOPIC": topic,
+        }
+        log = (tmp_path / f"{app_id}.log").open("wb")
+        app_proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tests.integration.apps.probe_app:create_app",
+             "--factory", "--host", "127.0.0.1", "--port", str(ports.app), "--no-access-log"],
+            cwd=repo_root(), env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        side_log = (tmp_path / f"{app_id}-dapr.log").open("wb")
+        side_proc = subprocess.Popen(
+            mesh.sidecar_command(infra.bins, app_id, ports),
+            cwd=infra.home, env=env, stdout=side_log, stderr=subprocess.STDOUT,
+        )
+        probe = ProbeApp(app_id, ports, topic, infra.tokens.dapr_api_token,
+                         [side_proc, app_proc], tmp_path)
+        started.append(probe)
+
+        def sidecar_ready() -> bool:
+            if side_proc.poll() is not None:
+                raise RuntimeError(f"daprd for {app_id} exited; see {tmp_path}")
+            r = httpx.get(f"{probe.dapr}/v1.0/healthz", timeout=2)
+            return r.status_code == 204
+
+        wait_for(sidecar_ready, 60, f"sidecar of {app_id}")
+        return probe
+
+    yield start
+    for probe in started:
+        probe.stop()

@@ -1,0 +1,103 @@
+"""The names module, the events and the component YAML files agree with each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentia import names
+from agentia.dapr import cloudevent
+from agentia.events import EVENT_TYPES, Event, RunEvent, RunRequested
+from agentia.paths import repo_root
+
+COMPONENTS = repo_root() / "components"
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _all_docs() -> list[dict[str, Any]]:
+    return [d for p in sorted(COMPONENTS.rglob("*.yaml")) for d in _docs(p)]
+
+
+def test_component_names_are_the_constants() -> None:
+    components = {d["metadata"]["name"] for d in _all_docs() if d["kind"] == "Component"}
+    assert components == {
+        names.PUBSUB, names.STATE_STORE, names.CACHE_STORE, names.LOCK_STORE, names.SECRET_STORE
+    }
+
+
+def test_every_subscription_has_a_dead_letter_topic_with_a_subscriber() -> None:
+    subs = [d for d in _all_docs() if d["kind"] == "Subscription"]
+    assert subs
+    topics = {s["spec"]["topic"] for s in subs}
+    for sub in subs:
+        spec = sub["spec"]
+        assert spec["pubsubname"] == names.PUBSUB
+        if spec["topic"].endswith(names.DEAD_LETTER_SUFFIX):
+            assert spec["topic"].removesuffix(names.DEAD_LETTER_SUFFIX) in names.TOPICS
+            continue
+        assert spec["topic"] in names.TOPICS
+        assert spec["deadLetterTopic"] == names.dead_letter(spec["topic"])
+        assert spec["deadLetterTopic"] in topics, "nobody keeps this topic's dead letters"
+        assert set(sub["scopes"]) <= set(names.APP_IDS)
+
+
+def test_secrets_come_from_the_secret_store_never_inline() -> None:
+    for doc in _all_docs():
+        if doc["kind"] != "Component" or doc["metadata"]["name"] == names.SECRET_STORE:
+            continue
+        for item in doc["spec"]["metadata"]:
+            if item["name"] in {"connectionString", "redisPassword", "redisHost"}:
+                assert "secretKeyRef" in item, f"{doc['metadata']['name']}.{item['name']} inline"
+        assert doc["auth"]["secretStore"] == names.SECRET_STORE
+
+
+def test_ports_are_unique() -> None:
+    ports = [names.PLACEMENT_PORT, names.SCHEDULER_PORT, names.PLACEMENT_HEALTHZ_PORT,
+             names.SCHEDULER_HEALTHZ_PORT, names.SCHEDULER_ETCD_CLIENT_PORT]
+    for p in names.PORTS.values():
+        ports += [p.app, p.dapr_http, p.dapr_grpc, p.dapr_internal_grpc, p.dapr_metrics]
+    assert len(ports) == len(set(ports))
+
+
+def test_events_are_documented_and_versioned() -> None:
+    for cls in EVENT_TYPES.values():
+        assert cls.__doc__
+        for name, field in cls.model_fields.items():
+            assert field.description, f"{cls.__name__}.{name} has no description"
+        assert cls.model_fields["schema_version"].default == Event.SCHEMA_VERSION
+
+
+def test_cloudevent_type_is_class_name_and_id_is_event_id() -> None:
+    event = RunRequested(run_id="r1", agent_id="a")
+    ce = cloudevent(event, "gateway")
+    assert ce["type"] == "RunRequested" and ce["id"] == event.event_id
+    assert RunRequested.model_validate(ce["data"]) == event
+
+
+def test_run_event_rejects_unknown_fields_and_bad_values() -> None:
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError):
+        RunEvent(run_id="r", kind="run.started", status="running", seq=0, extra=1)  # type: ignore[call-arg]
+    with pytest.raises(pydantic.ValidationError):
+        RunEvent(run_id="r", kind="run.started", status="exploded", seq=0)  # type: ignore[arg-type]
+
+
+def test_dapr_multi_app_run_file_matches_the_ports() -> None:
+    doc = yaml.safe_load((repo_root() / "dapr.yaml").read_text())
+    apps = {a["appID"]: a for a in doc["apps"]}
+    assert set(apps) == set(names.APP_IDS)
+    for app_id, app in apps.items():
+        ports = names.PORTS[app_id]
+        assert app["appPort"] == ports.app
+        assert app["daprHTTPPort"] == ports.dapr_http
+        assert app["daprGRPCPort"] == ports.dapr_grpc
+        assert str(ports.app) in app["command"]
+    assert (repo_root() / doc["common"]["resourcesPath"]).is_dir()
+    assert (repo_root() / doc["common"]["configFilePath"]).is_file()
