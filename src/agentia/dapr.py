@@ -157,7 +157,7 @@ class DaprClient:
         first_write: bool = False,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        """Write a value; with ``etag`` or ``first_write`` a lost race raises :class:`ETagMismatch`."""
+        """Write a value; with ``etag`` or ``first_write`` a lost race raises ETagMismatch."""
         item: dict[str, Any] = {"key": key, "value": value}
         if etag is not None:
             item["etag"] = etag

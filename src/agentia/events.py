@@ -33,7 +33,9 @@ class Event(BaseModel):
     event_id: str = Field(
         default_factory=_new_id, description="Unique id; consumers de-duplicate on it."
     )
-    occurred_at: datetime = Field(default_factory=_now, description="When the event happened (UTC).")
+    occurred_at: datetime = Field(
+        default_factory=_now, description="When the event happened (UTC)."
+    )
 
     @classmethod
     def cloudevent_type(cls) -> str:

@@ -29,7 +29,9 @@ class ServiceSettings(BaseSettings):
         validation_alias="APP_API_TOKEN", description="The sidecar sends it on every call to us."
     )
     log_level: str = Field(default="INFO", validation_alias="AGENTIA_LOG_LEVEL")
-    sidecar_timeout_s: float = Field(default=5.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0)
+    sidecar_timeout_s: float = Field(
+        default=5.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0
+    )
 
     @property
     def dapr_http_url(self) -> str:

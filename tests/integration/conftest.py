@@ -118,17 +118,34 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
         }
         log = (tmp_path / f"{app_id}.log").open("wb")
         app_proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.integration.apps.probe_app:create_app",
-             "--factory", "--host", "127.0.0.1", "--port", str(ports.app), "--no-access-log"],
-            cwd=repo_root(), env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.integration.apps.probe_app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports.app),
+                "--no-access-log",
+            ],
+            cwd=repo_root(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         side_log = (tmp_path / f"{app_id}-dapr.log").open("wb")
         side_proc = subprocess.Popen(
             mesh.sidecar_command(infra.bins, app_id, ports),
-            cwd=infra.home, env=env, stdout=side_log, stderr=subprocess.STDOUT,
+            cwd=infra.home,
+            env=env,
+            stdout=side_log,
+            stderr=subprocess.STDOUT,
         )
-        probe = ProbeApp(app_id, ports, topic, infra.tokens.dapr_api_token,
-                         [side_proc, app_proc], tmp_path)
+        probe = ProbeApp(
+            app_id, ports, topic, infra.tokens.dapr_api_token, [side_proc, app_proc], tmp_path
+        )
         started.append(probe)
 
         def sidecar_ready() -> bool:

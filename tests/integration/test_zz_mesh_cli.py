@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from agentia import names
-from agentia.runtime.supervisor import Supervisor
 from agentia.paths import agentia_home
+from agentia.runtime.supervisor import Supervisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.mesh_lifecycle]
 
@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.mesh_lifecycle]
 def agentia(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agentia", *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

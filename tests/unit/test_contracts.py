@@ -26,7 +26,11 @@ def _all_docs() -> list[dict[str, Any]]:
 def test_component_names_are_the_constants() -> None:
     components = {d["metadata"]["name"] for d in _all_docs() if d["kind"] == "Component"}
     assert components == {
-        names.PUBSUB, names.STATE_STORE, names.CACHE_STORE, names.LOCK_STORE, names.SECRET_STORE
+        names.PUBSUB,
+        names.STATE_STORE,
+        names.CACHE_STORE,
+        names.LOCK_STORE,
+        names.SECRET_STORE,
     }
 
 
@@ -57,8 +61,13 @@ def test_secrets_come_from_the_secret_store_never_inline() -> None:
 
 
 def test_ports_are_unique() -> None:
-    ports = [names.PLACEMENT_PORT, names.SCHEDULER_PORT, names.PLACEMENT_HEALTHZ_PORT,
-             names.SCHEDULER_HEALTHZ_PORT, names.SCHEDULER_ETCD_CLIENT_PORT]
+    ports = [
+        names.PLACEMENT_PORT,
+        names.SCHEDULER_PORT,
+        names.PLACEMENT_HEALTHZ_PORT,
+        names.SCHEDULER_HEALTHZ_PORT,
+        names.SCHEDULER_ETCD_CLIENT_PORT,
+    ]
     for p in names.PORTS.values():
         ports += [p.app, p.dapr_http, p.dapr_grpc, p.dapr_internal_grpc, p.dapr_metrics]
     assert len(ports) == len(set(ports))

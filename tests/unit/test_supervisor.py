@@ -12,8 +12,12 @@ from agentia.runtime.supervisor import Supervisor
 def test_render_one_program_per_spec_with_own_log(tmp_path: Path) -> None:
     sup = Supervisor(tmp_path)
     specs = [
-        ProgramSpec("gateway", ["python", "-m", "uvicorn", "x:y"], "app",
-                    environment={"DAPR_API_TOKEN": "t%o\"k"}),
+        ProgramSpec(
+            "gateway",
+            ["python", "-m", "uvicorn", "x:y"],
+            "app",
+            environment={"DAPR_API_TOKEN": 't%o"k'},
+        ),
         ProgramSpec("postgres", ["postgres", "-D", "/d"], "infra", user="postgres"),
     ]
     sup.write(specs)

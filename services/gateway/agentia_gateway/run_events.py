@@ -56,8 +56,11 @@ async def on_run_event(request: Request) -> dict[str, str]:
             return {"status": "SUCCESS"}
         try:
             await client.save_state(
-                names.CACHE_STORE, key, record,
-                etag=item.etag if item else None, first_write=item is None,
+                names.CACHE_STORE,
+                key,
+                record,
+                etag=item.etag if item else None,
+                first_write=item is None,
             )
             return {"status": "SUCCESS"}
         except ETagMismatch:

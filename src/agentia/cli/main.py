@@ -21,9 +21,12 @@ from rich.table import Table
 from agentia import names
 from agentia.paths import agentia_home
 from agentia.runtime import orchestrate
+from agentia.runtime.daprbin import DaprBinariesError
 from agentia.runtime.health import Probe
+from agentia.runtime.infra import InfraError
+from agentia.runtime.orchestrate import MeshError
 from agentia.runtime.secrets_file import read_secrets
-from agentia.runtime.supervisor import Supervisor
+from agentia.runtime.supervisor import Supervisor, SupervisorError
 
 app = typer.Typer(
     name="agentia",
@@ -63,10 +66,8 @@ def up() -> None:
     home = agentia_home()
     try:
         probes = orchestrate.up(home, _progress)
-    except Exception as exc:
-        if type(exc).__name__ in {"MeshError", "InfraError", "DaprBinariesError", "SupervisorError"}:
-            raise _fail(str(exc)) from None
-        raise
+    except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
+        raise _fail(str(exc)) from None
     console.print(_table(probes))
     console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
     if not all(p.ok for p in probes):
@@ -90,7 +91,9 @@ def status() -> None:
 
 @app.command()
 def logs(
-    process: Annotated[str, typer.Argument(help="App id (e.g. gateway), '<app>-dapr' or infra name")],
+    process: Annotated[
+        str, typer.Argument(help="App id (e.g. gateway), '<app>-dapr' or infra name")
+    ],
     sidecar: Annotated[bool, typer.Option("--sidecar", help="The app's sidecar's log")] = False,
     lines: Annotated[int, typer.Option("-n", "--lines", min=1)] = 50,
     follow: Annotated[bool, typer.Option("-f", "--follow")] = False,
@@ -101,7 +104,9 @@ def logs(
     path = sup.log_file(name)
     if not path.exists():
         known = sorted(p.stem for p in sup.logs.glob("*.log")) if sup.logs.exists() else []
-        raise _fail(f"no log for '{name}'. Known: {', '.join(known) or 'none (is the mesh up?)'}", 2)
+        raise _fail(
+            f"no log for '{name}'. Known: {', '.join(known) or 'none (is the mesh up?)'}", 2
+        )
     cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     raise typer.Exit(subprocess.call(cmd))
 
@@ -142,7 +147,9 @@ def publish(
     try:
         resp = httpx.post(f"{base}/v1.0/publish/{pubsub}/{topic}", json=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise _fail(f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?")
+        raise _fail(
+            f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?"
+        ) from None
     if resp.status_code >= 300:
         raise _fail(f"publish refused ({resp.status_code}): {resp.text}")
     console.print(f"published to {pubsub}/{topic}")
@@ -168,7 +175,9 @@ def invoke(
     try:
         resp = httpx.request(http_verb, url, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        raise _fail(f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?")
+        raise _fail(
+            f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?"
+        ) from None
     try:
         console.print_json(json.dumps(resp.json()))
     except ValueError:

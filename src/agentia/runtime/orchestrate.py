@@ -76,10 +76,7 @@ def start_infra(home: Path, progress: Progress) -> tuple[Supervisor, MeshPlan]:
         if spec.group == "control-plane":
             progress(f"starting {spec.name}")
             sup.start(spec.name)
-    for probe_fn in (health.control_plane_probes,):
-        wait_until(
-            lambda f=probe_fn: _all_ok(f()), 60, "dapr control plane (placement, scheduler)"
-        )
+    wait_until(lambda: _all_ok(health.control_plane_probes()), 60, "dapr control plane")
     return sup, p
 
 
@@ -114,6 +111,8 @@ def down(home: Path, progress: Progress) -> None:
             progress(f"stopping {proc.name}")
             sup.stop(proc.name)
     sup.shutdown()
+    if any(p.name == "rabbitmq" for p in procs):
+        infra.stop_leftovers(progress)
     progress("mesh down")
 
 

@@ -8,6 +8,7 @@ be started, stopped or killed on its own (the chaos suite relies on that) and ha
 from __future__ import annotations
 
 import configparser
+import contextlib
 import io
 import json
 import os
@@ -145,10 +146,8 @@ class Supervisor:
         """Stop every process, then supervisord itself; waits until it is gone."""
         if not self.running():
             return
-        try:
+        with contextlib.suppress(xmlrpc.client.Fault):
             self.rpc().supervisor.stopAllProcesses(True)
-        except xmlrpc.client.Fault:
-            pass
         pid = self._pid()
         self.rpc().supervisor.shutdown()
         deadline = time.monotonic() + timeout
