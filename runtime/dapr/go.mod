@@ -20,3 +20,4 @@ replace (
 // Not dapr's: v0.12.5 (what dapr v1.18.0 asks for) is not served by the module proxy this
 // project builds from; v0.12.6 is the next patch release, with the same API.
 replace github.com/diagridio/go-etcd-cron => github.com/diagridio/go-etcd-cron v0.12.6
+

@@ -40,7 +40,7 @@ def dapr_client(app: FastAPI) -> DaprClient:
 async def keep_dead_letter(app: FastAPI, topic: str, envelope: dict[str, Any]) -> None:
     """Keep an event durably in the state store: nothing that cannot be handled is lost."""
     letter = DeadLetter(topic=topic, cloudevent=envelope)
-    key = f"dlq||{topic}||{envelope.get('id', 'no-id')}"
+    key = f"dlq:{topic}:{envelope.get('id', 'no-id')}"
     await dapr_client(app).save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
     log.warning("dead letter kept", extra={"topic": topic, "event_id": envelope.get("id")})
 

@@ -107,7 +107,7 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
     started: list[ProbeApp] = []
     run = uuid.uuid4().hex[:8]
 
-    def start(role: str, topic: str | None = None) -> ProbeApp:
+    def start(role: str, topic: str | None = None, subscribe: bool = True) -> ProbeApp:
         app_id = f"probe-{role}-{run}"
         ports = names.AppPorts(free_port(), free_port(), free_port(), free_port(), free_port())
         topic = topic or f"probe.{run}"
@@ -115,6 +115,7 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
             **os.environ,
             **mesh.app_environment(app_id, ports, infra.tokens),
             "PROBE_TOPIC": topic,
+            "PROBE_SUBSCRIBE": "1" if subscribe else "0",
         }
         log = (tmp_path / f"{app_id}.log").open("wb")
         app_proc = subprocess.Popen(

@@ -11,7 +11,7 @@ from agentia.runtime import daprbin
 
 
 def _fake_bins(
-    folder: Path, version: str = "1.18.3", names: tuple[str, ...] = daprbin.REQUIRED
+    folder: Path, version: str = "1.18.0", names: tuple[str, ...] = daprbin.REQUIRED
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pydantic
 import pytest
 from fastapi.testclient import TestClient
@@ -19,10 +21,18 @@ ENV = {
 }
 
 
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> ServiceSettings:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
+    # Nothing listens there, whatever else runs on this machine.
+    monkeypatch.setenv("DAPR_HTTP_PORT", str(_unused_port()))
     return ServiceSettings()  # type: ignore[call-arg]
 
 

@@ -22,7 +22,7 @@ router = APIRouter()
 
 
 def run_status_key(run_id: str) -> str:
-    return f"run-status||{run_id}"
+    return f"run-status:{run_id}"
 
 
 def advance(current: dict[str, Any] | None, event: RunEvent) -> dict[str, Any] | None:

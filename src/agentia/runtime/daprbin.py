@@ -20,7 +20,7 @@ from typing import Final
 
 from agentia.paths import cache_home, repo_root
 
-DAPR_VERSION: Final = "1.18.3"
+DAPR_VERSION: Final = "1.18.0"
 REQUIRED: Final = ("daprd", "placement", "scheduler")
 
 

@@ -26,6 +26,8 @@ def create_app() -> FastAPI:
 
     @app.get("/dapr/subscribe")
     def subscribe() -> list[dict[str, Any]]:
+        if os.environ.get("PROBE_SUBSCRIBE", "1") != "1":
+            return []
         return [
             {
                 "pubsubname": PUBSUB,
