@@ -67,6 +67,8 @@ def test_ports_are_unique() -> None:
         names.PLACEMENT_HEALTHZ_PORT,
         names.SCHEDULER_HEALTHZ_PORT,
         names.SCHEDULER_ETCD_CLIENT_PORT,
+        names.SCHEDULER_ETCD_PEER_PORT,
+        names.PLACEMENT_RAFT_PORT,
     ]
     for p in names.PORTS.values():
         ports += [p.app, p.dapr_http, p.dapr_grpc, p.dapr_internal_grpc, p.dapr_metrics]

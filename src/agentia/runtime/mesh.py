@@ -60,6 +60,8 @@ def placement_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
             "127.0.0.1",
             "--metrics-port",
             str(names.PLACEMENT_METRICS_PORT),
+            "--initial-cluster",
+            f"dapr-placement-0=127.0.0.1:{names.PLACEMENT_RAFT_PORT}",
             "--metrics-listen-address",
             "127.0.0.1",
             "--log-as-json",
