@@ -9,6 +9,8 @@ echo "• lint (ruff)"
 .venv/bin/ruff format --check .
 echo "• types (mypy)"
 .venv/bin/mypy src services
+echo "• Dapr runtime (built once from its Go module when missing)"
+.venv/bin/agentia dapr
 echo "• tests (pytest)"
 set +e
 .venv/bin/pytest "$@"

@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from agentia import names
+from agentia.kind import kind_app
 from agentia.paths import agentia_home
 from agentia.runtime import orchestrate
-from agentia.runtime.daprbin import DaprBinariesError
+from agentia.runtime.daprbin import DaprBinariesError, ensure_dapr_binaries
 from agentia.runtime.health import Probe
 from agentia.runtime.infra import InfraError
 from agentia.runtime.orchestrate import MeshError
@@ -184,6 +185,19 @@ def invoke(
         console.print(resp.text)
     if resp.status_code >= 400:
         raise _fail(f"{app_id} answered {resp.status_code}")
+
+
+@app.command()
+def dapr() -> None:
+    """Find the Dapr runtime binaries, building them once when missing; show what is used."""
+    try:
+        bins = ensure_dapr_binaries(_progress)
+    except DaprBinariesError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Dapr {bins.version} ({bins.source}): {bins.daprd.parent}")
+
+
+app.add_typer(kind_app, name="kind")
 
 
 def run() -> None:
