@@ -8,8 +8,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from agentia.service import create_service_app
+from agentia_runner import handlers
 from agentia_runner.settings import AgentRunnerSettings
 
 
 def create_app() -> FastAPI:
-    return create_service_app(AgentRunnerSettings(), title="Agentia agent-runner")
+    return create_service_app(
+        AgentRunnerSettings(),
+        title="Agentia agent-runner",
+        routers=[handlers.router],
+        on_startup=handlers.start,
+    )

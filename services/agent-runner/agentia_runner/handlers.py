@@ -1,0 +1,199 @@
+"""The runner on the mesh: `runs.requested` events and create-and-wait invocations.
+
+Every run is processed once in effect: a durable ledger entry per run id (PostgreSQL state
+store, optimistic concurrency) makes a duplicate delivery return the recorded outcome
+instead of running the agent again. Progress goes out on `runs.events` as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+
+from agentia import names
+from agentia.dapr import DaprClient, ETagMismatch
+from agentia.events import RunEvent, RunRequested
+from agentia.service import dapr_client, keep_dead_letter
+from agentia_runner.execute import Outcome, execute
+from agentia_runner.models import AgentiaModelProvider, ModelConfigError
+from agentia_runner.registry import Registry
+from agents import RunConfig
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+FINAL = {"success", "error", "interrupted"}
+SEQ_PER_ATTEMPT = 100_000  # a retried run's events sort after the earlier attempt's
+
+
+def ledger_key(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def cancel_key(run_id: str) -> str:
+    return f"run-cancel:{run_id}"
+
+
+class EventSink:
+    """Publishes a run's events with increasing sequence numbers."""
+
+    def __init__(self, client: DaprClient, run_id: str, attempt: int) -> None:
+        self.client, self.run_id, self.seq = client, run_id, attempt * SEQ_PER_ATTEMPT
+
+    async def __call__(self, kind: str, data: dict[str, Any], status: str = "running") -> None:
+        event = RunEvent.model_validate(
+            {"run_id": self.run_id, "kind": kind, "status": status, "seq": self.seq, "data": data}
+        )
+        self.seq += 1
+        await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
+
+
+async def run_once(app: FastAPI, req: RunRequested) -> dict[str, Any]:
+    """Run ``req`` unless its run id already finished; return the run's ledger record."""
+    client = dapr_client(app)
+    key = ledger_key(req.run_id)
+    item = await client.get_state(names.STATE_STORE, key)
+    if item is not None and item.value.get("status") in FINAL:
+        log.info("duplicate run request ignored", extra={"run_id": req.run_id})
+        return dict(item.value)
+    attempt = int(item.value.get("attempt", 0)) + 1 if item is not None else 1
+    record: dict[str, Any] = {
+        "run_id": req.run_id,
+        "agent_id": req.agent_id,
+        "thread_id": req.thread_id,
+        "status": "running",
+        "attempt": attempt,
+    }
+    try:
+        await client.save_state(
+            names.STATE_STORE,
+            key,
+            record,
+            etag=item.etag if item else None,
+            first_write=item is None,
+        )
+    except ETagMismatch:
+        # Another delivery of the same run id got there first and is running it.
+        return {**record, "status": "running", "note": "already being run"}
+    async with app.state.run_slots:
+        sink = EventSink(client, req.run_id, attempt)
+        await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
+        outcome = await _execute(app, req, sink)
+        kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
+        await sink(
+            kind[outcome.status],
+            {
+                "output": outcome.output,
+                "error": outcome.error,
+                "last_agent": outcome.last_agent,
+                "usage": outcome.usage,
+            },
+            status=outcome.status,
+        )
+    record.update(
+        status=outcome.status,
+        output=outcome.output,
+        error=outcome.error,
+        last_agent=outcome.last_agent,
+        usage=outcome.usage,
+    )
+    await client.save_state(names.STATE_STORE, key, record)
+    return record
+
+
+async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
+    registry: Registry = app.state.registry
+    try:
+        agent = registry.agent(req.agent_id)
+    except KeyError:
+        return Outcome("error", error=f"unknown agent '{req.agent_id}'")
+    provider: AgentiaModelProvider = app.state.model_provider
+    client = dapr_client(app)
+
+    async def cancelled() -> bool:
+        return await client.get_state(names.CACHE_STORE, cancel_key(req.run_id)) is not None
+
+    run_input: Any = req.input if isinstance(req.input, list) else str(req.input or "")
+    try:
+        return await execute(
+            agent,
+            run_input,
+            RunConfig(
+                model_provider=provider, tracing_disabled=True, workflow_name=f"run {req.run_id}"
+            ),
+            sink,
+            cancelled,
+            max_turns=app.state.settings.max_turns,
+        )
+    except ModelConfigError as exc:
+        return Outcome("error", error=str(exc))
+
+
+@router.post("/events/runs-requested")
+async def on_run_requested(request: Request) -> dict[str, str]:
+    envelope = await request.json()
+    try:
+        req = RunRequested.model_validate(envelope.get("data"))
+    except pydantic.ValidationError:
+        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+        return {"status": "SUCCESS"}
+    await run_once(request.app, req)
+    return {"status": "SUCCESS"}
+
+
+@router.post("/internal/runs/wait")
+async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
+    """Create-and-wait: run now (or return the recorded outcome) and answer with it."""
+    return await run_once(request.app, req)
+
+
+@router.post("/internal/runs/{run_id}/cancel")
+async def cancel(run_id: str, request: Request) -> dict[str, str]:
+    await dapr_client(request.app).save_state(
+        names.CACHE_STORE,
+        cancel_key(run_id),
+        {"cancelled": True},
+        metadata={"ttlInSeconds": "86400"},
+    )
+    return {"run_id": run_id, "status": "cancelling"}
+
+
+@router.get("/internal/runs/{run_id}")
+async def get_run(run_id: str, request: Request) -> dict[str, Any]:
+    item = await dapr_client(request.app).get_state(names.STATE_STORE, ledger_key(run_id))
+    if item is None:
+        raise HTTPException(404, f"no run '{run_id}'")
+    return dict(item.value)
+
+
+@router.get("/internal/agents")
+async def list_agents(request: Request) -> list[dict[str, Any]]:
+    registry: Registry = request.app.state.registry
+    return [spec.model_dump(mode="json") for spec in registry.specs.values()]
+
+
+async def start(app: FastAPI) -> None:
+    """Load and check agent definitions (fail fast), set up models and run slots."""
+    settings = app.state.settings
+    app.state.registry = Registry.load(settings.agents_dir)
+    app.state.model_provider = AgentiaModelProvider(
+        openai_api_key=settings.openai_api_key.get_secret_value()
+        if settings.openai_api_key
+        else None,
+        compatible_base_url=settings.model_base_url,
+        compatible_api_key=settings.model_api_key.get_secret_value()
+        if settings.model_api_key
+        else None,
+    )
+    for spec in app.state.registry.specs.values():
+        try:
+            app.state.model_provider.check(spec.model)
+        except ModelConfigError as exc:
+            log.warning(
+                "agent cannot run until configured", extra={"agent": spec.name, "why": str(exc)}
+            )
+    app.state.run_slots = asyncio.Semaphore(settings.max_concurrent_runs)
+    log.info("agents loaded", extra={"agents": sorted(app.state.registry.specs)})
