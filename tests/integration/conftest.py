@@ -23,7 +23,7 @@ import pytest
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import mesh, orchestrate
+from agentia.runtime import health, mesh, orchestrate
 from agentia.runtime.daprbin import DaprBinaries
 from agentia.runtime.supervisor import Supervisor
 
@@ -161,3 +161,26 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
     yield start
     for probe in started:
         probe.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh_service(infra: Infra) -> Iterator[Callable[[str], None]]:
+    """Start a real mesh service and its sidecar: ``mesh_service("memory")``."""
+
+    started: list[str] = []
+
+    def start(app_id: str) -> None:
+        for name in (app_id, mesh.sidecar_name(app_id)):
+            proc = {p.name: p for p in infra.supervisor.processes()}.get(name)
+            if proc is None or proc.state != "RUNNING":
+                infra.supervisor.start(name, wait=False)
+                started.append(name)
+        wait_for(
+            lambda: health.app_probe(app_id).ok and health.sidecar_probe(app_id).ok,
+            90,
+            f"{app_id} and its sidecar",
+        )
+
+    yield start
+    for name in reversed(started):
+        infra.supervisor.stop(name)
