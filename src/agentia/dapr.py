@@ -7,6 +7,7 @@ event class name and whose ``id`` is the event id, and turns Dapr's error bodies
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,22 @@ class DaprClient:
             return True, "ok"
         return False, f"sidecar answered {resp.status_code}"
 
+    async def wait_outbound(self, timeout: float = 60.0) -> None:
+        """Wait until the sidecar can make calls for us (components loaded), e.g. at start-up
+        before the app listens: the sidecar serves its API before it can reach the app."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        last = "not tried"
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                resp = await self._http.get("/v1.0/healthz/outbound")
+                if resp.status_code == 204:
+                    return
+                last = f"answered {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.25)
+        raise DaprError(503, f"sidecar not ready after {timeout:.0f}s ({last})")
+
     async def metadata(self) -> dict[str, Any]:
         resp = await self._http.get("/v1.0/metadata")
         self._raise_for(resp)
@@ -139,6 +156,12 @@ class DaprClient:
             headers=headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
+
+    async def get_secret(self, key: str, store: str = names.SECRET_STORE) -> str:
+        """One secret from the sidecar's secret store (never logged)."""
+        resp = await self._http.get(f"/v1.0/secrets/{store}/{key}")
+        self._raise_for(resp)
+        return str(resp.json()[key])
 
     async def get_state(self, store: str, key: str) -> StateItem | None:
         resp = await self._http.get(f"/v1.0/state/{store}/{key}")

@@ -19,7 +19,7 @@ from agents.exceptions import (
 )
 from agents.items import ItemHelpers, MessageOutputItem
 
-from agents import Agent, RunConfig, Runner
+from agents import Agent, RunConfig, Runner, Session
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -54,9 +54,15 @@ async def execute(
     emit: Emit,
     cancelled: Callable[[], Awaitable[bool]] | None = None,
     max_turns: int = 10,
+    session: Session | None = None,
 ) -> Outcome:
-    """Stream the run, emitting message deltas, tool calls/results and handoffs."""
-    result = Runner.run_streamed(agent, run_input, run_config=run_config, max_turns=max_turns)
+    """Stream the run, emitting message deltas, tool calls/results and handoffs.
+
+    With a ``session`` the SDK reads the conversation so far from it and appends the new
+    items to it (the memory service, for runs on a thread)."""
+    result = Runner.run_streamed(
+        agent, run_input, run_config=run_config, max_turns=max_turns, session=session
+    )
     try:
         async for ev in result.stream_events():
             if ev.type == "raw_response_event":

@@ -19,6 +19,7 @@ from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import RunEvent, RunRequested
 from agentia.service import dapr_client, keep_dead_letter
 from agentia_runner.execute import Outcome, execute
+from agentia_runner.memory_session import MemorySession
 from agentia_runner.models import AgentiaModelProvider, ModelConfigError
 from agentia_runner.registry import Registry
 from agents import RunConfig
@@ -127,6 +128,7 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
             sink,
             cancelled,
             max_turns=app.state.settings.max_turns,
+            session=MemorySession(client, req.thread_id) if req.thread_id else None,
         )
     except ModelConfigError as exc:
         return Outcome("error", error=str(exc))

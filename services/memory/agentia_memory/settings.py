@@ -1,4 +1,7 @@
-"""Settings of the memory service, from the environment; validated at start-up."""
+"""Settings of the memory service, from the environment; validated at start-up.
+
+The database URL is not a setting: it is read from the secret store through the sidecar.
+"""
 
 from __future__ import annotations
 

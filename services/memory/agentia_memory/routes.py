@@ -1,0 +1,107 @@
+"""Thread endpoints, invoked through Dapr by the gateway and agent-runner (thin: the work
+is in ``store.py``). Sync handlers: FastAPI runs them in its thread pool."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia_memory.store import Conflict, NotFound, ThreadStore
+
+router = APIRouter(prefix="/internal/threads")
+MAX_ITEMS_PER_WRITE = 500
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class ThreadCreate(BaseModel):
+    """Create a thread (idempotent when ``thread_id`` is given)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Client-chosen id.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form metadata.")
+
+
+class ItemsAdd(BaseModel):
+    """Items to append, in order (Responses-API input items: messages, tool calls, results)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[dict[str, Any]] = Field(max_length=MAX_ITEMS_PER_WRITE, description="Items.")
+
+
+def _store(request: Request) -> ThreadStore:
+    store: ThreadStore = request.app.state.threads
+    return store
+
+
+def _check_id(thread_id: str) -> None:
+    import re
+
+    if not re.match(ID_PATTERN, thread_id):
+        raise HTTPException(422, f"thread id '{thread_id[:40]}' is not valid ({ID_PATTERN})")
+
+
+@router.post("", status_code=200)
+def create(body: ThreadCreate, request: Request) -> dict[str, Any]:
+    thread, _ = _store(request).create(body.thread_id or uuid.uuid4().hex, body.metadata)
+    return dict(thread)
+
+
+@router.get("/{thread_id}")
+def get(thread_id: str, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return dict(_store(request).get(thread_id))
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+
+
+@router.delete("/{thread_id}", status_code=204)
+def delete(thread_id: str, request: Request) -> None:
+    _check_id(thread_id)
+    try:
+        _store(request).delete(thread_id)
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+
+
+@router.get("/{thread_id}/items")
+def items(
+    thread_id: str, request: Request, limit: int | None = Query(default=None, ge=1, le=10_000)
+) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return {"items": _store(request).items(thread_id, limit)}
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+
+
+@router.post("/{thread_id}/items")
+def add(thread_id: str, body: ItemsAdd, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return {"item_count": _store(request).add_items(thread_id, body.items)}
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{thread_id}/items/pop")
+def pop(thread_id: str, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return {"item": _store(request).pop_item(thread_id)}
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.delete("/{thread_id}/items", status_code=204)
+def clear(thread_id: str, request: Request) -> None:
+    _check_id(thread_id)
+    try:
+        _store(request).clear(thread_id)
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None

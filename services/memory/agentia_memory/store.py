@@ -1,0 +1,166 @@
+"""Session memory: threads and their items, with optimistic concurrency.
+
+No Dapr here. Every change bumps the thread's ``version`` with a compare-and-set
+(``UPDATE … WHERE version = :seen``); a writer that loses the race re-reads and tries
+again, so two replicas appending to one thread never lose or overwrite an item.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from agentia_memory.tables import Thread, ThreadItem
+
+MAX_ATTEMPTS = 20
+
+
+class NotFound(LookupError):
+    """No such thread."""
+
+
+class Conflict(RuntimeError):
+    """Too many concurrent writers on one thread; the caller may retry."""
+
+
+def _thread_dict(t: Thread) -> dict[str, Any]:
+    return {
+        "thread_id": t.thread_id,
+        "metadata": t.meta,
+        "version": t.version,
+        "item_count": t.item_count,
+        "created_at": t.created_at.isoformat(),
+        "updated_at": t.updated_at.isoformat(),
+    }
+
+
+class ThreadStore:
+    """Thread operations on one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, thread_id: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create the thread, or return the existing one (``created`` is False then)."""
+        with Session(self.engine) as s:
+            found = s.get(Thread, thread_id)
+            if found is not None:
+                return _thread_dict(found), False
+            thread = Thread(thread_id=thread_id, meta=metadata)
+            s.add(thread)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return _thread_dict(s.get(Thread, thread_id)), False
+            s.refresh(thread)
+            return _thread_dict(thread), True
+
+    def get(self, thread_id: str) -> dict[str, Any]:
+        with Session(self.engine) as s:
+            thread = s.get(Thread, thread_id)
+            if thread is None:
+                raise NotFound(thread_id)
+            return _thread_dict(thread)
+
+    def delete(self, thread_id: str) -> None:
+        with Session(self.engine) as s:
+            s.execute(delete(ThreadItem).where(ThreadItem.thread_id == thread_id))
+            result = s.execute(delete(Thread).where(Thread.thread_id == thread_id))
+            s.commit()
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(thread_id)
+
+    def items(self, thread_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` items (all when None), oldest first."""
+        with Session(self.engine) as s:
+            if s.get(Thread, thread_id) is None:
+                raise NotFound(thread_id)
+            query = select(ThreadItem.data).where(ThreadItem.thread_id == thread_id)
+            query = query.order_by(ThreadItem.position.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            return list(reversed([row[0] for row in s.execute(query)]))
+
+    def _bump(self, s: Session, thread_id: str, delta: int) -> tuple[int, int] | None:
+        """Compare-and-set the version; the item count before the change, or None if raced."""
+        thread = s.get(Thread, thread_id)
+        if thread is None:
+            raise NotFound(thread_id)
+        seen, count = thread.version, thread.item_count
+        if count + delta < 0:
+            return (count, seen)
+        result = s.execute(
+            update(Thread)
+            .where(Thread.thread_id == thread_id, Thread.version == seen)
+            .values(version=seen + 1, item_count=count + delta, updated_at=datetime.now(UTC))
+        )
+        return (count, seen) if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+    def add_items(self, thread_id: str, items: list[dict[str, Any]]) -> int:
+        """Append ``items`` atomically; returns the new item count."""
+        self.create(thread_id, {})
+        for _ in range(MAX_ATTEMPTS):
+            with Session(self.engine) as s:
+                bumped = self._bump(s, thread_id, len(items))
+                if bumped is None:
+                    s.rollback()
+                    continue
+                start = bumped[0]
+                s.add_all(
+                    ThreadItem(thread_id=thread_id, position=start + i, data=item)
+                    for i, item in enumerate(items)
+                )
+                try:
+                    s.commit()
+                except IntegrityError:
+                    s.rollback()
+                    continue
+                return start + len(items)
+        raise Conflict(f"thread {thread_id}: too many concurrent writers")
+
+    def pop_item(self, thread_id: str) -> dict[str, Any] | None:
+        for _ in range(MAX_ATTEMPTS):
+            with Session(self.engine) as s:
+                thread = s.get(Thread, thread_id)
+                if thread is None:
+                    raise NotFound(thread_id)
+                if thread.item_count == 0:
+                    return None
+                bumped = self._bump(s, thread_id, -1)
+                if bumped is None:
+                    s.rollback()
+                    continue
+                last = bumped[0] - 1
+                item = s.get(ThreadItem, (thread_id, last))
+                s.execute(
+                    delete(ThreadItem).where(
+                        ThreadItem.thread_id == thread_id, ThreadItem.position == last
+                    )
+                )
+                s.commit()
+                return item.data if item else None
+        raise Conflict(f"thread {thread_id}: too many concurrent writers")
+
+    def clear(self, thread_id: str) -> None:
+        with Session(self.engine) as s:
+            thread = s.get(Thread, thread_id)
+            if thread is None:
+                raise NotFound(thread_id)
+            # Lock the thread row first (the UPDATE), so an append in flight commits before
+            # the DELETE runs and none of its items survive the clear.
+            s.execute(
+                update(Thread)
+                .where(Thread.thread_id == thread_id)
+                .values(version=Thread.version + 1, item_count=0, updated_at=datetime.now(UTC))
+            )
+            s.execute(delete(ThreadItem).where(ThreadItem.thread_id == thread_id))
+            s.commit()
+
+    def count(self) -> int:
+        with Session(self.engine) as s:
+            return int(s.execute(select(func.count()).select_from(Thread)).scalar_one())
