@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from agents import Agent, RunConfig, Runner
 
 from agentia.paths import repo_root
-from agentia_runner.builtin_tools import safe_eval
+from agentia.safe_math import safe_eval
 from agentia_runner.execute import execute
 from agentia_runner.offline_model import OfflineModelProvider
 from agentia_runner.registry import Registry, RegistryError
-from agents import Agent, RunConfig, Runner
 
 CFG = RunConfig(model_provider=OfflineModelProvider(), tracing_disabled=True)
 

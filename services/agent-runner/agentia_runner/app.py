@@ -18,4 +18,5 @@ def create_app() -> FastAPI:
         title="Agentia agent-runner",
         routers=[handlers.router],
         on_startup=handlers.start,
+        on_shutdown=handlers.stop,
     )

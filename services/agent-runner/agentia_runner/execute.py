@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents import Agent, RunConfig, Runner, Session
 from agents.exceptions import (
     AgentsException,
     InputGuardrailTripwireTriggered,
@@ -18,8 +19,6 @@ from agents.exceptions import (
     OutputGuardrailTripwireTriggered,
 )
 from agents.items import ItemHelpers, MessageOutputItem
-
-from agents import Agent, RunConfig, Runner, Session
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pydantic
+from agents import RunConfig
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from agentia import names
@@ -19,10 +20,10 @@ from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import RunEvent, RunRequested
 from agentia.service import dapr_client, keep_dead_letter
 from agentia_runner.execute import Outcome, execute
+from agentia_runner.mcp_tools import McpServers
 from agentia_runner.memory_session import MemorySession
 from agentia_runner.models import AgentiaModelProvider, ModelConfigError
 from agentia_runner.registry import Registry
-from agents import RunConfig
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -111,6 +112,11 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
         agent = registry.agent(req.agent_id)
     except KeyError:
         return Outcome("error", error=f"unknown agent '{req.agent_id}'")
+    if registry.mcp is not None:
+        try:
+            await registry.mcp.connect(registry.mcp_servers_of(req.agent_id))
+        except Exception as exc:  # any failure to reach a tool server fails the run, with why
+            return Outcome("error", error=f"tool server unreachable: {type(exc).__name__}: {exc}")
     provider: AgentiaModelProvider = app.state.model_provider
     client = dapr_client(app)
 
@@ -180,7 +186,8 @@ async def list_agents(request: Request) -> list[dict[str, Any]]:
 async def start(app: FastAPI) -> None:
     """Load and check agent definitions (fail fast), set up models and run slots."""
     settings = app.state.settings
-    app.state.registry = Registry.load(settings.agents_dir)
+    mcp = McpServers(settings.dapr_http_url, settings.dapr_api_token.get_secret_value())
+    app.state.registry = Registry.load(settings.agents_dir, mcp)
     app.state.model_provider = AgentiaModelProvider(
         openai_api_key=settings.openai_api_key.get_secret_value()
         if settings.openai_api_key
@@ -199,3 +206,8 @@ async def start(app: FastAPI) -> None:
             )
     app.state.run_slots = asyncio.Semaphore(settings.max_concurrent_runs)
     log.info("agents loaded", extra={"agents": sorted(app.state.registry.specs)})
+
+
+async def stop(app: FastAPI) -> None:
+    if app.state.registry.mcp is not None:
+        await app.state.registry.mcp.close()

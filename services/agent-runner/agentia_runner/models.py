@@ -6,10 +6,10 @@ or ``compatible:<model>`` (vLLM, Ollama, llama.cpp server, LiteLLM… at a base 
 
 from __future__ import annotations
 
+from agents import Model, ModelProvider, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from openai import AsyncOpenAI
 
 from agentia_runner.offline_model import OFFLINE_MODEL_NAME, OfflineModel
-from agents import Model, ModelProvider, OpenAIChatCompletionsModel, OpenAIResponsesModel
 
 
 class ModelConfigError(ValueError):

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from agents import Handoff, Model, ModelProvider, ModelResponse, ModelSettings, ModelTracing, Tool
 from agents.agent_output import AgentOutputSchemaBase
 from agents.items import TResponseInputItem, TResponseOutputItem, TResponseStreamEvent
 from agents.usage import Usage
@@ -39,8 +40,6 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from agents import Handoff, Model, ModelProvider, ModelResponse, ModelSettings, ModelTracing, Tool
-
 OFFLINE_MODEL_NAME = "agentia-offline"
 PREFIX = "[offline model]"
 
@@ -59,6 +58,13 @@ def _last_user_text(items: list[Any]) -> str:
         if isinstance(item, dict) and item.get("role") == "user":
             return _text_of(item)
     return ""
+
+
+def _output_text(output: Any) -> str:
+    """A tool result as text: MCP tools return content parts, function tools a string."""
+    if isinstance(output, list):
+        return " ".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
+    return str(output)
 
 
 def _json_in(text: str) -> dict[str, Any] | None:
@@ -136,7 +142,7 @@ class OfflineModel(Model):
                 "transfer_to_"
             ):
                 return self._message(
-                    f"{PREFIX} {name} returned: {last.get('output')}", output_schema
+                    f"{PREFIX} {name} returned: {_output_text(last.get('output'))}", output_schema
                 )
         text = _last_user_text(items)
         if isinstance(last, dict) and last.get("type") == "function_call_output":

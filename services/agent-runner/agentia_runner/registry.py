@@ -12,11 +12,6 @@ from typing import Any, Literal
 
 import jsonschema
 import yaml
-from agents.agent_output import AgentOutputSchemaBase
-from agents.exceptions import ModelBehaviorError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agentia_runner.builtin_tools import BUILTIN_TOOLS
 from agents import (
     Agent,
     GuardrailFunctionOutput,
@@ -25,6 +20,12 @@ from agents import (
     OutputGuardrail,
     RunContextWrapper,
 )
+from agents.agent_output import AgentOutputSchemaBase
+from agents.exceptions import ModelBehaviorError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentia_runner.builtin_tools import BUILTIN_TOOLS
+from agentia_runner.mcp_tools import McpServers
 
 
 class RegistryError(ValueError):
@@ -134,12 +135,13 @@ def _output_guardrail(rule: Guardrail) -> OutputGuardrail[Any]:
 class Registry:
     """All agent definitions, validated as a whole (handoffs must name known agents)."""
 
-    def __init__(self, specs: dict[str, AgentSpec]) -> None:
+    def __init__(self, specs: dict[str, AgentSpec], mcp: McpServers | None = None) -> None:
         self.specs = specs
+        self.mcp = mcp
         self._agents: dict[str, Agent[Any]] = {}
 
     @classmethod
-    def load(cls, folder: Path) -> Registry:
+    def load(cls, folder: Path, mcp: McpServers | None = None) -> Registry:
         if not folder.is_dir():
             raise RegistryError(f"agents folder {folder} does not exist")
         specs: dict[str, AgentSpec] = {}
@@ -173,7 +175,7 @@ class Registry:
                     raise RegistryError(
                         f"{spec.name}: field 'output_type': {exc.message}"
                     ) from None
-        return cls(specs)
+        return cls(specs, mcp)
 
     def agent(self, name: str) -> Agent[Any]:
         """The SDK agent for ``name`` (built once, with its handoffs)."""
@@ -193,7 +195,24 @@ class Registry:
                 output_type=JsonSchemaOutput(spec.name, spec.output_type)
                 if spec.output_type
                 else None,
+                mcp_servers=[self.mcp.server(t.app_id, t.allow) for t in spec.mcp_servers]
+                if self.mcp
+                else [],
             )
             self._agents[name] = agent
             agent.handoffs = [self.agent(h) for h in spec.handoffs]
         return self._agents[name]
+
+    def mcp_servers_of(self, name: str) -> list[Any]:
+        """MCP servers used by ``name`` and every agent it can hand off to."""
+        seen: set[str] = set()
+        todo, out = [name], []
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            agent = self.agent(current)
+            out += list(agent.mcp_servers)
+            todo += self.specs[current].handoffs
+        return out

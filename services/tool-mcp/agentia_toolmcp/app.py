@@ -1,15 +1,36 @@
-"""The tool-mcp service's app: wiring only.
+"""The tool-mcp service's app: wiring only. MCP over streamable HTTP at ``/mcp``, stateless
+(any replica answers any call), reached by agents through Dapr service invocation.
 
 Run with ``uvicorn --factory agentia_toolmcp.app:create_app``.
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from fastapi import FastAPI
 
 from agentia.service import create_service_app
 from agentia_toolmcp.settings import ToolMcpSettings
+from agentia_toolmcp.tools import build_server
 
 
 def create_app() -> FastAPI:
-    return create_service_app(ToolMcpSettings(), title="Agentia tool-mcp")
+    settings = ToolMcpSettings()
+    server = build_server(settings.tool_timeout_s)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, json_response=True
+    )
+
+    async def start(app: FastAPI) -> None:
+        # The MCP session manager runs for the app's lifetime (a mounted app's own lifespan
+        # is not run by FastAPI).
+        app.state.mcp_stack = AsyncExitStack()
+        await app.state.mcp_stack.enter_async_context(server.session_manager.run())
+
+    async def stop(app: FastAPI) -> None:
+        await app.state.mcp_stack.aclose()
+
+    app = create_service_app(settings, title="Agentia tool-mcp", on_startup=start, on_shutdown=stop)
+    app.mount("/", mcp_app)
+    return app
