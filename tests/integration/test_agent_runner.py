@@ -84,6 +84,10 @@ def test_run_with_a_tool_call_streams_its_steps(watcher: ProbeApp) -> None:
     assert deltas == "[offline model] calculator returned: 42"
     assert events[-1]["data"]["output"] == deltas
     assert ledger(watcher, run_id)["status"] == "success"
+    # Every event of the run is in the trace of the request that started it.
+    envelopes = [e for e in watcher.received()["received"] if e["data"]["run_id"] == run_id]
+    trace_ids = {e["traceparent"].split("-")[1] for e in envelopes}
+    assert len(trace_ids) == 1, trace_ids
 
 
 def test_handoff_between_two_agents(watcher: ProbeApp) -> None:

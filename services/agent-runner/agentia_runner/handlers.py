@@ -40,20 +40,25 @@ def cancel_key(run_id: str) -> str:
 
 
 class EventSink:
-    """Publishes a run's events with increasing sequence numbers."""
+    """Publishes a run's events with increasing sequence numbers, in the run's trace."""
 
-    def __init__(self, client: DaprClient, run_id: str, attempt: int) -> None:
+    def __init__(
+        self, client: DaprClient, run_id: str, attempt: int, traceparent: str | None = None
+    ) -> None:
         self.client, self.run_id, self.seq = client, run_id, attempt * SEQ_PER_ATTEMPT
+        self.headers = {"traceparent": traceparent} if traceparent else None
 
     async def __call__(self, kind: str, data: dict[str, Any], status: str = "running") -> None:
         event = RunEvent.model_validate(
             {"run_id": self.run_id, "kind": kind, "status": status, "seq": self.seq, "data": data}
         )
         self.seq += 1
-        await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
+        await self.client.publish(names.TOPIC_RUNS_EVENTS, event, headers=self.headers)
 
 
-async def run_once(app: FastAPI, req: RunRequested) -> dict[str, Any]:
+async def run_once(
+    app: FastAPI, req: RunRequested, traceparent: str | None = None
+) -> dict[str, Any]:
     """Run ``req`` unless its run id already finished; return the run's ledger record."""
     client = dapr_client(app)
     key = ledger_key(req.run_id)
@@ -81,7 +86,7 @@ async def run_once(app: FastAPI, req: RunRequested) -> dict[str, Any]:
         # Another delivery of the same run id got there first and is running it.
         return {**record, "status": "running", "note": "already being run"}
     async with app.state.run_slots:
-        sink = EventSink(client, req.run_id, attempt)
+        sink = EventSink(client, req.run_id, attempt, traceparent)
         await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
         outcome = await _execute(app, req, sink)
         kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
@@ -148,14 +153,15 @@ async def on_run_requested(request: Request) -> dict[str, str]:
     except pydantic.ValidationError:
         await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
         return {"status": "SUCCESS"}
-    await run_once(request.app, req)
+    # The CloudEvent carries the trace of whoever asked for the run; its events join it.
+    await run_once(request.app, req, envelope.get("traceparent"))
     return {"status": "SUCCESS"}
 
 
 @router.post("/internal/runs/wait")
 async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
     """Create-and-wait: run now (or return the recorded outcome) and answer with it."""
-    return await run_once(request.app, req)
+    return await run_once(request.app, req, request.headers.get("traceparent"))
 
 
 @router.post("/internal/runs/{run_id}/cancel")
