@@ -1,5 +1,5 @@
 # The README's two commands are `make up` and `make test`; the rest are for developers.
-.PHONY: up down status test check lint types unit dapr venv
+.PHONY: up down status test check lint types unit dapr venv bench
 
 venv:
 	@scripts/bootstrap.sh
@@ -27,3 +27,6 @@ types:
 
 unit:
 	@.venv/bin/pytest -q tests/unit
+
+bench: venv         ## benchmarks (figures side by side with their baselines; see bench/)
+	@.venv/bin/python bench/invoke_overhead.py
