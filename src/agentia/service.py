@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from agentia import __version__, names
-from agentia.dapr import DaprClient
+from agentia.dapr import DaprClient, DaprError
 from agentia.events import DeadLetter
 from agentia.logging import setup_logging
 from agentia.settings import ServiceSettings
@@ -128,6 +129,18 @@ def create_service_app(
         envelope = await request.json()
         await keep_dead_letter(app, str(envelope.get("topic", "unknown")), envelope)
         return {"status": "SUCCESS"}
+
+    @app.exception_handler(DaprError)
+    @app.exception_handler(httpx.HTTPError)
+    async def sidecar_failed(request: Request, exc: Exception) -> JSONResponse:
+        # The sidecar (or what it calls) failed: a retryable 503 with the reason, not a 500.
+        reason = str(exc) or type(exc).__name__
+        log.warning("sidecar call failed", extra={"path": request.url.path, "reason": reason})
+        return JSONResponse(
+            {"detail": f"dependency unavailable: {reason}"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     for router in routers:
         app.include_router(router)

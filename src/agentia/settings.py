@@ -30,7 +30,7 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", validation_alias="AGENTIA_LOG_LEVEL")
     sidecar_timeout_s: float = Field(
-        default=5.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0
+        default=20.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0
     )
 
     @property

@@ -75,3 +75,22 @@ def test_healthz_reports_an_unreachable_sidecar(settings: ServiceSettings) -> No
     # Nothing listens on the sidecar port in a unit test: degraded, with the reason.
     assert resp.status_code == 503
     assert resp.json()["sidecar"].startswith("sidecar unreachable")
+
+
+def test_a_failing_sidecar_call_is_a_503_with_the_reason(settings: ServiceSettings) -> None:
+    from fastapi import APIRouter
+
+    from agentia.dapr import DaprError
+
+    router = APIRouter()
+
+    @router.get("/internal/boom")
+    async def boom() -> None:
+        raise DaprError(500, "state store unreachable")
+
+    app = create_service_app(settings, title="t", routers=[router])
+    with TestClient(app) as client:
+        resp = client.get("/internal/boom", headers={"dapr-api-token": "app-token"})
+    assert resp.status_code == 503
+    assert "state store unreachable" in resp.json()["detail"]
+    assert resp.headers["retry-after"] == "1"
