@@ -163,6 +163,14 @@ class DaprClient:
         self._raise_for(resp)
         return str(resp.json()[key])
 
+    async def find_secret(self, key: str, store: str = names.SECRET_STORE) -> str | None:
+        """An optional secret: None when the store does not have it. Reads the bulk listing,
+        because asking for a missing key is an error the resiliency policy would retry."""
+        resp = await self._http.get(f"/v1.0/secrets/{store}/bulk")
+        self._raise_for(resp)
+        entry = resp.json().get(key)
+        return str(entry[key]) if isinstance(entry, dict) and key in entry else None
+
     async def get_state(self, store: str, key: str) -> StateItem | None:
         resp = await self._http.get(f"/v1.0/state/{store}/{key}")
         self._raise_for(resp)

@@ -50,6 +50,7 @@ SECRET_REDIS_HOST: Final = "redis-host"
 SECRET_REDIS_PASSWORD: Final = "redis-password"
 SECRET_DAPR_API_TOKEN: Final = "dapr-api-token"
 SECRET_APP_API_TOKEN: Final = "app-api-token"
+SECRET_OPENAI_API_KEY: Final = "openai-api-key"  # optional: real models
 
 
 @dataclass(frozen=True)

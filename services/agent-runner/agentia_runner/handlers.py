@@ -11,12 +11,13 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 import pydantic
 from agents import RunConfig
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from agentia import names
-from agentia.dapr import DaprClient, ETagMismatch
+from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import RunEvent, RunRequested
 from agentia.service import dapr_client, keep_dead_letter
 from agentia_runner.execute import Outcome, execute
@@ -189,15 +190,26 @@ async def list_agents(request: Request) -> list[dict[str, Any]]:
     return [spec.model_dump(mode="json") for spec in registry.specs.values()]
 
 
+async def _secret_or_none(client: DaprClient, key: str) -> str | None:
+    """A secret from the secret store, or None when it is not there."""
+    try:
+        await client.wait_outbound()
+        return await client.find_secret(key)
+    except (DaprError, httpx.HTTPError) as exc:
+        log.warning("secret store not readable", extra={"key": key, "why": str(exc)})
+        return None
+
+
 async def start(app: FastAPI) -> None:
     """Load and check agent definitions (fail fast), set up models and run slots."""
     settings = app.state.settings
+    openai_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if openai_key is None:
+        openai_key = await _secret_or_none(dapr_client(app), names.SECRET_OPENAI_API_KEY)
     mcp = McpServers(settings.dapr_http_url, settings.dapr_api_token.get_secret_value())
     app.state.registry = Registry.load(settings.agents_dir, mcp)
     app.state.model_provider = AgentiaModelProvider(
-        openai_api_key=settings.openai_api_key.get_secret_value()
-        if settings.openai_api_key
-        else None,
+        openai_api_key=openai_key,
         compatible_base_url=settings.model_base_url,
         compatible_api_key=settings.model_api_key.get_secret_value()
         if settings.model_api_key

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from agentia.service import create_service_app
-from agentia_gateway import run_events
+from agentia_gateway import agents_api, run_events
 from agentia_gateway.settings import GatewaySettings
 
 
@@ -16,6 +16,6 @@ def create_app() -> FastAPI:
     return create_service_app(
         GatewaySettings(),
         title="Agentia gateway",
-        routers=[run_events.router],
-        public_prefixes=("/docs", "/openapi.json"),
+        routers=[run_events.router, agents_api.router],
+        public_prefixes=("/docs", "/openapi.json", "/agents", "/assistants"),
     )

@@ -1,0 +1,116 @@
+"""Agents endpoints of the Agent Protocol (and LangGraph's ``/assistants`` names for them).
+
+The definitions live in agent-runner; the gateway asks it through Dapr service invocation
+and shapes the answer. Public routes: authentication arrives with the gateway's API keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia import names
+from agentia.service import dapr_client
+
+router = APIRouter(tags=["agents"])
+
+
+class AgentSearch(BaseModel):
+    """Search agents by name and metadata, with paging."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, description="Exact agent name.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Metadata to match.")
+    limit: int = Field(default=10, ge=1, le=1000, description="Page size.")
+    offset: int = Field(default=0, ge=0, description="Items to skip.")
+
+
+def _agent(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "agent_id": spec["name"],
+        "name": spec["name"],
+        "description": spec.get("description", ""),
+        "metadata": {"model": spec.get("model")},
+        "capabilities": {"ap.io.messages": True, "ap.io.streaming": True},
+    }
+
+
+def _assistant(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "assistant_id": spec["name"],
+        "graph_id": spec["name"],
+        "name": spec["name"],
+        "description": spec.get("description", ""),
+        "metadata": {"model": spec.get("model")},
+        "config": {},
+        "version": 1,
+    }
+
+
+def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    output = spec.get("output_type") or {"type": "string"}
+    return {
+        "agent_id": spec["name"],
+        "input_schema": {"type": ["string", "array"], "description": "Text or messages"},
+        "output_schema": output,
+        "state_schema": None,
+        "config_schema": None,
+    }
+
+
+async def _specs(request: Request) -> list[dict[str, Any]]:
+    resp = await dapr_client(request.app).invoke(
+        names.AGENT_RUNNER, "internal/agents", http_method="GET"
+    )
+    if resp.status_code != 200:
+        raise HTTPException(503, f"agent-runner answered {resp.status_code}")
+    return list(resp.json())
+
+
+async def _one(request: Request, agent_id: str) -> dict[str, Any]:
+    for spec in await _specs(request):
+        if spec["name"] == agent_id:
+            return spec
+    raise HTTPException(404, f"no agent '{agent_id}'")
+
+
+def _matches(spec: dict[str, Any], query: AgentSearch) -> bool:
+    if query.name is not None and spec["name"] != query.name:
+        return False
+    meta = {"model": spec.get("model")}
+    return all(meta.get(k) == v for k, v in (query.metadata or {}).items())
+
+
+@router.post("/agents/search")
+async def search_agents(query: AgentSearch, request: Request) -> list[dict[str, Any]]:
+    found = [s for s in await _specs(request) if _matches(s, query)]
+    return [_agent(s) for s in found[query.offset : query.offset + query.limit]]
+
+
+@router.get("/agents/{agent_id}")
+async def get_agent(agent_id: str, request: Request) -> dict[str, Any]:
+    return _agent(await _one(request, agent_id))
+
+
+@router.get("/agents/{agent_id}/schemas")
+async def get_agent_schemas(agent_id: str, request: Request) -> dict[str, Any]:
+    return _schemas(await _one(request, agent_id))
+
+
+@router.post("/assistants/search")
+async def search_assistants(query: AgentSearch, request: Request) -> list[dict[str, Any]]:
+    found = [s for s in await _specs(request) if _matches(s, query)]
+    return [_assistant(s) for s in found[query.offset : query.offset + query.limit]]
+
+
+@router.get("/assistants/{assistant_id}")
+async def get_assistant(assistant_id: str, request: Request) -> dict[str, Any]:
+    return _assistant(await _one(request, assistant_id))
+
+
+@router.get("/assistants/{assistant_id}/schemas")
+async def get_assistant_schemas(assistant_id: str, request: Request) -> dict[str, Any]:
+    schemas = _schemas(await _one(request, assistant_id))
+    return {**schemas, "graph_id": assistant_id}
