@@ -161,3 +161,22 @@ def test_runner_killed_mid_run_finishes_the_run_after_restart(
     assert kinds.count("run.completed") == 1, kinds
     record = ledger(watcher, run_id)
     assert record["status"] == "success" and record["attempt"] == 2
+
+
+def test_cancel_is_honoured_between_steps(watcher: ProbeApp) -> None:
+    run_id = request_run(watcher, "assistant", 'please wait {"seconds": 3}')
+    wait_for(
+        lambda: any(e["kind"] == "tool.call" for e in events_of(watcher, run_id)),
+        30,
+        "the slow tool to start",
+    )
+    resp = httpx.post(
+        f"{watcher.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}/cancel",
+        headers=watcher.headers(),
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    events = wait_final(watcher, run_id)
+    assert events[-1]["kind"] == "run.cancelled"
+    assert not any(e["kind"] == "message.delta" for e in events)  # stopped before answering
+    assert ledger(watcher, run_id)["status"] == "interrupted"
