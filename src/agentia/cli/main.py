@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentia import names
+from agentia.chaos import runner as chaos_runner
 from agentia.kind import kind_app
 from agentia.paths import agentia_home
 from agentia.runtime import orchestrate
@@ -198,6 +199,55 @@ def dapr() -> None:
 
 
 app.add_typer(kind_app, name="kind")
+chaos_app = typer.Typer(help="Chaos experiments (Chaos Toolkit format) against the running mesh.")
+app.add_typer(chaos_app, name="chaos")
+
+
+@chaos_app.command("list")
+def chaos_list() -> None:
+    """The experiments in tests/chaos/experiments/."""
+    table = Table(title="chaos experiments")
+    table.add_column("name")
+    table.add_column("fault")
+    for exp in chaos_runner.experiments():
+        table.add_row(exp.name, exp.title)
+    console.print(table)
+
+
+@chaos_app.command("run")
+def chaos_run(
+    name: Annotated[str, typer.Argument(help="Experiment name, or 'all'")],
+    target: Annotated[str, typer.Option(help="local (kind: not yet)")] = "local",
+) -> None:
+    """Run experiments with Chaos Toolkit; print a report table; write JSON reports."""
+    names_ = [e.name for e in chaos_runner.experiments()] if name == "all" else [name]
+    reports = []
+    for exp in names_:
+        console.print(f"• running {exp} (this takes a minute or two)")
+        try:
+            reports.append(chaos_runner.run(exp, target))
+        except chaos_runner.ChaosError as exc:
+            raise _fail(str(exc), 2) from None
+    table = Table(title="chaos report")
+    cols = (
+        "experiment",
+        "load",
+        "sent",
+        "accepted",
+        "completed",
+        "lost",
+        "duplicated",
+        "recovery_s",
+        "verdict",
+    )
+    for col in cols:
+        table.add_column(col)
+    for r in reports:
+        table.add_row(*(str(r.get(c, "-")) for c in cols))
+    console.print(table)
+    console.print(f"reports: {agentia_home() / 'chaos'}")
+    if any(r["verdict"] != "pass" for r in reports):
+        raise typer.Exit(1)
 
 
 def run() -> None:

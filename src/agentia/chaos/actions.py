@@ -1,0 +1,62 @@
+"""Chaos Toolkit actions on the local mesh (``"module": "agentia.chaos.actions"``)."""
+
+from __future__ import annotations
+
+import time
+
+from agentia.chaos import load as load_mod
+from agentia.paths import agentia_home
+from agentia.runtime import health, orchestrate
+from agentia.runtime.supervisor import Supervisor
+
+
+def start_load(
+    runs: int = 60, per_second: float = 4.0, agent: str = "assistant", text: str = "hello"
+) -> str:
+    """Start a steady load of agent runs; it goes on while the next activities run."""
+    load = load_mod.start(runs, per_second, agent, text)
+    return f"publishing {load.runs} runs at {load.per_second:g}/s"
+
+
+def _wait_healthy(timeout: float) -> float:
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if all(p.ok for p in health.mesh_probes()):
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise RuntimeError(f"mesh not healthy {timeout:.0f}s after the fault")
+
+
+def kill_process(name: str, signal: str = "KILL", recover_timeout: float = 120) -> str:
+    """kill -9 one supervised process; the supervisor restarts it. Records recovery time."""
+    load = load_mod.CURRENT.get("load")
+    Supervisor(agentia_home()).kill(name, signal)
+    if load:
+        load.fault_at = time.monotonic()
+    time.sleep(1)
+    took = _wait_healthy(recover_timeout)
+    if load:
+        load.recovery_s = round(took + 1, 2)
+    return f"{name} killed with SIG{signal}; mesh healthy again after {took + 1:.1f}s"
+
+
+def stop_process(name: str, seconds: float = 30, recover_timeout: float = 180) -> str:
+    """Stop one supervised process for ``seconds`` (a broker or database outage), then start it."""
+    sup = Supervisor(agentia_home())
+    load = load_mod.CURRENT.get("load")
+    sup.stop(name)
+    if load:
+        load.fault_at = time.monotonic()
+    time.sleep(seconds)
+    sup.start(name, wait=False)
+    took = _wait_healthy(recover_timeout)
+    if load:
+        load.recovery_s = round(took, 2)
+    return f"{name} stopped for {seconds:g}s; mesh healthy {took:.1f}s after the restart"
+
+
+def ensure_up() -> str:
+    """Rollback: every process running and healthy again."""
+    orchestrate.up(agentia_home(), lambda m: None)
+    return "mesh up"
