@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from pathlib import Path
 import httpx
 
 from agentia import names
+from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
 from agentia.runtime import mesh, orchestrate
 from agentia.runtime.daprbin import ensure_dapr_binaries
 
 RESULTS = repo_root() / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_wrk() -> str:
@@ -76,7 +70,7 @@ def wrk(
 def start_app_with_sidecar(
     app_id: str, tokens: mesh.Tokens, logs: Path
 ) -> tuple[names.AppPorts, list[subprocess.Popen[bytes]]]:
-    ports = names.AppPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+    ports = names.AppPorts(*free_ports(5))
     env = {**os.environ, **mesh.app_environment(app_id, ports, tokens)}
     app = subprocess.Popen(
         [

@@ -8,7 +8,6 @@ real daprd loading the project's ``components/``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ import httpx
 import pytest
 
 from agentia import names
+from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
 from agentia.runtime import health, mesh, orchestrate
 from agentia.runtime.daprbin import DaprBinaries
 from agentia.runtime.supervisor import Supervisor
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -109,7 +103,7 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
 
     def start(role: str, topic: str | None = None, subscribe: bool = True) -> ProbeApp:
         app_id = f"probe-{role}-{run}"
-        ports = names.AppPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+        ports = names.AppPorts(*free_ports(5))
         topic = topic or f"probe.{run}"
         env = {
             **os.environ,
