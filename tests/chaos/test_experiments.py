@@ -35,7 +35,8 @@ def test_experiments_are_valid_chaos_toolkit_documents() -> None:
         )
 
 
-@pytest.mark.parametrize("name", [e.name for e in runner.experiments()])
+# The short pass: experiments tagged "ci". `agentia chaos run all` runs every one.
+@pytest.mark.parametrize("name", [e.name for e in runner.experiments() if "ci" in e.tags])
 def test_experiment_loses_nothing_and_duplicates_nothing(name: str, mesh: None) -> None:
     report = runner.run(name)
     assert report["accepted"] == report["sent"] > 0, report

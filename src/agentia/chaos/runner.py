@@ -22,6 +22,7 @@ class Experiment:
     name: str
     title: str
     path: Path
+    tags: tuple[str, ...] = ()
 
 
 def experiments() -> list[Experiment]:
@@ -29,7 +30,7 @@ def experiments() -> list[Experiment]:
     found = []
     for path in sorted(folder.glob("*.json")):
         doc = json.loads(path.read_text())
-        found.append(Experiment(path.stem, doc["title"], path))
+        found.append(Experiment(path.stem, doc["title"], path, tuple(doc.get("tags", ()))))
     return found
 
 
