@@ -41,6 +41,23 @@ def kill_process(name: str, signal: str = "KILL", recover_timeout: float = 120) 
     return f"{name} killed with SIG{signal}; mesh healthy again after {took + 1:.1f}s"
 
 
+def kill_everything(recover_timeout: float = 240) -> str:
+    """kill -9 every supervised process at once: infrastructure, control plane, apps,
+    sidecars. The supervisor restarts them all."""
+    sup = Supervisor(agentia_home())
+    load = load_mod.CURRENT.get("load")
+    running = [p.name for p in sup.processes() if p.state == "RUNNING"]
+    for name in running:
+        sup.kill(name, "KILL")
+    if load:
+        load.fault_at = time.monotonic()
+    time.sleep(2)
+    took = _wait_healthy(recover_timeout)
+    if load:
+        load.recovery_s = round(took + 2, 2)
+    return f"killed {len(running)} processes; mesh healthy again after {took + 2:.1f}s"
+
+
 def stop_process(name: str, seconds: float = 30, recover_timeout: float = 180) -> str:
     """Stop one supervised process for ``seconds`` (a broker or database outage), then start it."""
     sup = Supervisor(agentia_home())
