@@ -49,10 +49,19 @@ class EventSink:
         self.client, self.run_id, self.seq = client, run_id, attempt * SEQ_PER_ATTEMPT
         self.headers = {"traceparent": traceparent} if traceparent else None
 
-    async def __call__(self, kind: str, data: dict[str, Any], status: str = "running") -> None:
-        event = RunEvent.model_validate(
-            {"run_id": self.run_id, "kind": kind, "status": status, "seq": self.seq, "data": data}
-        )
+    async def __call__(
+        self, kind: str, data: dict[str, Any], status: str = "running", event_id: str | None = None
+    ) -> None:
+        fields = {
+            "run_id": self.run_id,
+            "kind": kind,
+            "status": status,
+            "seq": self.seq,
+            "data": data,
+        }
+        if event_id:
+            fields["event_id"] = event_id
+        event = RunEvent.model_validate(fields)
         self.seq += 1
         await self.client.publish(names.TOPIC_RUNS_EVENTS, event, headers=self.headers)
 
@@ -66,6 +75,8 @@ async def run_once(
     item = await client.get_state(names.STATE_STORE, key)
     if item is not None and item.value.get("status") in FINAL:
         log.info("duplicate run request ignored", extra={"run_id": req.run_id})
+        if not item.value.get("final_published", True):
+            await _publish_final(client, key, dict(item.value), traceparent)
         return dict(item.value)
     attempt = int(item.value.get("attempt", 0)) + 1 if item is not None else 1
     record: dict[str, Any] = {
@@ -90,26 +101,34 @@ async def run_once(
         sink = EventSink(client, req.run_id, attempt, traceparent)
         await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
         outcome = await _execute(app, req, sink)
-        kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
-        await sink(
-            kind[outcome.status],
-            {
-                "output": outcome.output,
-                "error": outcome.error,
-                "last_agent": outcome.last_agent,
-                "usage": outcome.usage,
-            },
-            status=outcome.status,
-        )
+    kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
     record.update(
         status=outcome.status,
         output=outcome.output,
         error=outcome.error,
         last_agent=outcome.last_agent,
         usage=outcome.usage,
+        # Recorded before it is published: a crash in between re-publishes the same event
+        # (same id, so consumers see it once) instead of running the agent again.
+        final_event={"kind": kind[outcome.status], "seq": sink.seq},
+        final_published=False,
     )
     await client.save_state(names.STATE_STORE, key, record)
+    await _publish_final(client, key, record, traceparent)
     return record
+
+
+async def _publish_final(
+    client: DaprClient, key: str, record: dict[str, Any], traceparent: str | None
+) -> None:
+    """Publish the run's final event (id derived from the run id), then mark it published."""
+    final = record["final_event"]
+    sink = EventSink(client, record["run_id"], 0, traceparent)
+    sink.seq = int(final["seq"])
+    data = {k: record.get(k) for k in ("output", "error", "last_agent", "usage")}
+    await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
+    record["final_published"] = True
+    await client.save_state(names.STATE_STORE, key, record)
 
 
 async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:

@@ -237,6 +237,10 @@ def rabbitmq_env(home: Path, port: int) -> dict[str, str]:
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "run" / "rabbitmq-enabled-plugins"),
         "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
         "RABBITMQ_LOGS": "-",
+        # Make the start script exec the Erlang VM instead of waiting on it as a child: the
+        # supervisor then holds the broker's own pid, so kill -9 (chaos) really kills it.
+        "RABBITMQ_ALLOW_INPUT": "true",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-noinput",
     }
 
 
