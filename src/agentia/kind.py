@@ -1,41 +1,56 @@
 """`agentia kind …`: the mesh on a kind cluster, and its manifests rendered offline.
 
 `up` needs Docker, kind, kubectl and helm on the user's machine; `render`, `generate` and
-the manifest tests need none of them (kustomize is built from its Go module when absent).
+the manifest tests need none of them (kustomize is built once from its Go module).
+Every kubectl and helm call names the cluster's context, so no other cluster is touched.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
+import httpx
 import typer
 from rich.console import Console
 
 from agentia import names
 from agentia.kind_render import (
-    APP_TOKEN_SECRET,
-    DAPR_TOKEN_SECRET,
-    IMAGE_PREFIX,
-    IMAGE_TAG,
-    K8S_SECRET,
+    GATEWAY_NODE_PORT,
     NAMESPACE,
+    TOKEN_KEY,
+    dump,
+    image,
+    kind_dir,
     stale_generated,
     write_generated,
 )
+from agentia.kind_secrets import INFRA_SECRET, secret_manifests
 from agentia.paths import cache_home, repo_root
 from agentia.runtime.daprbin import DAPR_VERSION
 
-KUSTOMIZE_VERSION = "v5.7.1"
-CLUSTER = "agentia"
-OVERLAYS = ("dev", "full")
+KUSTOMIZE_VERSION: Final = "v5.7.1"
+KIND_VERSION: Final = "v0.33.0"  # its default node image is the one cluster.yaml pins
+KEDA_VERSION: Final = "2.21.0"
+CLUSTER: Final = "agentia"
+CONTEXT: Final = f"kind-{CLUSTER}"
+OVERLAYS: Final = ("dev", "full")
+INFRA: Final = ("postgres", "rabbitmq", "redis")
+GATEWAY_URL: Final = "http://127.0.0.1:8000"
+DOCKERFILE: Final = "deploy/docker/Dockerfile"
 
-kind_app = typer.Typer(help="Run the mesh on a kind cluster (needs Docker, kind, kubectl, helm).")
+kind_app = typer.Typer(
+    help="Run the mesh on a kind cluster (needs Docker, kind, kubectl, helm).",
+    no_args_is_help=True,
+)
 console = Console()
 
 
@@ -43,12 +58,8 @@ class KindError(RuntimeError):
     """A tool is missing or a step failed; the message says which and what to do."""
 
 
-def kind_dir() -> Path:
-    return repo_root() / "deploy" / "kind"
-
-
 def ensure_kustomize() -> Path:
-    """kustomize from PATH, the cache, or built once from its Go module."""
+    """kustomize from PATH, else the cached build, else built once from its Go module."""
     found = shutil.which("kustomize")
     if found:
         return Path(found)
@@ -56,213 +67,246 @@ def ensure_kustomize() -> Path:
     if target.exists():
         return target
     if not shutil.which("go"):
-        raise KindError("kustomize not found and Go is not installed to build it")
-    console.print(f"• building kustomize {KUSTOMIZE_VERSION} from its Go module (once)")
-    tmp = target.parent / f".build-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(tmp), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
-    proc = subprocess.run(
-        ["go", "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        raise KindError(
+            "kustomize is not on PATH and Go is not installed to build it: install either "
+            "(https://kubectl.docs.kubernetes.io/installation/kustomize/ or https://go.dev/dl/)"
+        )
+    console.print(
+        f"• building kustomize {KUSTOMIZE_VERSION} from its Go module, once "
+        "(~30 s with Go's module cache warm, a few minutes without)",
+        highlight=False,
     )
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise KindError(f"building kustomize failed:\n{proc.stderr[-2000:]}")
-    (tmp / "kustomize").rename(target)
-    shutil.rmtree(tmp, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+        env = {
+            **os.environ,
+            "GOBIN": tmp,
+            "CGO_ENABLED": "0",
+            "GOFLAGS": "-mod=mod -buildvcs=false",
+        }
+        proc = subprocess.run(
+            ["go", "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise KindError(f"building kustomize failed:\n{proc.stderr[-2000:]}")
+        (Path(tmp) / "kustomize").replace(target)
     return target
 
 
-def render(overlay: str) -> str:
-    """The full manifest set of an overlay, as `kubectl apply -k` would send it."""
-    if overlay not in OVERLAYS:
-        raise KindError(f"unknown overlay '{overlay}'; one of: {', '.join(OVERLAYS)}")
-    path = kind_dir() / "overlays" / overlay
+def kustomize_command() -> list[str]:
+    """The pinned kustomize; `kubectl kustomize` (embedded, older) only when it can't be had."""
+    try:
+        return [str(ensure_kustomize()), "build"]
+    except KindError:
+        if shutil.which("kubectl"):
+            return ["kubectl", "kustomize"]
+        raise
+
+
+def kustomize_build(path: Path) -> str:
+    """`kustomize build path`: the manifests, as `kubectl apply -k` would send them."""
     proc = subprocess.run(
-        [str(ensure_kustomize()), "build", str(path)], capture_output=True, text=True, check=False
+        [*kustomize_command(), str(path)], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise KindError(f"kustomize build {path} failed:\n{proc.stderr}")
     return proc.stdout
 
 
+def overlay_dir(overlay: str) -> Path:
+    if overlay not in OVERLAYS:
+        raise KindError(f"unknown overlay '{overlay}'; one of: {', '.join(OVERLAYS)}")
+    return kind_dir() / "overlays" / overlay
+
+
+def render(overlay: str) -> str:
+    return kustomize_build(overlay_dir(overlay))
+
+
 def _need(*tools: str) -> None:
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
         raise KindError(
-            f"{', '.join(missing)} not found: `agentia kind up` needs Docker, kind, "
-            "kubectl and helm installed (see docs/kubernetes.md)"
+            f"not found on PATH: {', '.join(missing)}. `agentia kind up` needs Docker, "
+            f"kind ({KIND_VERSION} or later), kubectl and helm; see docs/kubernetes.md"
         )
 
 
-def _run(step: str, cmd: list[str], stdin: str | None = None) -> str:
-    console.print(f"• {step}")
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+def _run(step: str, cmd: list[str], stdin: str | None = None, stream: bool = False) -> str:
+    """Run one step, saying what it does and how long it took; stream long ones."""
+    console.print(f"→ {step}", highlight=False)
+    started = time.monotonic()
+    proc = subprocess.run(
+        cmd, input=stdin, capture_output=not stream, text=True, check=False, cwd=repo_root()
+    )
     if proc.returncode != 0:
-        raise KindError(f"{step} failed ({' '.join(cmd[:3])} …):\n{proc.stderr[-2000:]}")
-    return proc.stdout
+        why = "see the output above" if stream else (proc.stderr or proc.stdout)[-2000:]
+        raise KindError(f"{step} failed (`{' '.join(cmd[:4])} …`): {why}")
+    console.print(f"  ✓ {time.monotonic() - started:.1f}s", style="dim", highlight=False)
+    return proc.stdout or ""
 
 
-def _secret_manifest(name: str, values: dict[str, str]) -> str:
-    args = [
-        "kubectl",
-        "create",
-        "secret",
-        "generic",
-        name,
-        "-n",
-        NAMESPACE,
-        "--dry-run=client",
-        "-o",
-        "yaml",
-    ]
-    args += [f"--from-literal={k}={v}" for k, v in values.items()]
-    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+def _kubectl(*args: str) -> list[str]:
+    return ["kubectl", "--context", CONTEXT, *args]
 
 
-def _secrets() -> dict[str, dict[str, str]]:
-    pw = {k: secrets.token_urlsafe(24) for k in ("postgres", "redis", "rabbitmq")}
-    return {
-        "agentia-infra": {f"{k}-password": v for k, v in pw.items()},
-        K8S_SECRET: {
-            names.SECRET_POSTGRES_DSN: (
-                f"host=postgres port=5432 user=agentia "
-                f"password={pw['postgres']} dbname=agentia sslmode=disable"
-            ),
-            names.SECRET_POSTGRES_URL: f"postgresql://agentia:{pw['postgres']}@postgres:5432/agentia",
-            names.SECRET_RABBITMQ_URL: f"amqp://agentia:{pw['rabbitmq']}@rabbitmq:5672/",
-            names.SECRET_REDIS_HOST: "redis:6379",
-            names.SECRET_REDIS_PASSWORD: pw["redis"],
-        },
-        DAPR_TOKEN_SECRET: {"token": secrets.token_urlsafe(32)},
-        APP_TOKEN_SECRET: {"token": secrets.token_urlsafe(32)},
+def _existing_secret(name: str) -> dict[str, str]:
+    proc = subprocess.run(
+        _kubectl("get", "secret", name, "-n", NAMESPACE, "-o", "json"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {}
+    data = json.loads(proc.stdout).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _secrets_yaml() -> str:
+    """The Secrets, keeping the passwords and tokens of an earlier `up` (never printed)."""
+    infra = _existing_secret(INFRA_SECRET)
+    passwords = {k: infra.get(f"{k}-password") or secrets.token_urlsafe(24) for k in INFRA}
+    tokens = {
+        name: _existing_secret(name).get(TOKEN_KEY) or secrets.token_urlsafe(32)
+        for name in (names.SECRET_DAPR_API_TOKEN, names.SECRET_APP_API_TOKEN)
     }
+    openai = os.environ.get("OPENAI_API_KEY") or None
+    return dump(secret_manifests(passwords, tokens, openai), header="")
+
+
+def _load_images(build: bool) -> dict[str, str]:
+    """Build each service's image (the shared stage builds once) and load it into kind.
+
+    Returns app id -> the tag loaded: the image's id, so a changed image rolls its pods."""
+    loaded: dict[str, str] = {}
+    for app_id in names.APP_IDS:
+        dev = image(app_id)
+        if build:
+            args = ["-f", DOCKERFILE, f"--build-arg=SERVICE={app_id}", "-t", dev, "."]
+            _run(f"building {dev}", ["docker", "build", *args], stream=True)
+        image_id = _run(
+            f"reading the id of {dev}", ["docker", "image", "inspect", "--format", "{{.Id}}", dev]
+        ).strip()
+        tagged = f"{dev.rsplit(':', 1)[0]}:{image_id.removeprefix('sha256:')[:12]}"
+        _run(f"tagging {tagged}", ["docker", "tag", dev, tagged])
+        _run(
+            f"loading {tagged} into kind",
+            ["kind", "load", "docker-image", tagged, "--name", CLUSTER],
+        )
+        loaded[app_id] = tagged
+    return loaded
+
+
+def _helm_install(release: str, chart: str, version: str, namespace: str, *extra: str) -> None:
+    repo, _, _ = chart.partition("/")
+    url = {
+        "dapr": "https://dapr.github.io/helm-charts/",
+        "kedacore": "https://kedacore.github.io/charts",
+    }
+    _run(
+        f"adding the Helm repository '{repo}'",
+        ["helm", "repo", "add", repo, url[repo], "--force-update"],
+    )
+    args = ["upgrade", "--install", release, chart, "--version", version]
+    args += ["--kube-context", CONTEXT, "--namespace", namespace, "--create-namespace"]
+    args += ["--wait", "--timeout", "10m", *extra]
+    _run(
+        f"installing {chart} {version} (Helm, namespace {namespace}; waits until ready)",
+        ["helm", *args],
+        stream=True,
+    )
+
+
+def _wait_for_gateway(timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{GATEWAY_URL}/healthz", timeout=3).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    return False
+
+
+def _up(overlay: str, build: bool) -> None:
+    manifests = render(overlay)  # a bad overlay fails before anything is touched
+    _need("docker", "kind", "kubectl", "helm")
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        raise KindError("the Docker engine is not answering (`docker info` fails): start it")
+    if CLUSTER in _run("listing kind clusters", ["kind", "get", "clusters"]).split():
+        console.print(f"• kind cluster '{CLUSTER}' exists; reusing it", highlight=False)
+    else:
+        config = str(kind_dir() / "cluster.yaml")
+        _run(
+            f"creating the kind cluster '{CLUSTER}' (1 control plane, 2 workers)",
+            ["kind", "create", "cluster", "--name", CLUSTER, "--config", config, "--wait", "180s"],
+            stream=True,
+        )
+    values = str(kind_dir() / "dapr-values.yaml")
+    _helm_install("dapr", "dapr/dapr", DAPR_VERSION, "dapr-system", "-f", values)
+    if overlay == "full":
+        _helm_install("keda", "kedacore/keda", KEDA_VERSION, "keda")
+    for app_id, tagged in _load_images(build).items():
+        manifests = manifests.replace(f"image: {image(app_id)}", f"image: {tagged}")
+    namespace = str(kind_dir() / "base" / "namespace.yaml")
+    _run("creating the namespace", _kubectl("apply", "-f", namespace))
+    _run(
+        "applying the Secrets (passwords and tokens kept across runs)",
+        _kubectl("apply", "-f", "-"),
+        stdin=_secrets_yaml(),
+    )
+    _run(f"applying overlay '{overlay}'", _kubectl("apply", "-f", "-"), stdin=manifests)
+    workloads = [f"statefulset/{s}" for s in INFRA] + [f"deployment/{a}" for a in names.APP_IDS]
+    for workload in workloads:
+        _run(
+            f"waiting for {workload}",
+            _kubectl("rollout", "status", workload, "-n", NAMESPACE, "--timeout=300s"),
+        )
 
 
 @kind_app.command()
-def up(overlay: Annotated[str, typer.Option(help="dev or full")] = "dev") -> None:
+def up(
+    overlay: Annotated[str, typer.Option(help="dev (services + infrastructure) or full")] = "dev",
+    build: Annotated[
+        bool, typer.Option(help="Build the images (--no-build: load those built before)")
+    ] = True,
+) -> None:
     """Create the cluster, install Dapr, build and load the images, apply, wait, show the URL."""
+    started = time.monotonic()
     try:
-        _need("docker", "kind", "kubectl", "helm")
-        started = time.monotonic()
-        clusters = _run("listing kind clusters", ["kind", "get", "clusters"]).split()
-        if CLUSTER not in clusters:
-            _run(
-                "creating the kind cluster",
-                ["kind", "create", "cluster", "--config", str(kind_dir() / "cluster.yaml")],
-            )
-        _run(
-            "adding Dapr's Helm repository",
-            [
-                "helm",
-                "repo",
-                "add",
-                "dapr",
-                "https://dapr.github.io/helm-charts/",
-                "--force-update",
-            ],
-        )
-        _run(
-            f"installing Dapr {DAPR_VERSION} (Helm)",
-            [
-                "helm",
-                "upgrade",
-                "--install",
-                "dapr",
-                "dapr/dapr",
-                "--version",
-                DAPR_VERSION,
-                "--namespace",
-                "dapr-system",
-                "--create-namespace",
-                "--wait",
-                "-f",
-                str(kind_dir() / "dapr-values.yaml"),
-            ],
-        )
-        _run(
-            "building the base image",
-            [
-                "docker",
-                "build",
-                "-f",
-                "deploy/docker/base.Dockerfile",
-                "-t",
-                f"{IMAGE_PREFIX}/base:{IMAGE_TAG}",
-                str(repo_root()),
-            ],
-        )
-        for app_id in names.APP_IDS:
-            image = f"{IMAGE_PREFIX}/{app_id}:{IMAGE_TAG}"
-            _run(
-                f"building {image}",
-                [
-                    "docker",
-                    "build",
-                    "-f",
-                    f"services/{app_id}/Dockerfile",
-                    "-t",
-                    image,
-                    str(repo_root()),
-                ],
-            )
-            _run(
-                f"loading {image} into kind",
-                ["kind", "load", "docker-image", image, "--name", CLUSTER],
-            )
-        _run(
-            "creating the namespace",
-            ["kubectl", "apply", "-f", str(kind_dir() / "base" / "namespace.yaml")],
-        )
-        for name, values in _secrets().items():
-            exists = (
-                subprocess.run(
-                    ["kubectl", "get", "secret", name, "-n", NAMESPACE],
-                    capture_output=True,
-                    check=False,
-                ).returncode
-                == 0
-            )
-            if not exists:
-                _run(
-                    f"creating secret {name}",
-                    ["kubectl", "apply", "-f", "-"],
-                    stdin=_secret_manifest(name, values),
-                )
-        _run(f"applying overlay {overlay}", ["kubectl", "apply", "-f", "-"], stdin=render(overlay))
-        for app_id in names.APP_IDS:
-            _run(
-                f"waiting for {app_id}",
-                [
-                    "kubectl",
-                    "rollout",
-                    "status",
-                    f"deployment/{app_id}",
-                    "-n",
-                    NAMESPACE,
-                    "--timeout=300s",
-                ],
-            )
+        _up(overlay, build)
     except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print(
-        f"mesh up on kind in {time.monotonic() - started:.0f}s; "
-        "gateway: [bold]http://127.0.0.1:8000[/bold]"
-    )
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2 if "unknown overlay" in str(exc) else 1) from None
+    console.print(f"mesh up on kind in {time.monotonic() - started:.0f}s", highlight=False)
+    if _wait_for_gateway():
+        console.print(f"gateway: {GATEWAY_URL} (NodePort {GATEWAY_NODE_PORT})", highlight=False)
+    else:
+        console.print(
+            f"gateway not answering at {GATEWAY_URL} (is port 8000 taken?); use:\n"
+            f"  kubectl --context {CONTEXT} -n {NAMESPACE} port-forward svc/gateway 8080:8000",
+            highlight=False,
+        )
 
 
 @kind_app.command()
 def down() -> None:
-    """Delete the kind cluster."""
+    """Delete the kind cluster (and everything in it)."""
     try:
         _need("kind")
-        _run("deleting the kind cluster", ["kind", "delete", "cluster", "--name", CLUSTER])
+        _run(
+            f"deleting the kind cluster '{CLUSTER}'",
+            ["kind", "delete", "cluster", "--name", CLUSTER],
+        )
     except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -272,7 +316,7 @@ def render_cmd(overlay: Annotated[str, typer.Argument(help="dev or full")] = "de
     try:
         print(render(overlay), end="")
     except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2 if "unknown overlay" in str(exc) else 1) from None
 
 
@@ -286,5 +330,8 @@ def generate(check: Annotated[bool, typer.Option(help="Only report stale files")
             raise typer.Exit(1)
         console.print("generated manifests are up to date")
         return
-    for path in write_generated():
-        console.print(f"wrote {path.relative_to(repo_root())}")
+    written = write_generated()
+    for path in written:
+        console.print(f"wrote {path.relative_to(repo_root())}", highlight=False)
+    if not written:
+        console.print("generated manifests were already up to date")

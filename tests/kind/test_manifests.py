@@ -1,169 +1,258 @@
 """The Kubernetes manifests, checked offline: nothing here ran on a real cluster.
 
-Every overlay and every optional component renders with kustomize, every object validates
-against the Kubernetes schemas of the pinned version, the Dapr resources equal the local
-ones but for the documented differences, and every Deployment is probed, limited, non-root.
+Every overlay and every combination of the optional components renders with kustomize;
+every object validates strictly against the Kubernetes JSON schemas of the kind node's
+version (custom resources: against their CRDs, see test_dapr.py for Dapr's); every
+workload meets the "restricted" Pod Security Standard, is probed and limited; every
+Secret the manifests name is one `agentia kind up` creates.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import shutil
-from pathlib import Path
+import json
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from agentia import kind as kind_mod
-from agentia import names
-from agentia.kind_render import (
-    K8S_SECRET,
-    kubernetes_dapr_resources,
-    stale_generated,
-)
-from agentia.paths import repo_root
+from agentia import kind, names
+from agentia.kind_render import GATEWAY_NODE_PORT, NAMESPACE, TOKEN_KEY, UID, kind_dir
+from agentia.kind_secrets import INFRA_HOSTS, secret_manifests
+from agentia.kind_serve import service_command
 
-K8S_VERSION = "1.33.0"  # the kind node image's Kubernetes version
-CRD_GROUPS = ("dapr.io/", "keda.sh/")
-COMPONENTS = ("hpa", "keda", "network-policies", "otel-collector")
+from .conftest import combinations, pod_templates, rendered, rendered_combination
+from .upstream import crd_validators
 
-
-@functools.cache
-def rendered(overlay: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(kind_mod.render(overlay)) if d]
-
-
-def render_dir(path: Path) -> list[dict[str, Any]]:
-    import subprocess
-
-    out = subprocess.run(
-        [str(kind_mod.ensure_kustomize()), "build", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+Doc = dict[str, Any]
+CLUSTER = yaml.safe_load((kind_dir() / "cluster.yaml").read_text())
+NODE_IMAGE = CLUSTER["nodes"][0]["image"]
+K8S_VERSION = NODE_IMAGE.split(":v", 1)[1].split("@", 1)[0]  # kindest/node:v1.37.0@sha256:…
+PSS_VOLUMES = {  # the volume types the "restricted" Pod Security Standard allows
+    *("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"),
+    *("persistentVolumeClaim", "projected", "secret"),
+}
 
 
-def test_generated_manifests_are_up_to_date() -> None:
-    assert stale_generated() == [], "run `agentia kind generate` and commit the result"
-
-
-@pytest.mark.parametrize("overlay", kind_mod.OVERLAYS)
-def test_overlay_renders_and_validates(overlay: str) -> None:
-    docs = rendered(overlay)
-    kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "Service", "StatefulSet", "Component", "Subscription"} <= kinds
-    for doc in docs:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace") == "agentia", doc["metadata"]
-        if doc["apiVersion"].startswith(CRD_GROUPS):
-            assert doc["metadata"]["name"] and doc["spec"], doc
-            continue
+def _validate(doc: Doc) -> None:
+    key = (doc["apiVersion"], doc["kind"])
+    if key in crd_validators():
+        errors = sorted(crd_validators()[key].iter_errors(doc), key=str)
+        assert not errors, f"{key} {doc['metadata']['name']}: {errors[0].message}"
+    else:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_each_optional_component_renders_alone(component: str, tmp_path: Path) -> None:
-    kind_dir = repo_root() / "deploy" / "kind"
-    work = tmp_path / "combo"
-    shutil.copytree(kind_dir, work / "kind")
-    (work / "kind" / "overlays" / "combo").mkdir()
-    (work / "kind" / "overlays" / "combo" / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": "agentia",
-                "resources": ["../../base", "../../infra"],
-                "components": [f"../../components/{component}"],
-            }
-        )
-    )
-    docs = render_dir(work / "kind" / "overlays" / "combo")
+_seen: set[str] = set()
+
+
+def _validate_once(doc: Doc) -> None:
+    """Validate each distinct object once; Dapr's resources are test_dapr.py's concern."""
+    fingerprint = json.dumps(doc, sort_keys=True)
+    if fingerprint not in _seen and not doc["apiVersion"].startswith("dapr.io/"):
+        _validate(doc)
+        _seen.add(fingerprint)
+
+
+def test_schemas_of_the_kind_node_version_are_shipped() -> None:
+    assert all(n["image"] == NODE_IMAGE for n in CLUSTER["nodes"])
+    assert K8S_VERSION in kubernetes_validate.utils.all_versions(), K8S_VERSION
+
+
+@pytest.mark.parametrize("overlay", kind.OVERLAYS)
+def test_overlay_renders_and_validates(overlay: str) -> None:
+    docs = rendered(overlay)
+    kinds = {d["kind"] for d in docs}
+    assert {"Namespace", "Deployment", "Service", "StatefulSet", "CronJob", "Component"} <= kinds
     for doc in docs:
-        if not doc["apiVersion"].startswith(CRD_GROUPS):
-            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
+        _validate_once(doc)
 
 
-def _workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+@pytest.mark.parametrize("components", combinations(), ids=lambda c: "+".join(c) or "none")
+def test_every_component_combination_renders_and_validates(components: tuple[str, ...]) -> None:
+    docs = rendered_combination(components)
+    ids = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(ids) == len(set(ids)), "duplicate objects"
+    for doc in docs:
+        _validate_once(doc)
 
 
-def test_every_workload_is_probed_limited_and_non_root() -> None:
-    for doc in _workloads(rendered("full")):
-        pod = doc["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
-        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        for c in pod["containers"]:
-            where = f"{doc['metadata']['name']}/{c['name']}"
-            assert c.get("readinessProbe") and c.get("livenessProbe"), where
-            assert c["resources"]["limits"]["cpu"] and c["resources"]["limits"]["memory"], where
-            assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
-            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"], where
+def test_a_misspelt_field_is_caught_by_the_kubernetes_schemas() -> None:
+    bad = copy.deepcopy(next(d for d in rendered("dev") if d["kind"] == "Deployment"))
+    bad["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
+        _validate(bad)
 
 
-def test_services_run_read_only_and_ready_only_with_their_sidecar() -> None:
-    deployments = {d["metadata"]["name"]: d for d in rendered("dev") if d["kind"] == "Deployment"}
-    assert set(names.APP_IDS) <= set(deployments)
-    for app_id in names.APP_IDS:
-        c = deployments[app_id]["spec"]["template"]["spec"]["containers"][0]
+def test_full_overlay_is_every_component() -> None:
+    full = {(d["kind"], d["metadata"]["name"]) for d in rendered("full")}
+    combo = {(d["kind"], d["metadata"]["name"]) for d in rendered_combination(combinations()[-1])}
+    assert full == combo
+
+
+def _containers(pod: Doc) -> list[Doc]:
+    return [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+
+
+@pytest.mark.parametrize("overlay", kind.OVERLAYS)
+def test_every_pod_meets_the_restricted_pod_security_standard(overlay: str) -> None:
+    for where, pod in pod_templates(rendered(overlay)):
+        spec = pod["spec"]
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), where
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec["securityContext"].get("runAsUser", 1) != 0, where
+        for volume in spec.get("volumes", []):
+            assert set(volume) - {"name"} <= PSS_VOLUMES, f"{where}: {volume}"
+        for c in _containers(pod):
+            sc, at = c["securityContext"], f"{where}/{c['name']}"
+            assert sc["allowPrivilegeEscalation"] is False, at
+            assert sc["capabilities"]["drop"] == ["ALL"], at
+            assert not sc.get("privileged") and not sc["capabilities"].get("add"), at
+            assert sc.get("runAsUser", 1) != 0, at
+
+
+@pytest.mark.parametrize("overlay", kind.OVERLAYS)
+def test_every_container_has_requests_and_limits_and_long_running_ones_probes(
+    overlay: str,
+) -> None:
+    for where, pod in pod_templates(rendered(overlay)):
+        for c in _containers(pod):
+            at = f"{where}/{c['name']}"
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][bound]), at
+            if not where.startswith("CronJob/"):
+                assert c.get("readinessProbe") and c.get("livenessProbe"), at
+
+
+def _service_deployments() -> dict[str, Doc]:
+    return {
+        d["metadata"]["name"]: d
+        for d in rendered("dev")
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in names.APP_IDS
+    }
+
+
+def test_each_service_has_a_deployment_service_and_account() -> None:
+    docs = rendered("dev")
+    for kind_ in ("Deployment", "Service", "ServiceAccount"):
+        found = {d["metadata"]["name"] for d in docs if d["kind"] == kind_}
+        assert set(names.APP_IDS) <= found, kind_
+
+
+def test_services_run_the_local_command_read_only_and_ready_only_with_their_sidecar() -> None:
+    for app_id, dep in _service_deployments().items():
+        pod = dep["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert c["command"] == service_command(app_id)
+        assert c["ports"] == [{"name": "http", "containerPort": names.PORTS[app_id].app}]
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
-        # /healthz answers 200 only when the sidecar is healthy too.
-        assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["securityContext"]["runAsUser"] == UID
+        assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in pod["volumes"]
+        # /healthz is 200 only when the sidecar answers too; /livez is the process alone.
+        assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+        assert pod["automountServiceAccountToken"] is False
+        env = {e["name"]: e for e in c["env"]}
+        assert env["APP_ID"]["value"] == app_id
+        assert env["APP_PORT"]["value"] == str(names.PORTS[app_id].app)
 
 
-def test_dapr_annotations_match_the_local_mesh() -> None:
-    for doc in rendered("dev"):
-        if doc["kind"] != "Deployment" or doc["metadata"]["name"] not in names.APP_IDS:
-            continue
-        app_id = doc["metadata"]["name"]
-        ann = doc["spec"]["template"]["metadata"]["annotations"]
-        assert ann["dapr.io/enabled"] == "true"
-        assert ann["dapr.io/app-id"] == app_id
-        assert ann["dapr.io/app-port"] == str(names.PORTS[app_id].app)
-        assert ann["dapr.io/config"] == names.CONFIGURATION
-        container = doc["spec"]["template"]["spec"]["containers"][0]
-        assert container["ports"][0]["containerPort"] == names.PORTS[app_id].app
-        assert str(names.PORTS[app_id].app) in container["command"]
-
-
-def _local_docs() -> list[dict[str, Any]]:
-    return [
-        d
-        for p in sorted((repo_root() / "components").rglob("*.yaml"))
-        for d in yaml.safe_load_all(p.read_text())
-        if d
+def test_the_gateway_is_published_where_the_cluster_maps_the_host_port() -> None:
+    public = next(d for d in rendered("dev") if d["metadata"]["name"] == "gateway-public")
+    assert public["spec"]["type"] == "NodePort"
+    assert public["spec"]["ports"][0]["nodePort"] == GATEWAY_NODE_PORT
+    mappings = CLUSTER["nodes"][0]["extraPortMappings"]
+    assert {"containerPort": GATEWAY_NODE_PORT, "hostPort": names.PORTS[names.GATEWAY].app} in [
+        {k: m[k] for k in ("containerPort", "hostPort")} for m in mappings
     ]
+    assert kind.GATEWAY_URL.endswith(f":{names.PORTS[names.GATEWAY].app}")
 
 
-def _normalise_for_kubernetes(doc: dict[str, Any]) -> dict[str, Any]:
-    """The documented differences, applied to a local resource."""
-    doc = copy.deepcopy(doc)
-    doc["metadata"]["namespace"] = "agentia"
-    if doc["kind"] == "Component" and doc["metadata"]["name"] == names.SECRET_STORE:
-        doc["spec"] = {"type": "secretstores.kubernetes", "version": "v1", "metadata": []}
-    elif doc["kind"] == "Component":
-        for item in doc["spec"]["metadata"]:
-            if "secretKeyRef" in item:
-                item["secretKeyRef"]["name"] = K8S_SECRET
-    if doc["kind"] == "Configuration":
-        doc["spec"].pop("nameResolution")
-    return doc
+def _secret_refs(docs: list[Doc]) -> set[tuple[str, str]]:
+    """Every (Secret, key) the manifests read, however they read it."""
+    refs: set[tuple[str, str]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("secretKeyRef")
+            if isinstance(ref, dict) and "name" in ref and "key" in ref:
+                refs.add((ref["name"], ref["key"]))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for doc in docs:
+        walk(doc)
+        if doc["kind"] == "TriggerAuthentication":
+            refs |= {(r["name"], r["key"]) for r in doc["spec"]["secretTargetRef"]}
+    for _, pod in pod_templates(docs):
+        ann = pod["metadata"].get("annotations", {})
+        for key in ("dapr.io/api-token-secret", "dapr.io/app-token-secret"):
+            if key in ann:
+                refs.add((ann[key], TOKEN_KEY))
+    return refs
 
 
-def test_kubernetes_dapr_resources_equal_the_local_ones_but_for_addresses() -> None:
-    local = [_normalise_for_kubernetes(d) for d in _local_docs()]
-    assert kubernetes_dapr_resources() == local
-    in_overlay = [d for d in rendered("dev") if d["apiVersion"].startswith("dapr.io/")]
-    assert sorted(d["metadata"]["name"] for d in in_overlay) == sorted(
-        d["metadata"]["name"] for d in local
-    )
+def _created_secrets() -> list[Doc]:
+    passwords = {k: f"pw-{k}/+:@" for k in kind.INFRA}
+    tokens = {names.SECRET_DAPR_API_TOKEN: "t1", names.SECRET_APP_API_TOKEN: "t2"}
+    return secret_manifests(passwords, tokens, openai_api_key="sk-test")
 
 
-def test_unknown_overlay_is_refused() -> None:
-    with pytest.raises(kind_mod.KindError, match="unknown overlay"):
-        kind_mod.render("prod")
+def test_every_secret_the_manifests_read_is_one_kind_up_creates() -> None:
+    created = {(s["metadata"]["name"], k) for s in _created_secrets() for k in s["stringData"]}
+    missing = _secret_refs(rendered("full")) - created
+    assert not missing, missing
+
+
+def test_services_find_their_secrets_under_the_local_names() -> None:
+    # Dapr's kubernetes secret store answers secret `x` from the Secret named `x`.
+    created = {s["metadata"]["name"]: s["stringData"] for s in _created_secrets()}
+    for name in (
+        names.SECRET_POSTGRES_URL,
+        names.SECRET_POSTGRES_DSN,
+        names.SECRET_RABBITMQ_URL,
+        names.SECRET_REDIS_HOST,
+        names.SECRET_REDIS_PASSWORD,
+        names.SECRET_OPENAI_API_KEY,
+    ):
+        assert list(created[name]) == [name]
+
+
+def test_secrets_validate_and_point_at_the_infrastructure_services() -> None:
+    for secret in _created_secrets():
+        _validate(secret)
+    services = {
+        d["metadata"]["name"]: d["spec"]["ports"][0]["port"]
+        for d in rendered("dev")
+        if d["kind"] == "Service"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "infra"
+    }
+    assert set(services) == set(INFRA_HOSTS) == set(kind.INFRA)
+    text = json.dumps([s["stringData"] for s in _created_secrets()])
+    for name, port in services.items():
+        assert f"{name}.{NAMESPACE}.svc.cluster.local:{port}" in text or (
+            f"host={name}.{NAMESPACE}.svc.cluster.local port={port}" in text
+        ), name
+    assert "pw-postgres%2F%2B%3A%40" in text  # passwords are URL-quoted in URLs
+
+
+def test_network_policies_allow_the_infrastructure_ports() -> None:
+    docs = rendered("full")
+    infra_ports = {
+        p["containerPort"]
+        for _, pod in pod_templates(docs)
+        if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "infra"
+        for c in pod["spec"]["containers"]
+        for p in c["ports"]
+    }
+    policy = next(d for d in docs if d["metadata"]["name"] == "infra-from-mesh")
+    allowed = {p["port"] for p in policy["spec"]["ingress"][0]["ports"]}
+    assert allowed == infra_ports

@@ -1,0 +1,105 @@
+"""`agentia kind up` against stand-ins for docker, kind, kubectl and helm.
+
+No cluster or container engine runs here, so the stand-ins only record their arguments
+(and what is piped to `kubectl apply`). This checks the sequence `up` drives and what it
+sends, not that a real cluster accepts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from agentia import kind, names
+from agentia.runtime.daprbin import DAPR_VERSION
+
+FAKE = r"""#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+case "$(basename "$0") $1 $2" in
+  "docker image inspect")
+    eval "last=\${$#}"
+    echo "sha256:$(echo "$last" | sha256sum | cut -c1-64)";;
+  "kind get clusters") ;;
+  "kubectl --context kind-agentia")
+    case "$3" in
+      get) exit 1;;
+      apply) if [ "$5" = "-" ]; then cat >> "$FAKE_APPLIED"; echo --- >> "$FAKE_APPLIED"; fi;;
+    esac;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    kind.ensure_kustomize()  # cached before PATH is narrowed
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "kind", "kubectl", "helm"):
+        path = bin_dir / tool
+        path.write_text(FAKE)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    log, applied = tmp_path / "calls.log", tmp_path / "applied.yaml"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_APPLIED", str(applied))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(kind, "_wait_for_gateway", lambda: True)
+    return log, applied
+
+
+def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
+    fake_tools: tuple[Path, Path],
+) -> None:
+    log, applied = fake_tools
+    result = CliRunner().invoke(kind.kind_app, ["up", "--overlay", "full"])
+    assert result.exit_code == 0, result.output
+    calls = log.read_text().splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, c in enumerate(calls) if c.startswith(prefix))
+
+    assert first("kind create cluster --name agentia") < first("helm upgrade --install dapr")
+    assert f"--version {DAPR_VERSION}" in calls[first("helm upgrade --install dapr")]
+    assert f"--version {kind.KEDA_VERSION}" in calls[first("helm upgrade --install keda")]
+    assert first("helm upgrade --install keda") < first("kubectl --context kind-agentia apply")
+    # Every kubectl and helm call names the kind cluster's context.
+    assert all("--context kind-agentia" in c for c in calls if c.startswith("kubectl"))
+    assert all("--kube-context kind-agentia" in c for c in calls if c.startswith("helm upgrade"))
+    builds = [c for c in calls if c.startswith("docker build")]
+    assert len(builds) == len(names.APP_IDS)
+    assert all("-f deploy/docker/Dockerfile" in c for c in builds)
+
+    docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]
+    secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    assert {names.SECRET_POSTGRES_URL, names.SECRET_DAPR_API_TOKEN, "agentia-infra"} <= secrets
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in names.APP_IDS
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    for app_id in names.APP_IDS:
+        digest = hashlib.sha256(f"agentia/{app_id}:dev\n".encode()).hexdigest()[:12]
+        tagged = f"agentia/{app_id}:{digest}"
+        assert tagged in images
+        assert f"kind load docker-image {tagged} --name agentia" in calls
+    for app_id in names.APP_IDS:
+        assert any(f"rollout status deployment/{app_id}" in c for c in calls), app_id
+    assert "gateway: http://127.0.0.1:8000" in result.output
+
+
+def test_up_stops_when_docker_does_not_answer(
+    fake_tools: tuple[Path, Path], tmp_path: Path
+) -> None:
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text('#!/bin/sh\n[ "$1" = info ] && exit 1\nexit 0\n')
+    result = CliRunner().invoke(kind.kind_app, ["up"])
+    assert result.exit_code == 1
+    assert "Docker engine is not answering" in result.output
