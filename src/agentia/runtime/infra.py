@@ -10,184 +10,139 @@ which Dapr's local.file secret store reads; they are never printed.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
 
-import pika
 import psycopg
-import redis
 
-from agentia import names
+from agentia.paths import agentia_home
 from agentia.runtime import infra_servers as servers
+from agentia.runtime.infra_checks import (
+    Health,
+    check_postgres,
+    check_rabbitmq,
+    check_redis,
+    reason,
+    scrub,
+)
+from agentia.runtime.infra_config import (
+    SERVERS,
+    Credentials,
+    InfraError,
+    InfraSettings,
+    load_or_create_credentials,
+)
 from agentia.runtime.programs import ProgramSpec
-from agentia.runtime.secrets_file import read_secrets, write_secrets
+from agentia.runtime.secrets_file import secrets_path
+
+__all__ = [
+    "Credentials",
+    "Health",
+    "InfraError",
+    "InfraSettings",
+    "bootstrap_after_start",
+    "check",
+    "ensure_packages",
+    "load_or_create_credentials",
+    "missing_packages",
+    "prepare",
+    "stop_leftovers",
+    "wait_ready",
+]
 
 Progress = Callable[[str], None]
 PACKAGES = {"postgres": "postgresql", "redis": "redis-server", "rabbitmq": "rabbitmq-server"}
-BINARIES = {
-    "postgres": "/usr/lib/postgresql",
-    "redis": "/usr/bin/redis-server",
-    "rabbitmq": "/usr/lib/rabbitmq/bin/rabbitmq-server",
-}
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
-class InfraError(RuntimeError):
-    """Infrastructure is missing or not answering; the message says what to do."""
+# -- packages ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InfraSettings:
-    """Where the servers listen, and which ones the user runs themselves."""
-
-    host: str = "127.0.0.1"
-    postgres_port: int = 5432
-    redis_port: int = 6379
-    rabbitmq_port: int = 5672
-    postgres_url: str | None = None
-    redis_url: str | None = None
-    rabbitmq_url: str | None = None
-
-    @classmethod
-    def from_env(cls) -> InfraSettings:
-        def port(var: str, default: int) -> int:
-            raw = os.environ.get(var)
-            if raw is None:
-                return default
-            if not raw.isdigit() or not 0 < int(raw) < 65536:
-                raise InfraError(f"{var}={raw!r} is not a port number")
-            return int(raw)
-
-        return cls(
-            postgres_port=port("AGENTIA_POSTGRES_PORT", 5432),
-            redis_port=port("AGENTIA_REDIS_PORT", 6379),
-            rabbitmq_port=port("AGENTIA_RABBITMQ_PORT", 5672),
-            postgres_url=os.environ.get("AGENTIA_POSTGRES_URL") or None,
-            redis_url=os.environ.get("AGENTIA_REDIS_URL") or None,
-            rabbitmq_url=os.environ.get("AGENTIA_RABBITMQ_URL") or None,
-        )
-
-    def external(self, name: str) -> bool:
-        return bool(
-            {"postgres": self.postgres_url, "redis": self.redis_url, "rabbitmq": self.rabbitmq_url}[
-                name
-            ]
-        )
-
-    def port(self, name: str) -> int:
-        return {
-            "postgres": self.postgres_port,
-            "redis": self.redis_port,
-            "rabbitmq": self.rabbitmq_port,
-        }[name]
+def _installed(name: str) -> bool:
+    if name == "postgres":  # postgresql-client also has a bin folder there: look for the server
+        return any(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if name == "redis":
+        return Path("/usr/bin/redis-server").exists()
+    return (servers.RABBITMQ_BIN / "rabbitmq-server").exists()
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """How the mesh reaches each server. Holds passwords: never log it."""
-
-    postgres_url: str
-    rabbitmq_url: str
-    redis_host: str
-    redis_password: str
-
-    def __repr__(self) -> str:
-        return "Credentials(<hidden>)"
-
-    @property
-    def postgres_dsn(self) -> str:
-        """The key=value form Dapr's PostgreSQL components take."""
-        u = urlsplit(self.postgres_url)
-        return (
-            f"host={u.hostname} port={u.port or 5432} user={u.username} "
-            f"password={u.password} dbname={u.path.lstrip('/') or 'postgres'} sslmode=disable"
-        )
+def missing_packages(settings: InfraSettings | None = None) -> list[str]:
+    """Debian packages of the servers the mesh would run itself that are not installed."""
+    settings = settings or InfraSettings.from_env()
+    return [PACKAGES[n] for n in SERVERS if not settings.external(n) and not _installed(n)]
 
 
-def load_or_create_credentials(
-    home: Path, settings: InfraSettings, *, create: bool = True
-) -> Credentials:
-    """Credentials from the secrets file, generating local passwords on first use."""
-    values = read_secrets(home)
-    pw_keys = ("local-postgres-password", "local-redis-password", "local-rabbitmq-password")
-    if not all(values.get(k) for k in pw_keys):
-        if not create:
-            raise InfraError(f"no credentials yet in {home}: run `agentia up` first")
-        for key in pw_keys:
-            values.setdefault(key, secrets.token_urlsafe(24))
-    h = settings.host
-    pg = settings.postgres_url or (
-        f"postgresql://agentia:{quote(values['local-postgres-password'])}@{h}:"
-        f"{settings.postgres_port}/agentia"
-    )
-    mq = settings.rabbitmq_url or (
-        f"amqp://agentia:{quote(values['local-rabbitmq-password'])}@{h}:{settings.rabbitmq_port}/"
-    )
-    if settings.redis_url:
-        r = urlsplit(settings.redis_url)
-        redis_host, redis_pw = f"{r.hostname}:{r.port or 6379}", r.password or ""
-    else:
-        redis_host, redis_pw = f"{h}:{settings.redis_port}", values["local-redis-password"]
-    creds = Credentials(pg, mq, redis_host, redis_pw)
-    values.update(
-        {
-            names.SECRET_POSTGRES_URL: creds.postgres_url,
-            names.SECRET_POSTGRES_DSN: creds.postgres_dsn,
-            names.SECRET_RABBITMQ_URL: creds.rabbitmq_url,
-            names.SECRET_REDIS_HOST: creds.redis_host,
-            names.SECRET_REDIS_PASSWORD: creds.redis_password,
-        }
-    )
-    if create or values != read_secrets(home):
-        write_secrets(home, values)
-    return creds
-
-
-def missing_packages(settings: InfraSettings) -> list[str]:
-    return [
-        pkg
-        for name, pkg in PACKAGES.items()
-        if not settings.external(name) and not Path(BINARIES[name]).exists()
-    ]
+def install_command(packages: list[str]) -> list[str]:
+    return ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
 
 
 def ensure_packages(settings: InfraSettings, progress: Progress) -> None:
-    """Install the Debian packages of the servers we run, when missing."""
+    """Install the Debian packages of the servers we run, when missing, without letting
+    their install scripts start them as system services (we run them ourselves)."""
     missing = missing_packages(settings)
     if not missing:
         return
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    if os.geteuid() != 0:
+    cmd = install_command(missing)
+    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        how = f"sudo {' '.join(cmd)}" if Path("/usr/bin/apt-get").exists() else "your packages"
         raise InfraError(
-            f"missing {', '.join(missing)}; install them with: sudo {' '.join(cmd)}\n"
-            "(or run them with Docker: deploy/compose/compose.yaml, and set AGENTIA_*_URL)"
+            f"missing {', '.join(missing)}; install them as root with:\n  {how}\n"
+            "or, with Docker, run them from deploy/compose/compose.yaml and set "
+            "AGENTIA_POSTGRES_URL, AGENTIA_REDIS_URL, AGENTIA_RABBITMQ_URL (see that file)"
         )
     progress(f"installing {', '.join(missing)} from Debian's packages")
-    # Debian starts services on install; we run our own, so forbid that for this install.
-    policy = Path("/usr/sbin/policy-rc.d")
-    had_policy = policy.exists()
-    if not had_policy:
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
+    before = {n for n in SERVERS if answering(settings.host, settings.port(n))}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    had_policy = POLICY_RC_D.exists()
+    if not had_policy:  # invoke-rc.d and deb-systemd-invoke then refuse to start services
+        POLICY_RC_D.write_text("#!/bin/sh\n# agentia: no service starts on install\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            progress("apt-get install failed; refreshing package lists and retrying")
+        if proc.returncode != 0 and _stale_lists(proc.stderr):
+            progress("package lists are stale: apt-get update, then installing again")
             subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise InfraError(f"installing {' '.join(missing)} failed:\n{proc.stderr[-2000:]}")
     finally:
         if not had_policy:
-            policy.unlink(missing_ok=True)
-    servers.stop_epmd(lambda _m: None)  # a package's postinst may have started it
+            POLICY_RC_D.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        raise InfraError(f"`{' '.join(cmd)}` failed:\n{tail}")
+    _keep_services_off(settings, missing, before, progress)
+    servers.stop_epmd(lambda _m: None)  # a package's script may have started it
+    progress(f"installed {', '.join(missing)}")
+
+
+def _stale_lists(stderr: str) -> bool:
+    text = stderr.lower()
+    stale = ("unable to locate package", "no installation candidate", "404", "failed to fetch")
+    return any(s in text for s in stale)
+
+
+def _keep_services_off(
+    settings: InfraSettings, installed: list[str], before: set[str], progress: Progress
+) -> None:
+    """What we just installed must not run (now or at boot) as a system service."""
+    systemd = Path("/run/systemd/system").exists()
+    for name in SERVERS:
+        pkg = PACKAGES[name]
+        if pkg not in installed:
+            continue
+        if systemd:
+            cmd = ["systemctl", "disable", "--now", pkg]
+        elif name not in before and answering(settings.host, settings.port(name)):
+            cmd = ["service", pkg, "stop"]
+        else:
+            continue
+        subprocess.run(cmd, capture_output=True, check=False, timeout=120)
+        progress(f"{pkg}: system service stopped and left off (agentia runs its own)")
+
+
+# -- preparing and bootstrapping ---------------------------------------------------------
 
 
 def answering(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -204,112 +159,221 @@ def prepare(
     managed: set[str] | None = None,
 ) -> list[ProgramSpec]:
     """Specs for the servers the mesh runs itself: not external, not already answering
-    (unless our own supervisor runs it: ``managed``)."""
+    (unless our own supervisor runs it: ``managed``). Each runs in the foreground.
+    A server already answering is reused if it takes agentia's login (PostgreSQL's role
+    and database are created on it when its superuser is reachable by peer)."""
     managed = managed or set()
-    values = read_secrets(home)
-    specs: list[ProgramSpec] = []
-    for name in ("postgres", "redis", "rabbitmq"):
+    todo: list[str] = []
+    for name in SERVERS:
+        port = settings.port(name)
         if settings.external(name):
             progress(f"{name}: using the server you named (AGENTIA_{name.upper()}_URL)")
-            continue
-        port = settings.port(name)
-        if name not in managed and answering(settings.host, port):
+        elif name not in managed and answering(settings.host, port):
             progress(f"{name}: reusing the server already answering on {settings.host}:{port}")
-            continue
-        if name == "postgres":
-            specs.append(
-                servers.postgres_spec(home, port, values["local-postgres-password"], progress)
-            )
-        elif name == "redis":
-            specs.append(servers.redis_spec(home, port, creds.redis_password))
+            _check_reused(name, home, settings, creds, progress)
+        elif not _installed(name):
+            cmd = " ".join(install_command([PACKAGES[name]]))
+            raise InfraError(f"{name} is not installed; as root: {cmd}")
         else:
-            specs.append(servers.rabbitmq_spec(home, port, values["local-rabbitmq-password"]))
+            todo.append(name)
+    if "rabbitmq" in todo:
+        try:
+            socket.getaddrinfo("localhost", None)
+        except OSError:
+            raise InfraError(
+                "`localhost` does not resolve, and RabbitMQ's node name needs it: "
+                "add `127.0.0.1 localhost` to /etc/hosts"
+            ) from None
+    if not todo:
+        return []
+    specs = []
+    step = "the data folder"
+    try:
+        root = servers.server_root(home)
+        if root != home:
+            progress(f"servers keep their data in {root} (their users cannot reach {home})")
+        for name in todo:
+            step, port, host = name, settings.port(name), settings.host
+            if name == "postgres":
+                pw = creds.postgres_password
+                specs.append(servers.postgres_spec(root, host, port, pw, progress))
+            elif name == "redis":
+                specs.append(servers.redis_spec(root, host, port, creds.redis_password))
+            else:
+                specs.append(servers.rabbitmq_spec(root, host, port, creds.rabbitmq_password))
+    except (servers.ServerSetupError, OSError, psycopg.Error) as exc:
+        raise InfraError(f"preparing {step}: {exc}") from exc
     return specs
 
 
-def bootstrap_after_start(settings: InfraSettings, creds: Credentials, progress: Progress) -> None:
-    """After the servers answer: the vector extension where the server has it."""
+def _check_reused(
+    name: str, home: Path, settings: InfraSettings, creds: Credentials, progress: Progress
+) -> None:
+    health = _check_one(name, creds)
+    if health.ok:
+        return
+    if name == "postgres" and health.auth:
+        _postgres_login(home, settings, creds, progress)
+        return
+    port = settings.port(name)
+    raise InfraError(
+        f"{name}: {health.detail}\nThe server on {settings.host}:{port} is not agentia's: stop "
+        f"it, or set AGENTIA_{name.upper()}_PORT to a free port (agentia then runs its own), "
+        f"or AGENTIA_{name.upper()}_URL to a server with agentia's credentials"
+    )
+
+
+def _postgres_login(
+    home: Path, settings: InfraSettings, creds: Credentials, progress: Progress
+) -> None:
+    """Create the role and database on a local server we did not set up, as its superuser
+    over a unix socket (peer authentication as the ``postgres`` user: needs root)."""
+    port = settings.postgres_port
+    socks = _pg_socket_dirs(home, port)
+    ok, where = servers.psql_as_superuser(socks, port, _role_script(creds.postgres_password))
+    if not ok:
+        raise InfraError(
+            f"postgres on {settings.host}:{port} is not agentia's and has no role agentia "
+            f"with agentia's password ({where}). Either, as its superuser:\n"
+            "  CREATE ROLE agentia LOGIN PASSWORD '<local-postgres-password in "
+            f"{secrets_path(home)}>'; CREATE DATABASE agentia OWNER agentia;\n"
+            "or stop that server, or set AGENTIA_POSTGRES_PORT to a free port (agentia then "
+            "runs its own), or AGENTIA_POSTGRES_URL"
+        )
+    progress(f"postgres: role and database agentia set up as its superuser ({where})")
+
+
+def _pg_socket_dirs(home: Path, port: int) -> list[Path]:
+    own = servers.postgres_socket_dir(servers.server_root(home), port)
+    return [own, Path("/var/run/postgresql"), Path("/tmp")]  # noqa: S108 (Debian's, upstream's)
+
+
+def _role_script(password: str) -> str:
+    """psql script: role and database agentia, idempotent. The password is a quoted literal."""
+    literal = "'" + password.replace("'", "''") + "'"
+    lines = [
+        "SELECT 'CREATE ROLE agentia' WHERE NOT EXISTS",
+        "  (SELECT 1 FROM pg_roles WHERE rolname = 'agentia') \\gexec",
+        f"ALTER ROLE agentia LOGIN PASSWORD {literal};",
+        "SELECT 'CREATE DATABASE agentia OWNER agentia' WHERE NOT EXISTS",
+        "  (SELECT 1 FROM pg_database WHERE datname = 'agentia') \\gexec",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def bootstrap_after_start(
+    settings: InfraSettings, creds: Credentials, progress: Progress, home: Path | None = None
+) -> None:
+    """After the servers answer: PostgreSQL's role and database (on a reused local server),
+    and the pgvector extension where the server has it. RabbitMQ's user, vhost and
+    permissions are imported from definitions at each of its boots (see infra_servers)."""
+    home = home or agentia_home()
+    if not settings.external("postgres"):
+        health = _check_one("postgres", creds)
+        if not health.ok and health.auth:
+            _postgres_login(home, settings, creds, progress)
+        elif not health.ok:
+            raise InfraError(f"postgres: {health.detail}")
     try:
         with psycopg.connect(creds.postgres_url, connect_timeout=5, autocommit=True) as conn:
-            row = conn.execute(
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+                return
+            if not conn.execute(
                 "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-            ).fetchone()
-            if row:
-                try:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                except psycopg.Error:
-                    progress("postgres: pgvector is available but agentia may not create it")
+            ).fetchone():
+                progress("postgres: pgvector is not installed on this server (optional)")
+                return
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                progress("postgres: pgvector enabled")
+                return
+            except psycopg.Error:
+                pass
     except psycopg.Error as exc:
-        raise InfraError(f"postgres: {_pg_reason(exc)}") from None
+        raise InfraError(f"postgres: {reason(exc, '', 0, creds.passwords())}") from None
+    script = "\\connect agentia\nCREATE EXTENSION IF NOT EXISTS vector;\n"
+    port = settings.postgres_port
+    if (
+        not settings.external("postgres")
+        and servers.psql_as_superuser(_pg_socket_dirs(home, port), port, script)[0]
+    ):
+        progress("postgres: pgvector enabled")
+    else:
+        progress("postgres: pgvector is available, but only a superuser may enable it")
 
 
-@dataclass(frozen=True)
-class Health:
-    name: str
-    ok: bool
-    detail: str
+# -- health ------------------------------------------------------------------------------
 
 
-def _pg_reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.replace(":" + (text.split(":")[2] if text.count(":") > 2 else ""), ":")[:200]
+def _check_one(name: str, creds: Credentials) -> Health:
+    pws = creds.passwords()
+    if name == "postgres":
+        return check_postgres(creds.postgres_url, pws)
+    if name == "redis":
+        return check_redis(creds.redis_host, creds.redis_password)
+    return check_rabbitmq(creds.rabbitmq_url, pws)
 
 
 def check(settings: InfraSettings, creds: Credentials) -> list[Health]:
-    """Real protocol checks (SQL, PING, AMQP handshake), each bounded to about a second."""
-    out: list[Health] = []
-    pg = urlsplit(creds.postgres_url)
-    try:
-        with psycopg.connect(creds.postgres_url, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        out.append(Health("postgres", True, f"{pg.hostname}:{pg.port}"))
-    except psycopg.Error as exc:
-        out.append(Health("postgres", False, f"{pg.hostname}:{pg.port}: {_pg_reason(exc)}"))
-    host, _, port = creds.redis_host.rpartition(":")
-    try:
-        redis.Redis(
-            host=host,
-            port=int(port),
-            password=creds.redis_password or None,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-        ).ping()
-        out.append(Health("redis", True, creds.redis_host))
-    except redis.RedisError as exc:
-        out.append(Health("redis", False, f"{creds.redis_host}: {type(exc).__name__}: {exc}"))
-    mq = urlsplit(creds.rabbitmq_url)
-    try:
-        params = pika.URLParameters(creds.rabbitmq_url)
-        params.connection_attempts, params.socket_timeout = 1, 1
-        params.blocked_connection_timeout = 1
-        pika.BlockingConnection(params).close()
-        out.append(Health("rabbitmq", True, f"{mq.hostname}:{mq.port}"))
-    except Exception as exc:  # pika raises many unrelated types; all mean "not usable"
-        reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
-        out.append(Health("rabbitmq", False, f"{mq.hostname}:{mq.port}: {reason}"[:200]))
-    return out
+    """Real protocol checks (SQL, AUTH + PING, AMQP login), each bounded to about a second."""
+    return [_check_one(name, creds) for name in SERVERS]
 
 
 def wait_ready(
-    settings: InfraSettings, creds: Credentials, timeout: float, progress: Progress
+    settings: InfraSettings,
+    creds: Credentials,
+    timeout: float,
+    progress: Progress,
+    home: Path | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout
+    """Poll :func:`check` until every server answers; name what is not up, with its log.
+    A server that answers but refuses agentia's login fails after 10s, except that a local
+    PostgreSQL gets its role (re)set once as its superuser (a password changed in
+    secrets.json, a server agentia did not create)."""
+    home = home or agentia_home()
+    started = time.monotonic()
     said: set[str] = set()
+    refusing: dict[str, float] = {}
+    repaired = settings.external("postgres")
     while True:
         results = check(settings, creds)
+        now = time.monotonic()
         for h in results:
             if h.ok and h.name not in said:
-                progress(f"{h.name} ready")
+                progress(f"{h.name} ready ({now - started:.1f}s)")
                 said.add(h.name)
+            if not h.auth:
+                refusing.pop(h.name, None)
+            elif h.name == "postgres" and not repaired:
+                repaired = True
+                _postgres_login(home, settings, creds, progress)
+            else:
+                refusing.setdefault(h.name, now)
         bad = [h for h in results if not h.ok]
         if not bad:
             return
-        if time.monotonic() > deadline:
-            raise InfraError("not ready: " + "; ".join(f"{h.name}: {h.detail}" for h in bad))
-        time.sleep(0.5)
+        stuck = any(now - refusing.get(h.name, now) > 10 for h in bad)
+        if stuck or now - started > timeout:
+            lines = [f"not ready after {now - started:.0f}s:"]
+            for h in bad:
+                lines.append(f"  {h.name}: {h.detail}")
+                lines += _log_hint(h.name, settings, home, creds)
+            raise InfraError("\n".join(lines))
+        time.sleep(0.3)
+
+
+def _log_hint(name: str, settings: InfraSettings, home: Path, creds: Credentials) -> list[str]:
+    if settings.external(name):
+        return [f"    (the server you named in AGENTIA_{name.upper()}_URL)"]
+    log = home / "logs" / f"{name}.log"
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return [f"    log: {log} (none: was it started?)"]
+    tail = [scrub(ln, creds.passwords())[:200] for ln in text.splitlines() if ln.strip()][-3:]
+    return [f"    log: {log}", *(f"    | {ln}" for ln in tail)]
 
 
 def stop_leftovers(progress: Progress) -> None:
     """What outlives the servers (Erlang's port mapper) is stopped with them."""
-    if shutil.which("epmd") or Path("/usr/lib/erlang/erts/bin/epmd").exists():
-        servers.stop_epmd(progress)
+    servers.stop_epmd(progress)
