@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.service import create_service_app, dapr_client
-from agentia_memory import routes
+from agentia_memory import kv_routes, longterm, memory_routes, routes
 from agentia_memory.db import make_engine, migrate
 from agentia_memory.settings import MemorySettings
 from agentia_memory.store import ThreadStore
@@ -26,9 +26,11 @@ async def _start(app: FastAPI) -> None:
     await asyncio.to_thread(migrate, engine)
     app.state.engine = engine
     app.state.threads = ThreadStore(engine)
+    await longterm.start(app, engine)
 
 
 async def _stop(app: FastAPI) -> None:
+    await longterm.stop(app)
     app.state.engine.dispose()
 
 
@@ -36,7 +38,7 @@ def create_app() -> FastAPI:
     return create_service_app(
         MemorySettings(),
         title="Agentia memory",
-        routers=[routes.router],
+        routers=[routes.router, kv_routes.router, memory_routes.router],
         on_startup=_start,
         on_shutdown=_stop,
     )

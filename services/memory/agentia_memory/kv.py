@@ -1,0 +1,485 @@
+"""The key-value store: JSON items by namespace and key, with TTL, filters, paging and a
+semantic query. No Dapr here; sync code (FastAPI runs the routes in its thread pool).
+
+Rules (checked here, so every caller gets the same 422 reasons):
+- a namespace is 1..10 labels of 1..64 characters from ``[A-Za-z0-9_.@:-]`` ("/" is not
+  allowed: it joins the labels in ``ns_path``, so a namespace prefix is one indexed LIKE);
+- a key is 1..256 characters, none of them a control character;
+- a value is a JSON object of at most 64 KiB serialised;
+- a filter is ``{"field": value}`` (equality) or ``{"field": {"$op": value}}`` with ``$eq``,
+  ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``; ``field`` may be a dotted path into nested
+  objects. Order comparisons take a number or a string and match values of the same type.
+
+Vectors: items are embedded when put (``index``: None = the whole value, a list of field
+paths, or False = not searchable by meaning) and ranked by cosine similarity in Python
+over the rows the SQL prefilter (namespace, filter, expiry) leaves; see docs/memory.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from agentia_memory.embeddings import Embedder, from_bytes, to_bytes
+from agentia_memory.tables import StoreItem
+
+LABEL = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
+MAX_DEPTH = 10
+MAX_KEY = 256
+MAX_VALUE_BYTES = 64 * 1024
+MAX_TTL_MINUTES = 60 * 24 * 365
+FILTER_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+NS_SEP = "/"
+
+T = StoreItem.__table__
+
+
+class InvalidInput(ValueError):
+    """Input that breaks a rule; the message names the field and the rule."""
+
+
+class TooLarge(InvalidInput):
+    """A value over the size limit."""
+
+
+class NotFound(LookupError):
+    """No such item (or it expired)."""
+
+
+def check_namespace(ns: list[str], field: str = "namespace", allow_empty: bool = False) -> None:
+    if not ns and not allow_empty:
+        raise InvalidInput(f"{field}: needs at least one label")
+    if len(ns) > MAX_DEPTH:
+        raise InvalidInput(f"{field}: {len(ns)} labels, at most {MAX_DEPTH} allowed")
+    for i, label in enumerate(ns):
+        if not isinstance(label, str) or not LABEL.match(label):
+            raise InvalidInput(
+                f"{field}[{i}]: label {str(label)[:70]!r} must be 1..64 characters of "
+                "[A-Za-z0-9_.@:-]"
+            )
+
+
+def check_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_KEY:
+        raise InvalidInput(f"key: must be 1..{MAX_KEY} characters, got {len(key)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidInput("key: control characters are not allowed")
+
+
+def check_value(value: dict[str, Any]) -> None:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_VALUE_BYTES:
+        raise TooLarge(f"value: {size} bytes serialised, at most {MAX_VALUE_BYTES} allowed")
+
+
+def ns_path(ns: list[str]) -> str:
+    return NS_SEP.join(ns)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter condition on a (dotted) field of the value."""
+
+    path: tuple[str, ...]
+    op: str
+    value: Any
+
+
+def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
+    """Check a filter and turn it into conditions (InvalidInput says what is wrong)."""
+    out: list[Condition] = []
+    for field, cond in (spec or {}).items():
+        parts = tuple(field.split("."))
+        if not field or len(field) > 256 or not all(parts):
+            raise InvalidInput(f"filter: field {field[:60]!r} is not a valid (dotted) field name")
+        ops = cond if isinstance(cond, dict) and any(k.startswith("$") for k in cond) else None
+        if ops is None:
+            out.append(Condition(parts, "$eq", cond))
+            continue
+        for op, operand in ops.items():
+            if op not in FILTER_OPS:
+                raise InvalidInput(f"filter.{field}: unknown operator {op!r} ({FILTER_OPS})")
+            if op not in ("$eq", "$ne") and (
+                isinstance(operand, bool) or not isinstance(operand, int | float | str)
+            ):
+                raise InvalidInput(f"filter.{field}.{op}: needs a number or a string")
+            out.append(Condition(parts, op, operand))
+    return out
+
+
+def _lookup(value: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    number = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return (isinstance(a, number) and isinstance(b, number)) or (
+        isinstance(a, str) and isinstance(b, str)
+    )
+
+
+def _json_eq(a: Any, b: Any) -> bool:
+    # JSONB equality: 1 equals 1.0, but true never equals 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _same_kind(a, b):
+        return bool(a == b)
+    return type(a) is type(b) and a == b
+
+
+def matches(value: dict[str, Any], conditions: list[Condition]) -> bool:
+    """The filter's meaning, in Python (the SQL in :func:`_sql_condition` does the same)."""
+    for c in conditions:
+        found, v = _lookup(value, c.path)
+        if c.op == "$eq":
+            ok = found and _json_eq(v, c.value)
+        elif c.op == "$ne":
+            ok = not (found and _json_eq(v, c.value))
+        else:
+            ok = found and _same_kind(v, c.value) and _compare(v, c.op, c.value)
+        if not ok:
+            return False
+    return True
+
+
+def _compare(a: Any, op: str, b: Any) -> bool:
+    return bool({"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op])
+
+
+def _sql_condition(c: Condition) -> ColumnElement[bool]:
+    doc = T.c.value
+    field = doc[c.path[0]] if len(c.path) == 1 else doc[c.path]
+    operand = bindparam(None, c.value, type_=JSONB)
+    if c.op == "$eq":
+        return cast(ColumnElement[bool], field == operand)
+    if c.op == "$ne":
+        return cast(ColumnElement[bool], field.is_distinct_from(operand))
+    same_type = func.jsonb_typeof(field) == func.jsonb_typeof(operand)
+    compare = {"$gt": field > operand, "$gte": field >= operand}.get(c.op)
+    if compare is None:
+        compare = field < operand if c.op == "$lt" else field <= operand
+    return and_(same_type, compare)
+
+
+def _text_at(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in _text_at(v)]
+    if value is None:
+        return []
+    return [json.dumps(value, ensure_ascii=False)]
+
+
+def index_text(value: dict[str, Any], index: list[str] | None) -> str | None:
+    """The text embedded for an item: the named (dotted) fields, or every top-level field."""
+    if index is None:
+        parts = [t for v in value.values() for t in _text_at(v)]
+    else:
+        parts = []
+        for path in index:
+            found, v = _lookup(value, tuple(path.split(".")))
+            if found:
+                parts.extend(_text_at(v))
+    text = "\n".join(p for p in parts if p.strip())
+    return text or None
+
+
+@dataclass
+class Item:
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    score: float | None = None
+
+    def as_dict(self, with_score: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "namespace": self.namespace,
+            "key": self.key,
+            "value": self.value,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if with_score:
+            out["score"] = self.score
+        return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _live(now: datetime) -> ColumnElement[bool]:
+    return or_(T.c.expires_at.is_(None), T.c.expires_at > now)
+
+
+def _prefix(prefix: list[str] | None, exact: bool = False) -> ColumnElement[bool]:
+    if not prefix:
+        return true()
+    path = ns_path(prefix)
+    if exact:
+        return T.c.ns_path == path  # type: ignore[no-any-return]
+    return or_(T.c.ns_path == path, T.c.ns_path.startswith(path + NS_SEP, autoescape=True))
+
+
+def _item(row: Any, score: float | None = None) -> Item:
+    return Item(
+        list(row.namespace), row.key, dict(row.value), row.created_at, row.updated_at, score
+    )
+
+
+_COLUMNS = (T.c.namespace, T.c.key, T.c.value, T.c.created_at, T.c.updated_at, T.c.ttl_minutes)
+
+
+class KVStore:
+    """Store operations on one database; ``embedder`` embeds values and queries."""
+
+    def __init__(self, engine: Engine, embedder: Embedder) -> None:
+        self.engine = engine
+        self.embedder = embedder
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return np.asarray(self.embedder.embed([text])[0])
+
+    def put(
+        self,
+        namespace: list[str],
+        key: str,
+        value: dict[str, Any],
+        *,
+        ttl: float | None = None,
+        index: list[str] | bool | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Insert or replace an item (``created_at`` survives a replace)."""
+        check_namespace(namespace)
+        check_key(key)
+        check_value(value)
+        if ttl is not None and not 0 < ttl <= MAX_TTL_MINUTES:
+            raise InvalidInput(f"ttl: minutes must be in (0, {MAX_TTL_MINUTES}]")
+        text = (
+            None
+            if index is False
+            else index_text(value, index if isinstance(index, list) else None)
+        )
+        vector = to_bytes(self.embed_one(text)) if text else None
+        now = _now()
+        row = {
+            "ns_path": ns_path(namespace),
+            "key": key,
+            "namespace": namespace,
+            "depth": len(namespace),
+            "value": value,
+            "embedding": vector,
+            "ttl_minutes": ttl,
+            "expires_at": now + timedelta(minutes=ttl) if ttl else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = insert(T).values(**row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[T.c.ns_path, T.c.key],
+            set_={k: stmt.excluded[k] for k in row if k not in ("ns_path", "key", "created_at")},
+        )
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.engine.begin() as c:
+            c.execute(stmt)
+
+    def get(self, namespace: list[str], key: str, refresh_ttl: bool = True) -> Item:
+        check_namespace(namespace)
+        check_key(key)
+        now = _now()
+        with self.engine.begin() as c:
+            row = c.execute(
+                select(*_COLUMNS).where(
+                    T.c.ns_path == ns_path(namespace), T.c.key == key, _live(now)
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no item '{key}' in namespace {namespace}")
+            if refresh_ttl and row.ttl_minutes:
+                self._refresh(c, [(ns_path(namespace), key)], now)
+            return _item(row)
+
+    def delete(self, namespace: list[str], key: str, conn: Connection | None = None) -> None:
+        check_namespace(namespace)
+        check_key(key)
+        stmt = delete(T).where(T.c.ns_path == ns_path(namespace), T.c.key == key)
+        if conn is not None:
+            gone = conn.execute(stmt).rowcount
+        else:
+            with self.engine.begin() as c:
+                gone = c.execute(stmt).rowcount
+        if gone == 0:
+            raise NotFound(f"no item '{key}' in namespace {namespace}")
+
+    @staticmethod
+    def _refresh(c: Connection, keys: list[tuple[str, str]], now: datetime) -> None:
+        # A sliding TTL: reading an item pushes its expiry out by its own ttl.
+        minutes = T.c.ttl_minutes * literal_column("interval '1 minute'")
+        c.execute(
+            update(T)
+            .where(tuple_(T.c.ns_path, T.c.key).in_(keys), T.c.ttl_minutes.is_not(None))
+            .values(expires_at=bindparam(None, now, type_=T.c.expires_at.type) + minutes)
+        )
+
+    def search(
+        self,
+        namespace_prefix: list[str] | None = None,
+        *,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        query: str | None = None,
+        refresh_ttl: bool = True,
+        exact_namespace: bool = False,
+        conn: Connection | None = None,
+    ) -> list[Item]:
+        """Items under a namespace prefix that pass the filter: newest first, or most similar
+        to ``query`` first (items without a vector follow, with score None)."""
+        check_namespace(namespace_prefix or [], "namespace_prefix", allow_empty=True)
+        conditions = parse_filter(filter)
+        now = _now()
+        where = and_(
+            _prefix(namespace_prefix, exact_namespace),
+            _live(now),
+            *[_sql_condition(c) for c in conditions],
+        )
+        if conn is not None:
+            return self._search(conn, where, limit, offset, query, refresh_ttl, now)
+        with self.engine.begin() as c:
+            return self._search(c, where, limit, offset, query, refresh_ttl, now)
+
+    def _search(
+        self,
+        c: Connection,
+        where: ColumnElement[bool],
+        limit: int,
+        offset: int,
+        query: str | None,
+        refresh_ttl: bool,
+        now: datetime,
+    ) -> list[Item]:
+        newest = (T.c.updated_at.desc(), T.c.ns_path, T.c.key)
+        if not query:
+            rows = c.execute(
+                select(*_COLUMNS).where(where).order_by(*newest).limit(limit).offset(offset)
+            ).all()
+            items = [_item(r) for r in rows]
+            ttl_keys = [(ns_path(r.namespace), r.key) for r in rows if r.ttl_minutes]
+        else:
+            items, ttl_keys = self._ranked(c, where, limit, offset, query)
+        if refresh_ttl and ttl_keys:
+            self._refresh(c, ttl_keys, now)
+        return items
+
+    def _ranked(
+        self, c: Connection, where: ColumnElement[bool], limit: int, offset: int, query: str
+    ) -> tuple[list[Item], list[tuple[str, str]]]:
+        """Exact cosine ranking in Python over the prefiltered vectors (the fallback when
+        pgvector is absent): read (path, key, vector), score with one matrix product, then
+        read the full rows of the page only."""
+        want = offset + limit
+        candidates = c.execute(
+            select(T.c.ns_path, T.c.key, T.c.embedding).where(where, T.c.embedding.is_not(None))
+        ).all()
+        page: list[tuple[tuple[str, str], float | None]] = []
+        if candidates:
+            q = self.embed_one(query)
+            scores = from_bytes([r.embedding for r in candidates], q.shape[0]) @ q
+            top = np.argsort(-scores, kind="stable")[:want]
+            page = [((candidates[i].ns_path, candidates[i].key), float(scores[i])) for i in top]
+        if len(page) < want:
+            rest = c.execute(
+                select(T.c.ns_path, T.c.key)
+                .where(where, T.c.embedding.is_(None))
+                .order_by(T.c.updated_at.desc(), T.c.ns_path, T.c.key)
+                .limit(want - len(page))
+            ).all()
+            page.extend(((r.ns_path, r.key), None) for r in rest)
+        page = page[offset:want]
+        if not page:
+            return [], []
+        keys = [k for k, _ in page]
+        rows = {
+            (ns_path(r.namespace), r.key): r
+            for r in c.execute(
+                select(*_COLUMNS).where(tuple_(T.c.ns_path, T.c.key).in_(keys))
+            ).all()
+        }
+        items = [_item(rows[k], s) for k, s in page if k in rows]
+        return items, [k for k in keys if k in rows and rows[k].ttl_minutes]
+
+    def list_namespaces(
+        self,
+        *,
+        prefix: list[str] | None = None,
+        suffix: list[str] | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[list[str]]:
+        """Distinct namespaces (cut to ``max_depth`` labels), sorted, one page."""
+        check_namespace(prefix or [], "prefix", allow_empty=True)
+        check_namespace(suffix or [], "suffix", allow_empty=True)
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(T.c.namespace).distinct().where(_prefix(prefix), _live(_now()))
+            ).all()
+        found: set[tuple[str, ...]] = set()
+        for (ns,) in rows:
+            if suffix and tuple(ns[-len(suffix) :]) != tuple(suffix):
+                continue
+            found.add(tuple(ns[:max_depth] if max_depth else ns))
+        return [list(ns) for ns in sorted(found)[offset : offset + limit]]
+
+    def sweep_expired(self, batch: int = 1000) -> int:
+        """Delete expired items (a batch at a time so a big sweep never holds long locks)."""
+        total = 0
+        while True:
+            with self.engine.begin() as c:
+                doomed = select(T.c.ns_path, T.c.key).where(T.c.expires_at <= _now())
+                doomed = doomed.limit(batch)
+                n = c.execute(delete(T).where(tuple_(T.c.ns_path, T.c.key).in_(doomed))).rowcount
+            total += n
+            if n < batch:
+                return total
+
+    def count(self, namespace_prefix: list[str] | None = None) -> int:
+        with self.engine.connect() as c:
+            return int(
+                c.execute(
+                    select(func.count()).select_from(T).where(_prefix(namespace_prefix))
+                ).scalar_one()
+            )

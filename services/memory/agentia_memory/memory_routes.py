@@ -1,0 +1,166 @@
+"""Long-term memory endpoints and the ``runs.events`` subscriber that distils finished runs
+into memories. Thin: the work is in ``memories.py`` and ``extraction.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia import names
+from agentia.events import RunEvent
+from agentia.service import dapr_client, keep_dead_letter
+from agentia_memory.embeddings import EmbeddingError
+from agentia_memory.extraction import Kind
+from agentia_memory.kv import MAX_DEPTH, MAX_KEY, InvalidInput, NotFound
+from agentia_memory.kv_routes import bad_input, unavailable
+from agentia_memory.memories import MemoryStore, memory_namespace
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class SaveMemory(BaseModel):
+    """Save a memory; without ``key`` it merges into a similar one (or the same slot)."""
+
+    model_config = ConfigDict(extra="forbid")
+    namespace: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
+    content: str = Field(min_length=1, max_length=2000, description="The memory, in words.")
+    kind: Kind = Field(default="semantic", description="semantic, episodic or procedural.")
+    key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
+    slot: str | None = Field(default=None, max_length=128, description="Single-valued fact.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchMemories(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace_prefix: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
+    query: str | None = Field(default=None, max_length=8000)
+    kind: Kind | None = None
+    filter: dict[str, Any] | None = Field(
+        default=None, description="On value fields, e.g. {'metadata.topic': 'travel'}."
+    )
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class MemoryRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
+    key: str = Field(min_length=1, max_length=MAX_KEY)
+
+
+def memories(app: FastAPI) -> MemoryStore:
+    store: MemoryStore = app.state.memories
+    return store
+
+
+@router.post("/internal/memories")
+def save(body: SaveMemory, request: Request) -> dict[str, Any]:
+    store = memories(request.app)
+    try:
+        key, created = store.save(
+            body.namespace,
+            body.content,
+            body.kind,
+            key=body.key,
+            slot=body.slot,
+            metadata=body.metadata,
+        )
+        item = store.kv.get(body.namespace, key, refresh_ttl=False)
+    except InvalidInput as exc:
+        raise bad_input(exc) from None
+    except EmbeddingError as exc:
+        raise unavailable(exc) from None
+    return {"key": key, "created": created, "item": item.as_dict()}
+
+
+@router.post("/internal/memories/search")
+def search(body: SearchMemories, request: Request) -> dict[str, Any]:
+    try:
+        found = memories(request.app).search(
+            body.namespace_prefix,
+            body.query,
+            kind=body.kind,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+        )
+    except InvalidInput as exc:
+        raise bad_input(exc) from None
+    except EmbeddingError as exc:
+        raise unavailable(exc) from None
+    return {"memories": [m.as_dict(with_score=True) for m in found]}
+
+
+@router.post("/internal/memories/delete", status_code=204)
+def delete(body: MemoryRef, request: Request) -> Response:
+    try:
+        memories(request.app).kv.delete(body.namespace, body.key)
+    except InvalidInput as exc:
+        raise bad_input(exc) from None
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return Response(status_code=204)
+
+
+@router.get("/internal/memories/extractions/{run_id}")
+def extraction(run_id: str, request: Request) -> dict[str, Any]:
+    found = memories(request.app).extracted(run_id)
+    if found is None:
+        raise HTTPException(404, f"run '{run_id}' has not been distilled into memories")
+    return dict(found)
+
+
+async def distil(app: FastAPI, run_id: str) -> dict[str, Any]:
+    """Distil run ``run_id`` (finished) into memories; safe to call more than once."""
+    store = memories(app)
+    if await asyncio.to_thread(store.extracted, run_id) is not None:
+        return {"run_id": run_id, "done_before": True}
+    # The run ledger (agent-runner's) says which thread the run used.
+    resp = await dapr_client(app).invoke(
+        names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
+    )
+    if resp.status_code == 404:
+        return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
+    if resp.status_code >= 400:
+        raise RuntimeError(f"agent-runner answered {resp.status_code} for run {run_id}")
+    thread_id = resp.json().get("thread_id")
+    threads = app.state.threads
+    items: list[dict[str, Any]] = []
+    namespace = ["memories", "runs"]
+    if thread_id:
+        try:
+            thread = await asyncio.to_thread(threads.get, thread_id)
+            items = await asyncio.to_thread(threads.items, thread_id, None)
+            namespace = memory_namespace(thread.get("metadata") or {}, thread_id)
+        except LookupError:
+            items = []
+    result = await asyncio.to_thread(
+        store.extract_run, run_id, thread_id, namespace, items, app.state.extractor
+    )
+    log.info("run distilled", extra={"run_id": run_id, **result.as_dict()})
+    return dict(result.as_dict())
+
+
+@router.post("/events/runs-events")
+async def on_run_event(request: Request) -> dict[str, str]:
+    """Finished runs become memories in the background of the run (never slowing it)."""
+    envelope = await request.json()
+    try:
+        event = RunEvent.model_validate(envelope.get("data"))
+    except pydantic.ValidationError:
+        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+        return {"status": "SUCCESS"}
+    if event.kind != "run.completed":
+        return {"status": "SUCCESS"}
+    try:
+        await distil(request.app, event.run_id)
+    except Exception as exc:  # any failure: Dapr redelivers, then dead-letters
+        log.warning("distilling failed", extra={"run_id": event.run_id, "reason": str(exc)})
+        return {"status": "RETRY"}
+    return {"status": "SUCCESS"}
