@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, text
@@ -174,7 +175,9 @@ class MemoryStore:
             # primary key until this transaction ends, then finds it and does nothing.
             marked = c.execute(
                 insert(EXTRACTIONS)
-                .values(run_id=run_id, thread_id=thread_id, memory_keys=[])
+                .values(
+                    run_id=run_id, thread_id=thread_id, memory_keys=[], created_at=datetime.now(UTC)
+                )
                 .on_conflict_do_nothing(index_elements=[EXTRACTIONS.c.run_id])
             )
             if marked.rowcount == 0:
