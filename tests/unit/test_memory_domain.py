@@ -49,7 +49,7 @@ def test_filters_mean_what_they_say() -> None:
     doc = {"n": 3, "tag": "pets", "ok": True, "meta": {"topic": "travel"}}
 
     def f(spec: dict[str, object]) -> bool:
-        return matches(doc, parse_filter(spec))
+        return bool(matches(doc, parse_filter(spec)))
 
     assert f({"tag": "pets"}) and not f({"tag": "work"})
     assert f({"n": 3.0}) and not f({"ok": 1}) and f({"ok": True})
