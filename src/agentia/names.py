@@ -25,6 +25,7 @@ STATE_STORE: Final = "statestore"  # PostgreSQL, actor/workflow state
 CACHE_STORE: Final = "cache"  # Redis: hot reads, idempotency keys
 LOCK_STORE: Final = "lock"  # Redis distributed lock
 SECRET_STORE: Final = "secrets"  # local.file locally, kubernetes on a cluster
+RATE_LIMIT_BINDING: Final = "ratelimit"  # Redis output binding: atomic INCR counters
 RESILIENCY: Final = "agentia-resiliency"
 CONFIGURATION: Final = "agentia-config"
 
@@ -51,6 +52,8 @@ SECRET_REDIS_PASSWORD: Final = "redis-password"
 SECRET_DAPR_API_TOKEN: Final = "dapr-api-token"
 SECRET_APP_API_TOKEN: Final = "app-api-token"
 SECRET_OPENAI_API_KEY: Final = "openai-api-key"  # optional: real models
+SECRET_GATEWAY_API_KEYS: Final = "gateway-api-keys"  # JSON: hashed API keys and their scopes
+SECRET_GATEWAY_JWT_KEY: Final = "gateway-jwt-key"  # optional: HS256 key for bearer JWTs
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def test_component_names_are_the_constants() -> None:
         names.CACHE_STORE,
         names.LOCK_STORE,
         names.SECRET_STORE,
+        names.RATE_LIMIT_BINDING,
     }
 
 

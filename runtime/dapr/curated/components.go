@@ -10,6 +10,7 @@ import (
 	"context"
 
 	"github.com/dapr/components-contrib/bindings/cron"
+	bindingsredis "github.com/dapr/components-contrib/bindings/redis"
 	"github.com/dapr/components-contrib/conversation/echo"
 	"github.com/dapr/components-contrib/lock/redis"
 	contribmiddleware "github.com/dapr/components-contrib/middleware"
@@ -59,6 +60,8 @@ func init() {
 	stateLoader.DefaultRegistry.RegisterComponent(stateinmemory.NewInMemoryStateStore, "in-memory")
 
 	bindingsLoader.DefaultRegistry.RegisterInputBinding(cron.NewCron, "cron")
+	// Redis output binding: atomic counters (INCR with a TTL) for the gateway's rate limits.
+	bindingsLoader.DefaultRegistry.RegisterOutputBinding(bindingsredis.NewRedis, "redis")
 
 	secretstoresLoader.DefaultRegistry.RegisterComponent(env.NewEnvSecretStore, "local.env")
 	secretstoresLoader.DefaultRegistry.RegisterComponent(file.NewLocalSecretStore, "local.file")

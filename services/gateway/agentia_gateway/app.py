@@ -5,17 +5,100 @@ Run with ``uvicorn --factory agentia_gateway.app:create_app``.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 
-from agentia.service import create_service_app
-from agentia_gateway import agents_api, run_events
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from agentia.dapr import DaprError
+from agentia.service import create_service_app, dapr_client
+from agentia_gateway import agents_api, run_events, runs_api, store_api, threads_api
+from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.security import (
+    Authenticator,
+    BodyLimit,
+    Denied,
+    RateLimiter,
+    authorize,
+)
 from agentia_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+API_PREFIXES = ("/agents", "/assistants", "/threads", "/runs", "/store")
+DOC_PREFIXES = ("/docs", "/openapi.json", "/redoc")
+
+
+async def _start(app: FastAPI) -> None:
+    settings: GatewaySettings = app.state.settings
+    client = dapr_client(app)
+    app.state.runs = RunFlow(app)
+    app.state.auth = Authenticator(client, settings.keys_refresh_s)
+    app.state.limiter = RateLimiter(client, settings.rate_limit_per_minute)
+    try:
+        await client.wait_outbound(timeout=30)
+        await app.state.auth.refresh()
+    except (DaprError, httpx.HTTPError, TimeoutError, ValueError) as exc:
+        log.warning("API keys not loaded yet; retrying in the background", extra={"why": str(exc)})
+    app.state.keys_task = asyncio.create_task(app.state.auth.keep_fresh())
+
+
+async def _stop(app: FastAPI) -> None:
+    app.state.keys_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.state.keys_task
 
 
 def create_app() -> FastAPI:
-    return create_service_app(
-        GatewaySettings(),
+    settings = GatewaySettings()
+    app = create_service_app(
+        settings,
         title="Agentia gateway",
-        routers=[run_events.router, agents_api.router],
-        public_prefixes=("/docs", "/openapi.json", "/agents", "/assistants"),
+        description="The Agent Protocol (and LangGraph Platform's names) over an agent mesh.",
+        routers=[
+            run_events.router,
+            agents_api.router,
+            threads_api.router,
+            runs_api.router,
+            store_api.router,
+        ],
+        public_prefixes=DOC_PREFIXES + API_PREFIXES,
+        on_startup=_start,
+        on_shutdown=_stop,
     )
+
+    @app.middleware("http")
+    async def authenticate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if request.method == "OPTIONS" or not path.startswith(API_PREFIXES):
+            return await call_next(request)
+        try:
+            principal = request.app.state.auth.authenticate(
+                {k.lower(): v for k, v in request.headers.items()}
+            )
+            authorize(principal, request.method, path)
+            await request.app.state.limiter.hit(principal)
+        except Denied as denied:
+            headers = dict(denied.headers)
+            if denied.status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="agentia"'
+            return JSONResponse({"detail": denied.reason}, denied.status, headers=headers)
+        request.state.principal = principal
+        return await call_next(request)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "x-api-key", "content-type", "last-event-id"],
+            expose_headers=["content-location", "retry-after"],
+        )
+    return app

@@ -1,7 +1,8 @@
-"""Subscription handler for `runs.events`: keep each run's latest status where any replica sees it.
+"""Subscription handler for `runs.events`: every run event goes into the run's log (which
+streams on any replica read), and a run's start and end move its record and its thread's lane.
 
-Status lives in the cache store (Redis through Dapr), so every gateway replica answers the
-same. Updates are idempotent and tolerate reordering: an event only moves a run forward.
+Idempotent and order-tolerant: a redelivered event is already in the log (same seq) and a
+settled run stays settled, so at-least-once delivery never shows an event twice.
 """
 
 from __future__ import annotations
@@ -12,30 +13,26 @@ from typing import Any
 import pydantic
 from fastapi import APIRouter, Request
 
-from agentia import names
-from agentia.dapr import ETagMismatch
 from agentia.events import RunEvent
-from agentia.service import dapr_client, keep_dead_letter
+from agentia.service import keep_dead_letter
+from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.run_store import FINAL, Contended, now
+from agentia_gateway.streaming import FINAL_KINDS
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def run_status_key(run_id: str) -> str:
-    return f"run-status:{run_id}"
+def log_entry(event: RunEvent) -> dict[str, Any]:
+    """What a run's log keeps of one event."""
+    return {"seq": event.seq, "kind": event.kind, "status": event.status, "data": event.data}
 
 
-def advance(current: dict[str, Any] | None, event: RunEvent) -> dict[str, Any] | None:
-    """The run's new status record, or None when ``event`` is old news (duplicate or late)."""
-    if current is not None and int(current.get("seq", -1)) >= event.seq:
+def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A pending run becomes running; anything else is left as it is."""
+    if current is None or current["status"] != "pending":
         return None
-    return {
-        "run_id": event.run_id,
-        "status": event.status,
-        "seq": event.seq,
-        "kind": event.kind,
-        "updated_at": event.occurred_at.isoformat(),
-    }
+    return {**current, "status": "running", "updated_at": now()}
 
 
 @router.post("/events/runs-events")
@@ -47,22 +44,13 @@ async def on_run_event(request: Request) -> dict[str, str]:
         # Not a run event we understand: keep it for inspection instead of retrying forever.
         await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
         return {"status": "SUCCESS"}
-    client = dapr_client(request.app)
-    key = run_status_key(event.run_id)
-    for _ in range(5):
-        item = await client.get_state(names.CACHE_STORE, key)
-        record = advance(item.value if item else None, event)
-        if record is None:
-            return {"status": "SUCCESS"}
-        try:
-            await client.save_state(
-                names.CACHE_STORE,
-                key,
-                record,
-                etag=item.etag if item else None,
-                first_write=item is None,
-            )
-            return {"status": "SUCCESS"}
-        except ETagMismatch:
-            continue  # another replica moved the run; read again
-    return {"status": "RETRY"}
+    flow: RunFlow = request.app.state.runs
+    try:
+        await flow.store.append_log(event.run_id, log_entry(event))
+        if event.kind == "run.started":
+            await flow.store.update(event.run_id, started)
+        elif event.kind in FINAL_KINDS and event.status in FINAL:
+            await flow.settle(event.run_id, event.status, event.data)
+    except Contended:
+        return {"status": "RETRY"}  # many events of one run at once: Dapr redelivers this one
+    return {"status": "SUCCESS"}

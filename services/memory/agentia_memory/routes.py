@@ -31,6 +31,37 @@ class ItemsAdd(BaseModel):
     items: list[dict[str, Any]] = Field(max_length=MAX_ITEMS_PER_WRITE, description="Items.")
 
 
+class ThreadSearch(BaseModel):
+    """Find threads by metadata (containment) or ids, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, Any] | None = Field(default=None, description="Metadata to contain.")
+    ids: list[str] | None = Field(default=None, max_length=1000, description="Only these ids.")
+    limit: int = Field(default=10, ge=1, le=1000, description="Page size.")
+    offset: int = Field(default=0, ge=0, le=1_000_000, description="Threads to skip.")
+
+
+class ThreadPatch(BaseModel):
+    """Metadata to merge into the thread's."""
+
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, Any] = Field(description="Keys to set; others are kept.")
+
+
+class ThreadCopy(BaseModel):
+    """Copy a thread under a new id."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The new id.")
+
+
+class Truncate(BaseModel):
+    """Keep only the first ``count`` items."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=0, description="Items to keep.")
+
+
 def _store(request: Request) -> ThreadStore:
     store: ThreadStore = request.app.state.threads
     return store
@@ -45,8 +76,14 @@ def _check_id(thread_id: str) -> None:
 
 @router.post("", status_code=200)
 def create(body: ThreadCreate, request: Request) -> dict[str, Any]:
-    thread, _ = _store(request).create(body.thread_id or uuid.uuid4().hex, body.metadata)
-    return dict(thread)
+    thread, created = _store(request).create(body.thread_id or uuid.uuid4().hex, body.metadata)
+    return {**thread, "created": created}
+
+
+@router.post("/search")
+def search(body: ThreadSearch, request: Request) -> dict[str, Any]:
+    found = _store(request).search(body.metadata, body.ids, body.limit, body.offset)
+    return {"threads": found}
 
 
 @router.get("/{thread_id}")
@@ -54,6 +91,37 @@ def get(thread_id: str, request: Request) -> dict[str, Any]:
     _check_id(thread_id)
     try:
         return dict(_store(request).get(thread_id))
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+
+
+@router.patch("/{thread_id}")
+def patch(thread_id: str, body: ThreadPatch, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return dict(_store(request).patch(thread_id, body.metadata))
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{thread_id}/copy")
+def copy(thread_id: str, body: ThreadCopy, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return dict(_store(request).copy(thread_id, body.thread_id or uuid.uuid4().hex))
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{thread_id}/items/truncate")
+def truncate(thread_id: str, body: Truncate, request: Request) -> dict[str, Any]:
+    _check_id(thread_id)
+    try:
+        return {"item_count": _store(request).truncate(thread_id, body.count)}
     except NotFound:
         raise HTTPException(404, f"no thread '{thread_id}'") from None
 

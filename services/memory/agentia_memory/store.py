@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, cast, delete, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -160,6 +161,86 @@ class ThreadStore:
             )
             s.execute(delete(ThreadItem).where(ThreadItem.thread_id == thread_id))
             s.commit()
+
+    def search(
+        self,
+        metadata: dict[str, Any] | None = None,
+        ids: list[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Threads whose metadata contains ``metadata`` (JSONB ``@>``, which CockroachDB has
+        too), newest first."""
+        with Session(self.engine) as s:
+            query = select(Thread)
+            if metadata:
+                query = query.where(cast(Thread.meta, JSONB).contains(metadata))
+            if ids is not None:
+                query = query.where(Thread.thread_id.in_(ids))
+            query = query.order_by(Thread.created_at.desc(), Thread.thread_id)
+            rows = s.execute(query.offset(offset).limit(limit)).scalars()
+            return [_thread_dict(t) for t in rows]
+
+    def patch(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``metadata`` into the thread's (compare-and-set on the version)."""
+        for _ in range(MAX_ATTEMPTS):
+            with Session(self.engine) as s:
+                thread = s.get(Thread, thread_id)
+                if thread is None:
+                    raise NotFound(thread_id)
+                seen, merged = thread.version, {**thread.meta, **metadata}
+                result = s.execute(
+                    update(Thread)
+                    .where(Thread.thread_id == thread_id, Thread.version == seen)
+                    .values(meta=merged, version=seen + 1, updated_at=datetime.now(UTC))
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    s.rollback()
+                    continue
+                s.commit()
+                return self.get(thread_id)
+        raise Conflict(f"thread {thread_id}: too many concurrent writers")
+
+    def copy(self, thread_id: str, new_id: str) -> dict[str, Any]:
+        """A new thread with the metadata and items of ``thread_id``, in one transaction."""
+        with Session(self.engine) as s:
+            source = s.get(Thread, thread_id)
+            if source is None:
+                raise NotFound(thread_id)
+            items = s.execute(
+                select(ThreadItem.position, ThreadItem.data).where(
+                    ThreadItem.thread_id == thread_id
+                )
+            ).all()
+            s.add(Thread(thread_id=new_id, meta=dict(source.meta), item_count=len(items)))
+            s.flush()
+            s.add_all(ThreadItem(thread_id=new_id, position=p, data=d) for p, d in items)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(f"thread {new_id} exists already") from None
+        return self.get(new_id)
+
+    def truncate(self, thread_id: str, count: int) -> int:
+        """Keep the first ``count`` items (a rolled-back run's items go); the new count."""
+        with Session(self.engine) as s:
+            thread = s.get(Thread, thread_id)
+            if thread is None:
+                raise NotFound(thread_id)
+            keep = int(min(count, thread.item_count))
+            s.execute(
+                update(Thread)
+                .where(Thread.thread_id == thread_id)
+                .values(version=Thread.version + 1, item_count=keep, updated_at=datetime.now(UTC))
+            )
+            s.execute(
+                delete(ThreadItem).where(
+                    ThreadItem.thread_id == thread_id, ThreadItem.position >= keep
+                )
+            )
+            s.commit()
+            return keep
 
     def count(self) -> int:
         with Session(self.engine) as s:

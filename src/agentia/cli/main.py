@@ -20,12 +20,14 @@ from rich.table import Table
 
 from agentia import names
 from agentia.chaos import runner as chaos_runner
+from agentia.cli.keys import keys_app
 from agentia.kind import kind_app
 from agentia.paths import agentia_home
 from agentia.runtime import orchestrate
 from agentia.runtime.daprbin import DaprBinariesError, ensure_dapr_binaries
 from agentia.runtime.health import Probe
 from agentia.runtime.infra import InfraError
+from agentia.runtime.local_keys import local_key_path
 from agentia.runtime.orchestrate import MeshError
 from agentia.runtime.secrets_file import read_secrets
 from agentia.runtime.supervisor import Supervisor, SupervisorError
@@ -72,6 +74,10 @@ def up() -> None:
         raise _fail(str(exc)) from None
     console.print(_table(probes))
     console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
+    console.print(
+        f"API key: in {local_key_path(home)} (send it as the x-api-key header; "
+        "`agentia keys create` makes more)"
+    )
     if not all(p.ok for p in probes):
         raise typer.Exit(1)
 
@@ -199,6 +205,7 @@ def dapr() -> None:
 
 
 app.add_typer(kind_app, name="kind")
+app.add_typer(keys_app, name="keys")
 chaos_app = typer.Typer(help="Chaos experiments (Chaos Toolkit format) against the running mesh.")
 app.add_typer(chaos_app, name="chaos")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from agentia import names
 from agentia.runtime import health, infra, mesh
 from agentia.runtime.daprbin import DaprBinaries, ensure_dapr_binaries
+from agentia.runtime.local_keys import ensure_local_key
 from agentia.runtime.programs import ProgramSpec
 from agentia.runtime.secrets_file import ensure_tokens
 from agentia.runtime.supervisor import Supervisor, SupervisorError, wait_until
@@ -46,6 +47,7 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
     progress(f"dapr runtime {bins.version} ({bins.source}): {bins.daprd.parent}")
     creds = infra.load_or_create_credentials(home, settings)
     tokens = ensure_tokens(home)
+    ensure_local_key(home)  # before the gateway starts: it reads the keys at start-up
     sup = Supervisor(home)
     managed = {
         p.name for p in sup.processes() if p.group == "infra" and p.state in ("RUNNING", "STARTING")

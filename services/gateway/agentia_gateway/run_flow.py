@@ -1,0 +1,268 @@
+"""How a run goes through the mesh, seen from the gateway.
+
+Create: check the agent and the thread, record the run, take the thread's lane (or queue
+behind its active run, per ``multitask_strategy``), then start it: a background or streamed
+run is published on ``runs.requested`` (the run id is the idempotency key); a create-and-wait
+run is a service invocation of agent-runner. Run events come back on ``runs.events``; the
+final one settles the run and hands the lane to the next queued run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from agentia import names
+from agentia.events import RunRequested
+from agentia.service import dapr_client
+from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
+from agentia_gateway.run_store import FINAL, Busy, RunStore, now
+from agentia_gateway.schemas import RunCreate
+from agentia_gateway.settings import GatewaySettings
+from agentia_gateway.upstream import call
+
+DEFAULT_AGENT = "assistant"
+AGENTS_TTL_S = 10.0
+
+
+def public_run(record: dict[str, Any]) -> dict[str, Any]:
+    """A run record as the Agent Protocol's Run."""
+    fields = ("run_id", "thread_id", "created_at", "updated_at", "status", "metadata", "kwargs")
+    run = {k: record.get(k) for k in fields}
+    run.update(
+        agent_id=record["agent_id"],
+        assistant_id=record["agent_id"],
+        multitask_strategy=record.get("multitask_strategy", "reject"),
+        error=record.get("error"),
+    )
+    return run
+
+
+def _with_count(count: int) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    """A change that records how many items the thread had when the run started."""
+    return lambda cur: {**cur, "item_count_before": count} if cur else None
+
+
+class RunFlow:
+    """The run operations of one gateway replica (all state is in Dapr's stores)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.settings: GatewaySettings = app.state.settings
+        self.client = dapr_client(app)
+        self.store = RunStore(self.client, self.settings.run_log_ttl_s)
+        self._agents: tuple[float, set[str]] = (0.0, set())
+
+    async def agents(self) -> set[str]:
+        at, known = self._agents
+        if time.monotonic() - at > AGENTS_TTL_S:
+            specs = await call(
+                self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
+            )
+            known = {s["name"] for s in specs}
+            self._agents = (time.monotonic(), known)
+        return known
+
+    async def thread(self, thread_id: str) -> dict[str, Any] | None:
+        try:
+            found = await call(
+                self.client, names.MEMORY, f"internal/threads/{thread_id}", http_method="GET"
+            )
+        except HTTPException as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return dict(found)
+
+    # -- creating and starting ----------------------------------------------------------
+
+    async def create(self, body: RunCreate, thread_id: str | None) -> dict[str, Any]:
+        """Validate and record a run, and admit it to its thread's lane (not started yet)."""
+        agent = body.agent or DEFAULT_AGENT
+        if agent not in await self.agents():
+            raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+        try:
+            msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
+            value = run_input(body.input, msgs or None)
+        except BadInput as exc:
+            raise HTTPException(422, str(exc)) from None
+        thread = None
+        if thread_id is not None:
+            thread = await self.thread(thread_id)
+            if thread is None and body.if_not_exists == "reject":
+                raise HTTPException(404, f"no thread '{thread_id}' (or pass if_not_exists=create)")
+            if thread is None:
+                thread = await call(
+                    self.client, names.MEMORY, "internal/threads", body={"thread_id": thread_id}
+                )
+        stamp = now()
+        record: dict[str, Any] = {
+            "run_id": str(uuid.uuid4()),
+            "thread_id": thread_id,
+            "agent_id": agent,
+            "status": "pending",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "metadata": body.metadata,
+            "kwargs": {"input": value, "stream_mode": body.modes, "config": body.config},
+            "multitask_strategy": body.multitask_strategy,
+            "on_disconnect": body.on_disconnect,
+            "item_count_before": int(thread["item_count"]) if thread else 0,
+        }
+        await self.store.create(record)
+        if thread_id is None:
+            record["admitted"] = True
+            return record
+        await self.store.index_add(thread_id, record["run_id"])
+        try:
+            decision, active = await self.store.claim(
+                thread_id, record["run_id"], body.multitask_strategy
+            )
+        except Busy as busy:
+            await self.store.index_remove(thread_id, record["run_id"])
+            await self.store.delete(record["run_id"])
+            raise HTTPException(
+                409,
+                f"thread '{thread_id}' is busy with run {busy.active}; pass multitask_strategy "
+                "enqueue, interrupt or rollback to run after it",
+            ) from None
+        record["admitted"] = decision == "start"
+        if active is not None and body.multitask_strategy in ("interrupt", "rollback"):
+            await self.cancel(active, rollback=body.multitask_strategy == "rollback")
+        return record
+
+    def _request(self, record: dict[str, Any]) -> RunRequested:
+        return RunRequested(
+            run_id=record["run_id"],
+            thread_id=record["thread_id"],
+            agent_id=record["agent_id"],
+            input=record["kwargs"]["input"],
+            metadata=record.get("metadata") or {},
+        )
+
+    async def publish(self, record: dict[str, Any]) -> None:
+        await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
+
+    async def run_and_wait(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Create-and-wait: invoke agent-runner when the run holds its lane; else wait."""
+        if not record.get("admitted"):
+            return await self.wait_final(record["run_id"])
+        result = await call(
+            self.client,
+            names.AGENT_RUNNER,
+            "internal/runs/wait",
+            body=self._request(record).model_dump(mode="json"),
+            timeout=self.settings.run_wait_timeout_s,
+        )
+        if result.get("status") in FINAL:
+            await self.settle(record["run_id"], result["status"], result)
+        return await self.wait_final(record["run_id"])
+
+    async def wait_final(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The run's record once it is final (or as it is when ``timeout`` runs out)."""
+        deadline = time.monotonic() + (timeout or self.settings.run_wait_timeout_s)
+        pause = 0.02
+        while True:
+            record = await self.store.get(run_id)
+            if record is None:
+                raise HTTPException(404, f"no run '{run_id}'")
+            if record["status"] in FINAL or time.monotonic() > deadline:
+                return dict(record)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
+
+    # -- settling ----------------------------------------------------------------------------
+
+    async def settle(self, run_id: str, status: str, result: dict[str, Any]) -> None:
+        """The run ended: record it, undo it if it was rolled back, start the next one."""
+        flipped: list[bool] = []
+
+        def finish(cur: dict[str, Any] | None) -> dict[str, Any] | None:
+            if cur is None or cur["status"] in FINAL:
+                return None
+            flipped.append(True)
+            return {
+                **cur,
+                "status": status,
+                "output": result.get("output"),
+                "error": result.get("error"),
+                "usage": result.get("usage"),
+                "updated_at": now(),
+            }
+
+        record = await self.store.update(run_id, finish)
+        if record is None or record.get("thread_id") is None:
+            return
+        thread_id = record["thread_id"]
+        if flipped and record.get("rollback"):
+            await call(
+                self.client,
+                names.MEMORY,
+                f"internal/threads/{thread_id}/items/truncate",
+                body={"count": int(record.get("item_count_before", 0))},
+            )
+            await self.store.index_remove(thread_id, run_id)
+            await self.store.delete(run_id)
+        nxt = await self.store.release(thread_id, run_id, status)
+        while nxt is not None:
+            queued = await self.store.get(nxt)
+            if queued is not None and queued["status"] not in FINAL:
+                thread = await self.thread(thread_id)
+                count = int(thread["item_count"]) if thread else 0
+                await self.store.update(
+                    nxt, lambda cur, c=count: {**cur, "item_count_before": c} if cur else None
+                )
+                # Published before anything else can happen: a crash here redelivers the
+                # final event, which publishes it again, and the run id makes that harmless.
+                await self.publish(queued)
+                return
+            nxt = await self.store.release(thread_id, nxt, "interrupted")
+
+    async def cancel(self, run_id: str, rollback: bool = False) -> dict[str, Any]:
+        record = await self.store.get(run_id)
+        if record is None:
+            raise HTTPException(404, f"no run '{run_id}'")
+        if record["status"] in FINAL:
+            return dict(record)
+        if rollback:
+            await self.store.update(run_id, lambda cur: {**cur, "rollback": True} if cur else None)
+        thread_id = record.get("thread_id")
+        if thread_id is not None:
+            lane = await self.store.lane(thread_id)
+            if run_id in lane.get("queue", []):  # never started: settle it here
+                await self.store.release(thread_id, run_id, "interrupted")
+                await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
+                return dict(await self.store.get(run_id) or record)
+        await call(self.client, names.AGENT_RUNNER, f"internal/runs/{run_id}/cancel")
+        return dict(record)
+
+    # -- what a run produced ---------------------------------------------------------------------
+
+    async def thread_items(self, thread_id: str) -> list[dict[str, Any]]:
+        found = await call(
+            self.client, names.MEMORY, f"internal/threads/{thread_id}/items", http_method="GET"
+        )
+        return list(found["items"])
+
+    async def thread_messages(
+        self, thread_id: str, upto: int | None = None
+    ) -> list[dict[str, Any]]:
+        items = await self.thread_items(thread_id)
+        return list(to_messages(items[:upto] if upto is not None else items))
+
+    async def values(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The messages after the run: the thread's, or (stateless) input plus output."""
+        thread_id = record.get("thread_id")
+        if thread_id and not record.get("rollback") and await self.thread(thread_id) is not None:
+            return list(await self.thread_messages(thread_id))
+        msgs: list[dict[str, Any]] = input_messages(record["kwargs"]["input"])
+        if record.get("output") is not None:
+            out = record["output"]
+            text = out if isinstance(out, str) else str(out)
+            msgs.append({"role": "assistant", "content": text, "id": f"{record['run_id']}-out"})
+        return msgs

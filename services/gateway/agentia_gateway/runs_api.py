@@ -1,0 +1,302 @@
+"""Runs endpoints of the Agent Protocol: on a thread and stateless; background, wait, stream;
+get, list, cancel, join, join the stream (resumable with ``Last-Event-ID``), delete."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from agentia_gateway.messages import input_messages
+from agentia_gateway.run_flow import RunFlow, public_run
+from agentia_gateway.run_store import FINAL
+from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
+from agentia_gateway.streaming import FINAL_KINDS, StreamState, sse
+
+router = APIRouter(tags=["Runs"], responses=ERRORS)
+ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
+RunId = Annotated[str, Path(pattern=ID_PATTERN, description="The run's id.")]
+LastEventId = Annotated[
+    str | None, Header(alias="Last-Event-ID", max_length=40, description="Resume after this id.")
+]
+SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Server-sent events", "content": {"text/event-stream": {}}}
+}
+ATTEMPT_SPAN = 100_000  # agent-runner numbers each attempt's events from attempt * this
+GAP_GRACE_S = 2.0
+KEEPALIVE_S = 10.0
+
+
+def _flow(request: Request) -> RunFlow:
+    flow: RunFlow = request.app.state.runs
+    return flow
+
+
+async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
+    record = await _flow(request).store.get(run_id)
+    if record is None or (thread_id is not None and record.get("thread_id") != thread_id):
+        where = f" on thread '{thread_id}'" if thread_id else ""
+        raise HTTPException(404, f"no run '{run_id}'{where}")
+    return dict(record)
+
+
+async def _wait_response(flow: RunFlow, record: dict[str, Any]) -> RunWaitResponse:
+    messages = await flow.values(record)
+    return RunWaitResponse(
+        run=Run.model_validate(public_run(record)),
+        values={"messages": messages},
+        messages=messages,
+        output=record.get("output"),
+    )
+
+
+def _parse_last_id(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return -1
+    if not raw.strip().isdigit():
+        raise HTTPException(422, "Last-Event-ID: an id this stream sent (digits)")
+    return int(raw)
+
+
+async def _frames(
+    request: Request, record: dict[str, Any], after: int, fresh: bool
+) -> AsyncIterator[str]:
+    """The run's events as SSE, from its log, until its final event (any replica can serve)."""
+    flow = _flow(request)
+    run_id, modes = record["run_id"], record["kwargs"].get("stream_mode") or ["values"]
+    base: list[dict[str, Any]] = []
+    if "values" in modes and record.get("thread_id"):
+        base = await flow.thread_messages(record["thread_id"], int(record["item_count_before"]))
+    elif "values" in modes:
+        base = input_messages(record["kwargs"]["input"])
+    state = StreamState(run_id, modes, base)
+    if fresh:
+        yield sse("metadata", {"run_id": run_id, "thread_id": record.get("thread_id")})
+    sent, gap_since, last_io = -1, 0.0, time.monotonic()
+    pause = flow.settings.stream_poll_s
+    finished = False
+    try:
+        while not finished:
+            events = await flow.store.read_log(run_id)
+            for event in events:
+                seq = int(event["seq"])
+                if seq <= sent:
+                    continue
+                contiguous = sent < 0 or seq == sent + 1 or seq % ATTEMPT_SPAN == 0
+                if not contiguous:  # an earlier event may still be on its way: hold on briefly
+                    gap_since = gap_since or time.monotonic()
+                    if time.monotonic() - gap_since < GAP_GRACE_S:
+                        break
+                gap_since, sent = 0.0, seq
+                frames = state.frames(event)
+                if seq > after:
+                    for frame in frames:
+                        yield frame
+                    last_io = time.monotonic()
+                if event["kind"] in FINAL_KINDS:
+                    finished = True
+                    break
+            if finished:
+                break
+            if not events or sent < 0:
+                current = await flow.store.get(run_id)
+                if current is None or (current["status"] in FINAL and not events):
+                    break  # settled with no log left (expired): nothing more will come
+            if time.monotonic() - last_io > KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_io = time.monotonic()
+            await asyncio.sleep(pause)
+    finally:
+        if not finished and record.get("on_disconnect") == "cancel":
+            # The client left a stream it asked to cancel on disconnect.
+            await asyncio.shield(_cancel_quietly(flow, run_id))
+
+
+async def _cancel_quietly(flow: RunFlow, run_id: str) -> None:
+    try:
+        await flow.cancel(run_id)
+    except Exception:  # the run may be gone or the mesh busy: the stream is closed anyway
+        return
+
+
+def _stream(request: Request, record: dict[str, Any], after: int, fresh: bool) -> StreamingResponse:
+    return StreamingResponse(
+        _frames(request, record, after, fresh),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+            "Content-Location": f"/runs/{record['run_id']}",
+        },
+    )
+
+
+# -- on a thread ---------------------------------------------------------------------------------
+
+
+@router.post("/threads/{thread_id}/runs", response_model=Run)
+async def create_run(thread_id: ThreadId, body: RunCreate, request: Request) -> Run:
+    flow = _flow(request)
+    record = await flow.create(body, thread_id)
+    if record["admitted"]:
+        await flow.publish(record)
+    return Run.model_validate(public_run(record))
+
+
+@router.post("/threads/{thread_id}/runs/wait", response_model=RunWaitResponse)
+async def create_run_wait(
+    thread_id: ThreadId, body: RunCreate, request: Request
+) -> RunWaitResponse:
+    flow = _flow(request)
+    record = await flow.run_and_wait(await flow.create(body, thread_id))
+    return await _wait_response(flow, record)
+
+
+@router.post("/threads/{thread_id}/runs/stream", responses=SSE_DOC)
+async def create_run_stream(
+    thread_id: ThreadId, body: RunCreate, request: Request
+) -> StreamingResponse:
+    flow = _flow(request)
+    record = await flow.create(body, thread_id)
+    if record["admitted"]:
+        await flow.publish(record)
+    return _stream(request, record, -1, True)
+
+
+@router.get("/threads/{thread_id}/runs", response_model=list[Run])
+async def list_runs(
+    thread_id: ThreadId,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    status: Annotated[
+        Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None, Query()
+    ] = None,
+) -> list[Run]:
+    flow = _flow(request)
+    if await flow.thread(thread_id) is None:
+        raise HTTPException(404, f"no thread '{thread_id}'")
+    ids = list(reversed(await flow.store.index(thread_id)))  # newest first
+    runs = await flow.store.get_many(ids)
+    if status is not None:
+        runs = [r for r in runs if r["status"] == status]
+    return [Run.model_validate(public_run(r)) for r in runs[offset : offset + limit]]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
+async def get_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Run:
+    return Run.model_validate(public_run(await _owned(request, run_id, thread_id)))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, response_class=Response)
+async def delete_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Response:
+    flow = _flow(request)
+    record = await _owned(request, run_id, thread_id)
+    if record["status"] not in FINAL:
+        raise HTTPException(409, f"run '{run_id}' is {record['status']}: cancel it first")
+    await flow.store.index_remove(thread_id, run_id)
+    await flow.store.delete(run_id)
+    return Response(status_code=204)
+
+
+async def _cancel(
+    request: Request, run_id: str, thread_id: str | None, wait: bool, action: str
+) -> Run:
+    flow = _flow(request)
+    await _owned(request, run_id, thread_id)
+    record = await flow.cancel(run_id, rollback=action == "rollback")
+    if wait:
+        record = await flow.wait_final(run_id)
+    return Run.model_validate(public_run(record))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=Run)
+async def cancel_run(
+    thread_id: ThreadId,
+    run_id: RunId,
+    request: Request,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Run:
+    return await _cancel(request, run_id, thread_id, wait, action)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/wait", response_model=RunWaitResponse)
+@router.get("/threads/{thread_id}/runs/{run_id}/join", response_model=RunWaitResponse)
+async def join_run(thread_id: ThreadId, run_id: RunId, request: Request) -> RunWaitResponse:
+    flow = _flow(request)
+    await _owned(request, run_id, thread_id)
+    return await _wait_response(flow, await flow.wait_final(run_id))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", responses=SSE_DOC)
+async def join_run_stream(
+    thread_id: ThreadId,
+    run_id: RunId,
+    request: Request,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    record = await _owned(request, run_id, thread_id)
+    after = _parse_last_id(last_event_id)
+    return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)
+
+
+# -- stateless -------------------------------------------------------------------------------------
+
+
+@router.post("/runs", response_model=Run, tags=["Stateless Runs"])
+async def create_stateless_run(body: RunCreate, request: Request) -> Run:
+    flow = _flow(request)
+    record = await flow.create(body, None)
+    await flow.publish(record)
+    return Run.model_validate(public_run(record))
+
+
+@router.post("/runs/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
+async def create_stateless_run_wait(body: RunCreate, request: Request) -> RunWaitResponse:
+    flow = _flow(request)
+    record = await flow.run_and_wait(await flow.create(body, None))
+    return await _wait_response(flow, record)
+
+
+@router.post("/runs/stream", responses=SSE_DOC, tags=["Stateless Runs"])
+async def create_stateless_run_stream(body: RunCreate, request: Request) -> StreamingResponse:
+    flow = _flow(request)
+    record = await flow.create(body, None)
+    await flow.publish(record)
+    return _stream(request, record, -1, True)
+
+
+@router.get("/runs/{run_id}", response_model=Run, tags=["Stateless Runs"])
+async def get_stateless_run(run_id: RunId, request: Request) -> Run:
+    return Run.model_validate(public_run(await _owned(request, run_id, None)))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=Run, tags=["Stateless Runs"])
+async def cancel_stateless_run(
+    run_id: RunId,
+    request: Request,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Run:
+    return await _cancel(request, run_id, None, wait, action)
+
+
+@router.get("/runs/{run_id}/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
+async def join_stateless_run(run_id: RunId, request: Request) -> RunWaitResponse:
+    flow = _flow(request)
+    await _owned(request, run_id, None)
+    return await _wait_response(flow, await flow.wait_final(run_id))
+
+
+@router.get("/runs/{run_id}/stream", responses=SSE_DOC, tags=["Stateless Runs"])
+async def join_stateless_run_stream(
+    run_id: RunId, request: Request, last_event_id: LastEventId = None
+) -> StreamingResponse:
+    record = await _owned(request, run_id, None)
+    after = _parse_last_id(last_event_id)
+    return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)

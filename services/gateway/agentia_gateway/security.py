@@ -1,0 +1,216 @@
+"""Who may call the public API, how often, and with how much: API keys or JWTs, scopes,
+per-key rate limits held in Redis (so every replica counts against one limit), body sizes.
+
+Keys and the JWT signing key come from the Dapr secret store and are re-read every few
+seconds, so `agentia keys create/revoke` takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentia import names
+from agentia.apikeys import KeyRing
+from agentia.dapr import DaprClient, DaprError
+
+log = logging.getLogger(__name__)
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+# POSTs that only read: a read key may call them.
+READ_POSTS = ("/search", "/store/namespaces", "/store/items/get")
+WINDOW_S = 60
+COUNTER_TIMEOUT_S = 0.5
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as authenticated."""
+
+    id: str  # key id, or "jwt:<sub>"
+    name: str
+    scope: str  # read | write
+    rate_limit_per_minute: int | None = None
+
+
+class Denied(Exception):
+    """The request is refused: ``status`` and a reason the caller can act on."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, headers or {}
+
+
+class Authenticator:
+    """Checks API keys (``x-api-key`` or ``Authorization: Bearer agk_…``) and HS256 JWTs."""
+
+    def __init__(self, client: DaprClient, refresh_s: float) -> None:
+        self.client, self.refresh_s = client, refresh_s
+        self.ring = KeyRing()
+        self.jwt_key: str | None = None
+        self.loaded = False
+
+    async def refresh(self) -> None:
+        raw = await self.client.find_secret(names.SECRET_GATEWAY_API_KEYS)
+        self.ring = KeyRing.from_secret(raw)
+        self.jwt_key = await self.client.find_secret(names.SECRET_GATEWAY_JWT_KEY)
+        self.loaded = True
+
+    async def keep_fresh(self) -> None:
+        """Re-read the keys forever; a failed read keeps the last good ones."""
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except (DaprError, httpx.HTTPError, ValueError) as exc:
+                log.warning("API keys not refreshed", extra={"why": str(exc)[:200]})
+
+    def authenticate(self, headers: dict[str, str]) -> Principal:
+        token = headers.get("x-api-key", "").strip()
+        auth = headers.get("authorization", "")
+        if not token and auth[:7].lower() == "bearer ":
+            token = auth[7:].strip()
+        if not token:
+            raise Denied(401, "no API key: send it as the x-api-key header or a Bearer token")
+        if token.startswith("agk_"):
+            record = self.ring.verify(token)
+            if record is None:
+                raise Denied(401, "the API key is not valid (unknown or revoked)")
+            return Principal(record.id, record.name, record.scope, record.rate_limit_per_minute)
+        return self._jwt(token)
+
+    def _jwt(self, token: str) -> Principal:
+        if not self.jwt_key:
+            raise Denied(401, "not an API key, and this gateway takes no JWTs (no signing key)")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.jwt_key,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub"]},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Denied(401, "the JWT has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Denied(401, f"the JWT is not valid: {exc}") from None
+        raw_scope = claims.get("scope", "")
+        scopes = set(raw_scope.split() if isinstance(raw_scope, str) else raw_scope)
+        if scopes & {"write", "agentia:write"}:
+            scope = "write"
+        elif scopes & {"read", "agentia:read"}:
+            scope = "read"
+        else:
+            raise Denied(403, "the JWT's scope claim grants neither read nor write")
+        sub = str(claims["sub"])[:128]
+        return Principal(f"jwt:{sub}", sub, scope)
+
+
+def needs_write(method: str, path: str) -> bool:
+    if method in READ_METHODS:
+        return False
+    return not (method == "POST" and path.endswith(READ_POSTS))
+
+
+def authorize(principal: Principal, method: str, path: str) -> None:
+    if needs_write(method, path) and principal.scope != "write":
+        raise Denied(403, f"this key is read-only: {method} {path} needs a write key")
+
+
+class RateLimiter:
+    """Fixed one-minute windows counted with Redis INCR (a Dapr output binding).
+
+    If Redis is down the gateway lets requests through (and says so in its log) rather than
+    refusing everything: rate limiting degrades, the API does not.
+    """
+
+    def __init__(self, client: DaprClient, default_per_minute: int) -> None:
+        self.client, self.default = client, default_per_minute
+        self._warned = 0.0
+
+    async def hit(self, principal: Principal) -> None:
+        limit = principal.rate_limit_per_minute or self.default
+        now = time.time()
+        window = int(now // WINDOW_S)
+        key = f"agentia-rl:{principal.id}:{window}"
+        meta = {"key": key, "ttlInSeconds": str(WINDOW_S * 2)}
+        try:
+            # Short timeouts: with Redis down the sidecar retries for long; we stop waiting.
+            await self.client.invoke_binding(
+                names.RATE_LIMIT_BINDING, "increment", meta, timeout=COUNTER_TIMEOUT_S
+            )
+            raw = await self.client.invoke_binding(
+                names.RATE_LIMIT_BINDING, "get", {"key": key}, timeout=COUNTER_TIMEOUT_S
+            )
+            count = int(raw or b"0")
+        except (DaprError, httpx.HTTPError, ValueError) as exc:
+            if now - self._warned > 30:
+                self._warned = now
+                log.warning("rate limits not enforced: counter store down", extra={"why": str(exc)})
+            return
+        if count > limit:
+            retry = max(1, int((window + 1) * WINDOW_S - now))
+            raise Denied(
+                429,
+                f"rate limit of {limit} requests per minute reached for key {principal.id}; "
+                f"retry in {retry} s",
+                {"Retry-After": str(retry)},
+            )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes`` with a 413, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

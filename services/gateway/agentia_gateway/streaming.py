@@ -1,0 +1,83 @@
+"""A run's events as the Agent Protocol's server-sent events, per stream mode. No Dapr here.
+
+Every frame carries the run event's ``seq`` as its SSE id, so a client that reconnects with
+``Last-Event-ID`` gets exactly what it missed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FINAL_KINDS = {"run.completed", "run.failed", "run.cancelled"}
+RAW_MODES = ("events", "debug", "custom")
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> str:
+    lines = [f"event: {event}", f"data: {json.dumps(data, default=str)}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    return "\n".join(lines) + "\n\n"
+
+
+class StreamState:
+    """Turns one run's events, in order, into SSE frames for the requested modes."""
+
+    def __init__(self, run_id: str, modes: list[str], messages: list[dict[str, Any]]) -> None:
+        self.run_id, self.modes = run_id, set(modes)
+        self.messages = list(messages)
+        self.agent = ""
+
+    def _id(self, seq: str) -> str:
+        return f"{self.run_id}-{seq}"
+
+    def _message_frames(self, msg: dict[str, Any], seq: str) -> list[str]:
+        self.messages.append(msg)
+        frames = []
+        if "values" in self.modes:
+            frames.append(sse("values", {"messages": self.messages}, seq))
+        if "updates" in self.modes:
+            frames.append(sse("updates", {self.agent or "agent": {"messages": [msg]}}, seq))
+        return frames
+
+    def frames(self, event: dict[str, Any]) -> list[str]:
+        kind, data, seq = event["kind"], event.get("data") or {}, str(event["seq"])
+        out = [sse(mode, event, seq) for mode in RAW_MODES if mode in self.modes]
+        if kind == "run.started":
+            self.agent = str(data.get("agent_id", ""))
+        elif kind in ("agent.updated", "handoff"):
+            self.agent = str(data.get("agent") or data.get("to") or self.agent)
+        elif kind == "message.delta" and self.modes & {"messages", "messages-tuple"}:
+            chunk = {"type": "AIMessageChunk", "content": data.get("delta", ""), "id": self.run_id}
+            out.append(sse("messages", [chunk, {"run_id": self.run_id, "agent": self.agent}], seq))
+        elif kind == "message.completed":
+            msg = {
+                "role": "assistant",
+                "content": data.get("text", ""),
+                "id": f"{self.run_id}-{seq}",
+            }
+            out += self._message_frames(msg, seq)
+        elif kind == "tool.call":
+            call = {
+                "name": data.get("name"),
+                "args": data.get("arguments"),
+                "id": data.get("call_id"),
+            }
+            msg = {
+                "role": "assistant",
+                "content": "",
+                "id": f"{self.run_id}-{seq}",
+                "tool_calls": [call],
+            }
+            out += self._message_frames(msg, seq)
+        elif kind == "tool.result":
+            output = data.get("output")
+            text = output if isinstance(output, str) else json.dumps(output, default=str)
+            out += self._message_frames(
+                {"role": "tool", "content": text, "id": f"{self.run_id}-{seq}"}, seq
+            )
+        elif kind == "run.failed":
+            out.append(
+                sse("error", {"error": "RunError", "message": data.get("error") or "failed"}, seq)
+            )
+        return out

@@ -1,0 +1,178 @@
+"""Threads endpoints of the Agent Protocol. Threads live in the memory service (invoked
+through Dapr); their status comes from the thread's run lane."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+
+from agentia import names
+from agentia_gateway.messages import to_messages
+from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.schemas import (
+    ERRORS,
+    ID_PATTERN,
+    Thread,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadSearch,
+    ThreadState,
+    ThreadStatus,
+)
+from agentia_gateway.upstream import call
+
+router = APIRouter(tags=["Threads"], responses=ERRORS)
+ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
+
+
+def _flow(request: Request) -> RunFlow:
+    flow: RunFlow = request.app.state.runs
+    return flow
+
+
+def _status(lane: dict[str, Any]) -> ThreadStatus:
+    if lane.get("active"):
+        return "busy"
+    last = lane.get("last_status")
+    if last == "error":
+        return "error"
+    return "interrupted" if last == "interrupted" else "idle"
+
+
+def _thread(found: dict[str, Any], lane: dict[str, Any], messages: list[Any] | None) -> Thread:
+    values: dict[str, Any] = {"messages": messages} if messages is not None else {}
+    return Thread(
+        thread_id=found["thread_id"],
+        created_at=found["created_at"],
+        updated_at=found["updated_at"],
+        metadata=found.get("metadata") or {},
+        status=_status(lane),
+        values=values,
+        messages=messages,
+    )
+
+
+async def _get(request: Request, thread_id: str) -> dict[str, Any]:
+    found = await _flow(request).thread(thread_id)
+    if found is None:
+        raise HTTPException(404, f"no thread '{thread_id}'")
+    return dict(found)
+
+
+@router.post("/threads", response_model=Thread)
+async def create_thread(body: ThreadCreate, request: Request) -> Thread:
+    flow = _flow(request)
+    found = await call(
+        flow.client,
+        names.MEMORY,
+        "internal/threads",
+        body={"thread_id": body.thread_id, "metadata": body.metadata},
+    )
+    if not found.pop("created", True) and body.if_exists == "raise":
+        raise HTTPException(
+            409, f"thread '{body.thread_id}' exists (if_exists=do_nothing returns it)"
+        )
+    return _thread(found, await flow.store.lane(found["thread_id"]), [])
+
+
+@router.post("/threads/search", response_model=list[Thread])
+async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
+    if body.values:
+        raise HTTPException(422, "values: searching threads by state values is not supported")
+    flow = _flow(request)
+    # A status filter is applied after the metadata search: page over enough to fill it.
+    limit = body.limit if body.status is None else min(1000, (body.offset + body.limit) * 4)
+    offset = body.offset if body.status is None else 0
+    found = await call(
+        flow.client,
+        names.MEMORY,
+        "internal/threads/search",
+        body={"metadata": body.metadata, "limit": limit, "offset": offset},
+    )
+    threads = found["threads"]
+    lanes = await flow.store.lanes([t["thread_id"] for t in threads])
+    out = [_thread(t, lanes[t["thread_id"]], None) for t in threads]
+    if body.status is not None:
+        out = [t for t in out if t.status == body.status][body.offset : body.offset + body.limit]
+    return out
+
+
+@router.get("/threads/{thread_id}", response_model=Thread)
+async def get_thread(thread_id: ThreadId, request: Request) -> Thread:
+    flow = _flow(request)
+    found = await _get(request, thread_id)
+    return _thread(found, await flow.store.lane(thread_id), await flow.thread_messages(thread_id))
+
+
+@router.patch("/threads/{thread_id}", response_model=Thread)
+async def patch_thread(thread_id: ThreadId, body: ThreadPatch, request: Request) -> Thread:
+    flow = _flow(request)
+    found = await call(
+        flow.client,
+        names.MEMORY,
+        f"internal/threads/{thread_id}",
+        http_method="PATCH",
+        body={"metadata": body.metadata},
+    )
+    return _thread(found, await flow.store.lane(thread_id), None)
+
+
+@router.delete("/threads/{thread_id}", status_code=204, response_class=Response)
+async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
+    flow = _flow(request)
+    lane = await flow.store.lane(thread_id)
+    await call(flow.client, names.MEMORY, f"internal/threads/{thread_id}", http_method="DELETE")
+    for run_id in [r for r in [lane.get("active"), *lane.get("queue", [])] if r]:
+        await flow.cancel(run_id)
+    for run_id in await flow.store.index(thread_id):
+        await flow.store.delete(run_id)
+    await flow.store.forget_thread(thread_id)
+    return Response(status_code=204)
+
+
+@router.post("/threads/{thread_id}/copy", response_model=Thread)
+async def copy_thread(thread_id: ThreadId, request: Request) -> Thread:
+    flow = _flow(request)
+    found = await call(flow.client, names.MEMORY, f"internal/threads/{thread_id}/copy", body={})
+    return _thread(found, await flow.store.lane(found["thread_id"]), None)
+
+
+def _state(thread_id: str, found: dict[str, Any], messages: list[Any], upto: int) -> ThreadState:
+    return ThreadState(
+        checkpoint={"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id},
+        values={"messages": messages},
+        messages=messages,
+        metadata={"item_count": upto},
+        created_at=found["updated_at"],
+    )
+
+
+@router.get("/threads/{thread_id}/state", response_model=ThreadState)
+async def get_thread_state(thread_id: ThreadId, request: Request) -> ThreadState:
+    found = await _get(request, thread_id)
+    messages = await _flow(request).thread_messages(thread_id)
+    return _state(thread_id, found, messages, int(found["item_count"]))
+
+
+@router.get("/threads/{thread_id}/history", response_model=list[ThreadState])
+async def get_thread_history(
+    thread_id: ThreadId,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[ThreadState]:
+    """Past states, newest first: one per run boundary (after each run's items)."""
+    flow = _flow(request)
+    found = await _get(request, thread_id)
+    items = await flow.thread_items(thread_id)
+    runs = await flow.store.get_many(await flow.store.index(thread_id))
+    bounds = sorted({int(found["item_count"])} | {int(r.get("item_count_before", 0)) for r in runs})
+    if before is not None:
+        try:
+            upto = int(before.rsplit(":", 1)[-1])
+        except ValueError:
+            raise HTTPException(422, "before: a checkpoint id from this thread's history") from None
+        bounds = [b for b in bounds if b < upto]
+    states = [_state(thread_id, found, to_messages(items[:b]), b) for b in reversed(bounds)]
+    return states[:limit]
