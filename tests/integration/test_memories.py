@@ -204,7 +204,11 @@ def test_memory_killed_mid_write_leaves_nothing_half_written(
     per_batch: dict[int, int] = {}
     for item in items:
         per_batch[item["batch"]] = per_batch.get(item["batch"], 0) + 1
-    assert all(n == batch_size for n in per_batch.values()), per_batch  # whole batches only
+    # Whole batches only. A batch may be there twice: when the kill lands after the commit
+    # but before the answer, Dapr's resiliency policy re-sends the append, and thread appends
+    # carry no idempotency key yet (see docs/memory.md).
+    partial = {b: n for b, n in per_batch.items() if n % batch_size}
+    assert not partial, partial
     assert set(acked_batches) <= set(per_batch)  # every acknowledged batch is there
     kept = invoke(caller, "internal/store/items/search", {"namespace_prefix": ns, "limit": 1000})
     found = {i["key"]: i["value"] for i in kept.json()["items"]}
@@ -215,4 +219,4 @@ def test_memory_killed_mid_write_leaves_nothing_half_written(
         "internal/store/items/search",
         {"namespace_prefix": ns, "query": "note about kill tests", "limit": 1000},
     ).json()["items"]
-    assert all(i["score"] is not None for i in ranked)  # every kept item has its vector
+    assert all(i["score"] is not None for i in ranked), ranked  # every kept item has its vector

@@ -143,7 +143,15 @@ async def distil(app: FastAPI, run_id: str) -> dict[str, Any]:
     result = await asyncio.to_thread(
         store.extract_run, run_id, thread_id, namespace, items, app.state.extractor
     )
-    log.info("run distilled", extra={"run_id": run_id, **result.as_dict()})
+    log.info(
+        "run distilled",
+        extra={
+            "run_id": run_id,
+            "new_memories": len(result.created),
+            "updated_memories": len(result.updated),
+            "done_before": result.done_before,
+        },
+    )
     return dict(result.as_dict())
 
 
