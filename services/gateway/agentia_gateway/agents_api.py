@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import names
 from agentia.service import dapr_client
+from agentia_gateway.schemas import ERRORS
 
-router = APIRouter(tags=["agents"])
+router = APIRouter(tags=["Agents"], responses=ERRORS)
 
 
 class AgentSearch(BaseModel):

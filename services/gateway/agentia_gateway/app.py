@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -19,6 +20,7 @@ from agentia.dapr import DaprError
 from agentia.service import create_service_app, dapr_client
 from agentia_gateway import agents_api, run_events, runs_api, store_api, threads_api
 from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
     Authenticator,
     BodyLimit,
@@ -91,6 +93,10 @@ def create_app() -> FastAPI:
             return JSONResponse({"detail": denied.reason}, denied.status, headers=headers)
         request.state.principal = principal
         return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -35,7 +35,7 @@ def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**current, "status": "running", "updated_at": now()}
 
 
-@router.post("/events/runs-events")
+@router.post("/events/runs-events", include_in_schema=False)
 async def on_run_event(request: Request) -> dict[str, str]:
     envelope = await request.json()
     try:

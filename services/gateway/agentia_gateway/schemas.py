@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,15 +24,26 @@ class ErrorResponse(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
+        400: "The body is not JSON",
         401: "No or bad credentials",
         403: "The key's scope does not allow this",
         404: "Not found",
         409: "Conflict",
         413: "Body too large",
+        422: "A field is missing or not valid (the reason names it)",
         429: "Rate limit reached",
         503: "A dependency is unavailable; retry",
     }.items()
 }
+
+
+def validation_detail(errors: Sequence[Any]) -> str:
+    """FastAPI's validation errors in one line that names each bad field."""
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'not valid')}")
+    return "; ".join(parts)[:2000] or "the request is not valid"
 
 
 class Message(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +169,19 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyNotStorable(Exception):
+    pass
+
+
+# Text PostgreSQL cannot store: NUL characters and unpaired UTF-16 surrogates (JSON may escape
+# both). Refused at the door with a 422 rather than failing deep in a store with a 5xx.
+UNSTORABLE = re.compile(
+    rb"\\u0000"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with a 413, whether or not they declare a length."""
 
@@ -182,16 +196,17 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
             return
-        seen = 0
+        body = bytearray()
         started = False
 
         async def counted() -> Message:
-            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                body.extend(message.get("body", b""))
+                if len(body) > self.max_bytes:
                     raise BodyTooLarge()
+                if not message.get("more_body") and UNSTORABLE.search(body):
+                    raise BodyNotStorable()
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -205,6 +220,10 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
+        except BodyNotStorable:
+            if not started:
+                why = "text may not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
+                await _send_json(send, 422, why)
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:

@@ -49,6 +49,7 @@ MAX_DEPTH = 10
 MAX_KEY = 256
 MAX_VALUE_BYTES = 64 * 1024
 MAX_TTL_MINUTES = 60 * 24 * 365
+MIN_TTL_MINUTES = 1 / 60  # one second: shorter ones underflow PostgreSQL's intervals
 FILTER_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 NS_SEP = "/"
 
@@ -284,8 +285,8 @@ class KVStore:
         check_namespace(namespace)
         check_key(key)
         check_value(value)
-        if ttl is not None and not 0 < ttl <= MAX_TTL_MINUTES:
-            raise InvalidInput(f"ttl: minutes must be in (0, {MAX_TTL_MINUTES}]")
+        if ttl is not None and not MIN_TTL_MINUTES <= ttl <= MAX_TTL_MINUTES:
+            raise InvalidInput(f"ttl: minutes must be in [{MIN_TTL_MINUTES}, {MAX_TTL_MINUTES}]")
         text = (
             None
             if index is False

@@ -3,11 +3,12 @@ is in ``store.py``). Sync handlers: FastAPI runs them in its thread pool."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from agentia_memory.store import Conflict, NotFound, ThreadStore
 
@@ -16,26 +17,42 @@ MAX_ITEMS_PER_WRITE = 500
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
+def _storable(value: Any) -> Any:
+    """PostgreSQL's JSON cannot hold NUL characters: refuse them with a reason (422)."""
+    if "\\u0000" in json.dumps(value):
+        raise ValueError("text may not contain NUL (\\u0000) characters")
+    return value
+
+
+Storable = AfterValidator(_storable)
+
+
 class ThreadCreate(BaseModel):
     """Create a thread (idempotent when ``thread_id`` is given)."""
 
     model_config = ConfigDict(extra="forbid")
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Client-chosen id.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form metadata.")
+    metadata: Annotated[dict[str, Any], Storable] = Field(
+        default_factory=dict, description="Free-form metadata."
+    )
 
 
 class ItemsAdd(BaseModel):
     """Items to append, in order (Responses-API input items: messages, tool calls, results)."""
 
     model_config = ConfigDict(extra="forbid")
-    items: list[dict[str, Any]] = Field(max_length=MAX_ITEMS_PER_WRITE, description="Items.")
+    items: Annotated[list[dict[str, Any]], Storable] = Field(
+        max_length=MAX_ITEMS_PER_WRITE, description="Items."
+    )
 
 
 class ThreadSearch(BaseModel):
     """Find threads by metadata (containment) or ids, newest first."""
 
     model_config = ConfigDict(extra="forbid")
-    metadata: dict[str, Any] | None = Field(default=None, description="Metadata to contain.")
+    metadata: Annotated[dict[str, Any] | None, Storable] = Field(
+        default=None, description="Metadata to contain."
+    )
     ids: list[str] | None = Field(default=None, max_length=1000, description="Only these ids.")
     limit: int = Field(default=10, ge=1, le=1000, description="Page size.")
     offset: int = Field(default=0, ge=0, le=1_000_000, description="Threads to skip.")
@@ -45,7 +62,9 @@ class ThreadPatch(BaseModel):
     """Metadata to merge into the thread's."""
 
     model_config = ConfigDict(extra="forbid")
-    metadata: dict[str, Any] = Field(description="Keys to set; others are kept.")
+    metadata: Annotated[dict[str, Any], Storable] = Field(
+        description="Keys to set; others are kept."
+    )
 
 
 class ThreadCopy(BaseModel):
