@@ -31,4 +31,5 @@ unit:
 bench: venv         ## benchmarks (figures side by side with their baselines; see bench/)
 	@.venv/bin/python bench/invoke_overhead.py
 	@.venv/bin/python bench/runs.py
+	@.venv/bin/python bench/gateway.py
 	@.venv/bin/python bench/memory.py
