@@ -1,0 +1,254 @@
+"""Operations on workflow instances: start, status, list, raise event, pause, resume,
+terminate, purge, and the step ledger of an instance.
+
+Internal routes (the gateway and the CLI reach them through Dapr service invocation); the
+calls go to this service's sidecar over gRPC with the SDK's workflow client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pydantic
+from dapr.ext.workflow.aio import DaprWorkflowClient
+from fastapi import APIRouter, HTTPException, Query, Request
+from grpc import StatusCode
+from grpc.aio import AioRpcError
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia import names
+from agentia.service import dapr_client
+from agentia_workflows.activities import step_key
+from agentia_workflows.contracts import AGENT_LOOP, FAN_OUT, RECURRING_AGENT, WORKFLOW_INPUTS
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/internal/workflows")
+TERMINAL = {"COMPLETED", "FAILED", "TERMINATED"}
+LEDGER_BATCH = 50
+
+
+class StartWorkflow(BaseModel):
+    """What to start."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(description=f"One of {', '.join(WORKFLOW_INPUTS)}.")
+    input: dict[str, Any] = Field(description="The workflow's input (see its contract).")
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        description="Instance id; a new one when absent. Starting a running id is refused.",
+    )
+
+
+def _client(request: Request) -> DaprWorkflowClient:
+    client: DaprWorkflowClient = request.app.state.workflow_client
+    return client
+
+
+def _agents_in(workflow: str, value: BaseModel) -> list[str]:
+    if workflow == FAN_OUT:
+        return list(value.agents)  # type: ignore[attr-defined]
+    if workflow in (AGENT_LOOP, RECURRING_AGENT):
+        return [value.agent_id]  # type: ignore[attr-defined]
+    return []
+
+
+def _payload(raw: str | None) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+async def describe(client: DaprWorkflowClient, instance_id: str) -> dict[str, Any] | None:
+    state = await client.get_workflow_state(instance_id, fetch_payloads=True)
+    if state is None:
+        return None
+    failure = state.failure_details
+    return {
+        "instance_id": state.instance_id,
+        "workflow": state.name,
+        "status": state.runtime_status.name,
+        "created_at": state.created_at.isoformat() if state.created_at else None,
+        "last_updated_at": state.last_updated_at.isoformat() if state.last_updated_at else None,
+        "input": _payload(state.serialized_input),
+        "output": _payload(state.serialized_output),
+        "custom_status": _payload(state.serialized_custom_status),
+        "failure": {"type": failure.error_type, "message": failure.message} if failure else None,
+    }
+
+
+async def _existing(client: DaprWorkflowClient, instance_id: str) -> dict[str, Any]:
+    found = await describe(client, instance_id)
+    if found is None:
+        raise HTTPException(404, f"no workflow instance '{instance_id}'")
+    return found
+
+
+async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any]:
+    """Validate the input against the workflow's contract, then schedule it."""
+    model = WORKFLOW_INPUTS.get(body.workflow)
+    if model is None:
+        raise HTTPException(
+            422, f"unknown workflow '{body.workflow}'; one of: {', '.join(WORKFLOW_INPUTS)}"
+        )
+    try:
+        value = model.model_validate(body.input)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(input)"
+        raise HTTPException(422, f"input.{where}: {first['msg']}") from None
+    known = request.app.state.registry.specs
+    for agent in _agents_in(body.workflow, value):
+        if agent not in known:
+            raise HTTPException(422, f"unknown agent '{agent}'; one of: {', '.join(known)}")
+    client = _client(request)
+    if body.instance_id:
+        current = await describe(client, body.instance_id)
+        if current is not None and current["status"] not in TERMINAL:
+            raise HTTPException(409, f"instance '{body.instance_id}' is {current['status']}")
+        if current is not None:
+            # Reusing a finished id: forget its old steps so they are not replayed.
+            await client.purge_workflow(body.instance_id)
+            await _forget_steps(request, body.instance_id)
+    instance_id = await client.schedule_new_workflow(
+        body.workflow, input=value, instance_id=body.instance_id
+    )
+    log.info("workflow started", extra={"workflow": body.workflow, "instance_id": instance_id})
+    return {"instance_id": instance_id, "workflow": body.workflow}
+
+
+@router.post("", status_code=201)
+async def start(body: StartWorkflow, request: Request) -> dict[str, Any]:
+    return await start_workflow(request, body)
+
+
+@router.get("")
+async def list_instances(
+    request: Request,
+    page_size: int = Query(default=100, ge=1, le=1000),
+    continuation_token: str | None = None,
+    details: bool = False,
+) -> dict[str, Any]:
+    """Instance ids known to the workflow engine, a page at a time (Dapr's ListInstanceIDs)."""
+    client = _client(request)
+    ids, token = await list_ids(client, page_size, continuation_token)
+    body: dict[str, Any] = {"instance_ids": ids, "continuation_token": token}
+    if details:
+        body["instances"] = [d for i in ids if (d := await describe(client, i)) is not None]
+    return body
+
+
+async def list_ids(
+    client: DaprWorkflowClient, page_size: int, token: str | None
+) -> tuple[list[str], str | None]:
+    from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
+
+    # The SDK has no list call yet; the sidecar's ListInstanceIDs is on the same channel.
+    inner = client._DaprWorkflowClient__obj  # type: ignore[attr-defined]
+    req = pb.ListInstanceIDsRequest(pageSize=page_size)
+    if token:
+        req.continuationToken = token
+    res = await inner._get_stub().ListInstanceIDs(req)
+    next_token = res.continuationToken if res.HasField("continuationToken") else None
+    return list(res.instanceIds), next_token or None
+
+
+@router.get("/{instance_id}")
+async def status(instance_id: str, request: Request) -> dict[str, Any]:
+    return await _existing(_client(request), instance_id)
+
+
+@router.get("/{instance_id}/steps")
+async def steps(instance_id: str, request: Request) -> dict[str, Any]:
+    """The step ledger: what each model turn and tool call recorded, and how often it ran."""
+    client = dapr_client(request.app)
+    found: list[dict[str, Any]] = []
+    start = 1
+    while True:
+        keys = [step_key(instance_id, n) for n in range(start, start + LEDGER_BATCH)]
+        batch = await client.get_bulk_state(names.STATE_STORE, keys)
+        for n, key in enumerate(keys, start=start):
+            if key in batch:
+                found.append({"step": n, **batch[key].value})
+        if len(batch) < LEDGER_BATCH:
+            break
+        start += LEDGER_BATCH
+    return {"instance_id": instance_id, "steps": found}
+
+
+@router.post("/{instance_id}/events/{event_name}")
+async def raise_event(instance_id: str, event_name: str, request: Request) -> dict[str, str]:
+    """Deliver ``event_name`` (JSON body, maybe empty) to a running instance."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
+    client = _client(request)
+    current = await _existing(client, instance_id)
+    if current["status"] in TERMINAL:
+        raise HTTPException(409, f"instance '{instance_id}' is {current['status']}")
+    await client.raise_workflow_event(instance_id, event_name, data=data)
+    return {"instance_id": instance_id, "event": event_name, "status": "raised"}
+
+
+async def _control(request: Request, instance_id: str, action: str) -> dict[str, str]:
+    client = _client(request)
+    current = await _existing(client, instance_id)
+    if current["status"] in TERMINAL:
+        raise HTTPException(409, f"instance '{instance_id}' is {current['status']}")
+    try:
+        if action == "pause":
+            await client.pause_workflow(instance_id)
+        elif action == "resume":
+            await client.resume_workflow(instance_id)
+        else:
+            await client.terminate_workflow(instance_id, recursive=True)
+    except AioRpcError as exc:
+        raise HTTPException(409, f"{action} refused: {exc.details()}") from None
+    return {"instance_id": instance_id, "action": action, "status": "accepted"}
+
+
+@router.post("/{instance_id}/pause")
+async def pause(instance_id: str, request: Request) -> dict[str, str]:
+    return await _control(request, instance_id, "pause")
+
+
+@router.post("/{instance_id}/resume")
+async def resume(instance_id: str, request: Request) -> dict[str, str]:
+    return await _control(request, instance_id, "resume")
+
+
+@router.post("/{instance_id}/terminate")
+async def terminate(instance_id: str, request: Request) -> dict[str, str]:
+    return await _control(request, instance_id, "terminate")
+
+
+async def _forget_steps(request: Request, instance_id: str) -> None:
+    ledger = await steps(instance_id, request)
+    client = dapr_client(request.app)
+    for entry in ledger["steps"]:
+        await client.delete_state(names.STATE_STORE, step_key(instance_id, entry["step"]))
+
+
+@router.delete("/{instance_id}")
+async def purge(instance_id: str, request: Request) -> dict[str, str]:
+    """Delete a finished instance's history (and its children's) and its step ledger."""
+    client = _client(request)
+    current = await _existing(client, instance_id)
+    if current["status"] not in TERMINAL:
+        raise HTTPException(
+            409, f"instance '{instance_id}' is {current['status']}; terminate it first"
+        )
+    try:
+        await client.purge_workflow(instance_id, recursive=True)
+    except AioRpcError as exc:
+        if exc.code() != StatusCode.NOT_FOUND:
+            raise HTTPException(409, f"purge refused: {exc.details()}") from None
+    await _forget_steps(request, instance_id)
+    return {"instance_id": instance_id, "status": "purged"}

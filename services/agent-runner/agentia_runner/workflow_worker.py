@@ -1,0 +1,119 @@
+"""agent-runner's Dapr Workflow worker: hosts the workflows of ``agentia_workflows``.
+
+The worker talks to this service's own sidecar over gRPC (with the Dapr API token); the
+sidecar keeps workflow state in the PostgreSQL actor state store. Activities run on the
+app's event loop, where the registry, the model provider and the Dapr client live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from agents import Agent, Model
+from dapr.ext.workflow import WorkflowRuntime
+from fastapi import FastAPI
+
+from agentia import names
+from agentia.dapr import DaprClient
+from agentia.service import dapr_client
+from agentia_runner.models import AgentiaModelProvider
+from agentia_runner.registry import Registry
+from agentia_workflows.activities import AgentActivities
+from agentia_workflows.register import register
+
+log = logging.getLogger(__name__)
+
+
+class RegistryCatalog:
+    """Agents from the registry, models from the provider (the activities' Catalog)."""
+
+    def __init__(self, registry: Registry, provider: AgentiaModelProvider) -> None:
+        self.registry, self.provider = registry, provider
+
+    def agent(self, agent_id: str) -> Agent[Any]:
+        return self.registry.agent(agent_id)
+
+    def model(self, name: str) -> Model:
+        return self.provider.get_model(name)
+
+
+class StateLedger:
+    """Step records in the PostgreSQL state store (the activities' StepLedger)."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        item = await self.client.get_state(names.STATE_STORE, key)
+        return dict(item.value) if item is not None else None
+
+    async def save(self, key: str, value: dict[str, Any]) -> None:
+        await self.client.save_state(names.STATE_STORE, key, value)
+
+
+class WorkflowWorker:
+    """Starts the runtime in the background (start-up never waits on it) and stops it."""
+
+    def __init__(self, app: FastAPI) -> None:
+        settings = app.state.settings
+        self.loop = asyncio.get_running_loop()
+        self.ready = threading.Event()
+        self._stopping = threading.Event()
+        self.runtime = WorkflowRuntime(
+            host=settings.dapr_host,
+            port=str(settings.dapr_grpc_port),
+            worker_ready_timeout=60.0,
+        )
+        activities = AgentActivities(
+            RegistryCatalog(app.state.registry, app.state.model_provider),
+            StateLedger(dapr_client(app)),
+        )
+        register(self.runtime, activities, self._run_on_app_loop)
+        self._thread = threading.Thread(target=self._start, name="workflow-worker", daemon=True)
+
+    async def _run_on_app_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def _start(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.runtime.start()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # the sidecar may not serve workflows yet: try again
+                log.warning("workflow worker not started; retrying", extra={"why": str(exc)})
+                self._stopping.wait(2.0)
+                continue
+            self.ready.set()
+            log.info("workflow worker started")
+            return
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.ready.is_set():
+            self.runtime.shutdown()  # type: ignore[no-untyped-call]
+
+
+async def start_workflows(app: FastAPI) -> None:
+    """Start the worker and the client the operations routes use."""
+    from dapr.conf import settings as dapr_settings
+    from dapr.ext.workflow.aio import DaprWorkflowClient
+
+    settings = app.state.settings
+    # The SDK reads the token from its own settings; ours come from the validated settings.
+    token = settings.dapr_api_token.get_secret_value()
+    dapr_settings.DAPR_API_TOKEN = token  # type: ignore[attr-defined]
+    app.state.workflow_worker = WorkflowWorker(app)
+    app.state.workflow_worker.start()
+    app.state.workflow_client = DaprWorkflowClient(
+        host=settings.dapr_host, port=str(settings.dapr_grpc_port)
+    )
+
+
+async def stop_workflows(app: FastAPI) -> None:
+    await asyncio.to_thread(app.state.workflow_worker.stop)

@@ -1,0 +1,147 @@
+"""The activity code: model turns and tool calls, each recorded in a step ledger.
+
+No Dapr here: the worker passes a :class:`Catalog` (agent definitions and models) and a
+:class:`StepLedger` (durable records). The workflow engine runs an activity at least once;
+the ledger turns that into once in effect: a step whose result is recorded returns the
+record instead of running again, and each record counts how many times the step's body
+actually started (so a test, or an operator, can see a repeated side effect).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from agents import Agent, FunctionTool, Model, ModelSettings
+from agents.models.interface import ModelTracing
+from agents.tool_context import ToolContext
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
+
+from agentia_workflows.contracts import (
+    ModelTurnInput,
+    ModelTurnOutput,
+    ToolCallInput,
+    ToolCallOutput,
+    ToolCallRequest,
+)
+
+
+class Catalog(Protocol):
+    """Where agents and their models come from (agent-runner's registry)."""
+
+    def agent(self, agent_id: str) -> Agent[Any]: ...
+
+    def model(self, name: str) -> Model: ...
+
+
+class StepLedger(Protocol):
+    """Durable records of steps, by key."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def save(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+def step_key(instance_id: str, step: int) -> str:
+    return f"wfstep:{instance_id}:{step}"
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", exclude_none=True)
+    return json.loads(json.dumps(value, default=str))
+
+
+def _text(output: list[Any]) -> str:
+    parts = [
+        getattr(part, "text", "")
+        for item in output
+        if isinstance(item, ResponseOutputMessage)
+        for part in item.content
+    ]
+    return "".join(parts)
+
+
+class AgentActivities:
+    """Model turns and tool calls of the durable agent loop."""
+
+    def __init__(self, catalog: Catalog, ledger: StepLedger) -> None:
+        self.catalog = catalog
+        self.ledger = ledger
+
+    def _function_tools(self, agent: Agent[Any]) -> list[FunctionTool]:
+        # Local function tools only: MCP sessions are not kept across activities yet.
+        return [t for t in agent.tools if isinstance(t, FunctionTool)]
+
+    async def model_turn(self, inp: ModelTurnInput) -> ModelTurnOutput:
+        """Ask the agent's model for its next move; a recorded turn is returned as is."""
+        key = step_key(inp.instance_id, inp.step)
+        record = await self.ledger.get(key)
+        if record and record.get("done"):
+            return ModelTurnOutput.model_validate(record["result"])
+        agent = self.catalog.agent(inp.agent_id)
+        model = self.catalog.model(str(agent.model or "offline"))
+        instructions = agent.instructions if isinstance(agent.instructions, str) else None
+        response = await model.get_response(
+            instructions,
+            list(inp.items),  # Responses input items, as JSON
+            agent.model_settings or ModelSettings(),
+            list(self._function_tools(agent)),
+            None,
+            [],
+            ModelTracing.DISABLED,
+            previous_response_id=None,
+            conversation_id=None,
+            prompt=None,
+        )
+        calls = [
+            ToolCallRequest(call_id=o.call_id, name=o.name, arguments=o.arguments)
+            for o in response.output
+            if isinstance(o, ResponseFunctionToolCall)
+        ]
+        result = ModelTurnOutput(
+            items=[_jsonable(i) for i in response.to_input_items()],
+            tool_calls=calls,
+            text=None if calls else _text(response.output),
+        )
+        await self.ledger.save(
+            key,
+            {
+                "kind": "model",
+                "name": inp.agent_id,
+                "done": True,
+                "executions": 1,
+                "result": result.model_dump(mode="json"),
+            },
+        )
+        return result
+
+    async def tool_call(self, inp: ToolCallInput) -> ToolCallOutput:
+        """Run one tool call once in effect: a recorded output is returned, not recomputed."""
+        key = step_key(inp.instance_id, inp.step)
+        record = await self.ledger.get(key) or {}
+        if record.get("done"):
+            return ToolCallOutput(
+                output=str(record["output"]), executions=int(record["executions"]), replayed=True
+            )
+        executions = int(record.get("executions", 0)) + 1
+        call = inp.call
+        base = {"kind": "tool", "name": call.name, "arguments": call.arguments}
+        # Counted before the body starts: a crash inside the tool shows up as a second start.
+        await self.ledger.save(key, {**base, "executions": executions, "done": False})
+        agent = self.catalog.agent(inp.agent_id)
+        tool = next((t for t in self._function_tools(agent) if t.name == call.name), None)
+        if tool is None:
+            output = f"error: agent '{inp.agent_id}' has no tool '{call.name}'"
+        else:
+            ctx: ToolContext[None] = ToolContext(
+                context=None,
+                tool_name=call.name,
+                tool_call_id=call.call_id,
+                tool_arguments=call.arguments,
+            )
+            output = str(await tool.on_invoke_tool(ctx, call.arguments))
+        await self.ledger.save(
+            key, {**base, "executions": executions, "done": True, "output": output}
+        )
+        return ToolCallOutput(output=output, executions=executions, replayed=False)
