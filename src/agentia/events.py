@@ -74,6 +74,15 @@ class MemoryChanged(Event):
     change: Literal["created", "updated", "deleted"] = Field(description="What happened to it.")
 
 
+class ToolEvent(Event):
+    """An agent published an event through tool-mcp's ``publish_event`` tool (allowed topics
+    only)."""
+
+    topic: str = Field(description="The topic it was published to.")
+    data: dict[str, Any] = Field(default_factory=dict, description="What the agent sent.")
+    published_by: str = Field(description="App id of the tool server that published it.")
+
+
 class DeadLetter(BaseModel):
     """An event that exhausted its retries, kept durably so it can be inspected and replayed."""
 

@@ -10,14 +10,23 @@ from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
-from agentia.service import create_service_app
+from agentia.dapr import DaprClient
+from agentia.service import create_service_app, dapr_client
 from agentia_toolmcp.settings import ToolMcpSettings
 from agentia_toolmcp.tools import build_server
 
 
 def create_app() -> FastAPI:
     settings = ToolMcpSettings()
-    server = build_server(settings.tool_timeout_s)
+    app: FastAPI | None = None
+
+    def sidecar() -> DaprClient:
+        # Tools call other services through our own sidecar; its client lives in the lifespan.
+        assert app is not None
+        return dapr_client(app)
+
+    # A bad user module or tools.yaml stops the start-up here, with a message naming it.
+    server = build_server(settings, sidecar)
     mcp_app = server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True
     )
