@@ -26,9 +26,11 @@ def caller(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], No
     return probe_apps("mcp", subscribe=False)
 
 
-def with_session(app: ProbeApp, work: Callable[[ClientSession], Any]) -> Any:
+def with_session(
+    app: ProbeApp, work: Callable[[ClientSession], Any], target: str = names.TOOL_MCP
+) -> Any:
     async def go() -> Any:
-        url = f"{app.dapr}/v1.0/invoke/{names.TOOL_MCP}/method/mcp"
+        url = f"{app.dapr}/v1.0/invoke/{target}/method/mcp"
         async with (
             httpx2.AsyncClient(headers=app.headers(), timeout=30) as http,
             streamable_http_client(url, http_client=http) as streams,
@@ -49,7 +51,9 @@ def test_official_client_lists_and_calls_every_builtin_tool(caller: ProbeApp) ->
         return {"tools": tools, "calc": calc, "clock": clock, "slow": slow}
 
     got = with_session(caller, work)
-    assert set(got["tools"]) == {"calculator", "current_time", "wait"}
+    assert {"calculator", "current_time", "wait", "memory_search", "http_fetch"} <= set(
+        got["tools"]
+    )
     schema = got["tools"]["calculator"].input_schema
     assert schema["required"] == ["expression"]
     assert got["tools"]["calculator"].annotations.read_only_hint is True

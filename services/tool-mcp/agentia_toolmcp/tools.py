@@ -80,7 +80,7 @@ def build_server(settings: ToolMcpSettings, sidecar: Sidecar) -> ToolServer:
     ]
     for entry in entries:
         added = register_module(server, import_module(entry, base))
-        log.info("user tools loaded", extra={"module": entry.module, "tools": added})
+        log.info("user tools loaded", extra={"tool_module": entry.module, "tools": added})
 
     token = settings.dapr_api_token.get_secret_value()
     for remote in config.servers:
