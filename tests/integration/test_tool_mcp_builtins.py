@@ -168,6 +168,7 @@ def tools(
             "AGENTIA_TOOL_HTTP_MAX_BYTES": "1000",
             "AGENTIA_TOOL_PUBLISH_TOPICS": caller.topic,
             "AGENTIA_TOOL_SCHEDULER_APP_ID": caller.app_id,
+            "AGENTIA_TOOL_ALLOWED_CALLERS": caller.app_id,
         },
     )
     yield caller, app_id
@@ -269,6 +270,28 @@ def test_every_builtin_and_user_tool_through_the_sidecar(
     assert envelope["type"] == ToolEvent.cloudevent_type()
     assert envelope["data"]["data"] == {"hello": "mesh"}
     assert envelope["data"]["published_by"] == app_id
+
+
+def test_only_allowed_callers_reach_the_tools(
+    tools: tuple[ProbeApp, str], probe_apps: Callable[..., ProbeApp]
+) -> None:
+    caller, app_id = tools
+    intruder = probe_apps("intruder", subscribe=False)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    mcp_headers = {"accept": "application/json, text/event-stream"}
+    url = f"{intruder.dapr}/v1.0/invoke/{app_id}/method/mcp"
+    refused = httpx.post(url, json=body, headers={**intruder.headers(), **mcp_headers}, timeout=10)
+    assert refused.status_code == 403, refused.text
+    assert intruder.app_id in refused.json()["detail"]
+    # Claiming to be the allowed app does not help: the callee's sidecar sets the header.
+    spoofed = httpx.post(
+        url,
+        json=body,
+        headers={**intruder.headers(), **mcp_headers, "dapr-caller-app-id": caller.app_id},
+        timeout=10,
+    )
+    assert spoofed.status_code == 403, spoofed.text
+    assert with_session(caller, lambda s: s.list_tools(), app_id).tools
 
 
 def test_a_bad_user_module_stops_the_start_up(infra: Infra, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from agentia.dapr import DaprClient
 from agentia.paths import repo_root
 from agentia_toolmcp import tools_http
+from agentia_toolmcp.access import caller_allowed
 from agentia_toolmcp.config import (
     ModuleEntry,
     ToolConfigError,
@@ -220,3 +221,11 @@ def test_settings_for_unknown_tools_are_refused(
     config.write_text("tools:\n  calculater: {requires_approval: true}\n")
     with pytest.raises(ToolConfigError, match="unknown tools: \\['calculater'\\]"):
         build_server(settings(monkeypatch, AGENTIA_TOOLS_CONFIG=str(config)), no_sidecar)
+
+
+def test_caller_allow_list() -> None:
+    assert caller_allowed([], [])
+    assert caller_allowed(["agent-runner"], ["agent-runner"])
+    assert not caller_allowed(["gateway"], ["agent-runner"])
+    assert not caller_allowed(["agent-runner", "gateway"], ["agent-runner"])
+    assert not caller_allowed([], ["agent-runner"])

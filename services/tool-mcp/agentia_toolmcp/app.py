@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from agentia.dapr import DaprClient
 from agentia.service import create_service_app, dapr_client
+from agentia_toolmcp.access import restrict_callers
 from agentia_toolmcp.settings import ToolMcpSettings
 from agentia_toolmcp.tools import build_server
 
@@ -41,5 +42,6 @@ def create_app() -> FastAPI:
         await app.state.mcp_stack.aclose()
 
     app = create_service_app(settings, title="Agentia tool-mcp", on_startup=start, on_shutdown=stop)
+    restrict_callers(app, settings.allowed_callers)
     app.mount("/", mcp_app)
     return app

@@ -44,12 +44,19 @@ class ToolMcpSettings(ServiceSettings):
         validation_alias="AGENTIA_TOOL_PUBLISH_TOPICS",
         description="Topics publish_event may publish to, comma-separated; none by default.",
     )
+    allowed_callers: CommaList = Field(
+        default_factory=list,
+        validation_alias="AGENTIA_TOOL_ALLOWED_CALLERS",
+        description="App ids that may call /mcp, comma-separated; empty = any app with a sidecar.",
+    )
     memory_app_id: str = Field(default=names.MEMORY, validation_alias="AGENTIA_TOOL_MEMORY_APP_ID")
     scheduler_app_id: str = Field(
         default=names.SCHEDULER, validation_alias="AGENTIA_TOOL_SCHEDULER_APP_ID"
     )
 
-    @field_validator("tool_modules", "http_allow_hosts", "publish_topics", mode="before")
+    @field_validator(
+        "tool_modules", "http_allow_hosts", "publish_topics", "allowed_callers", mode="before"
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
