@@ -17,6 +17,11 @@ import httpx
 from agentia import names
 from agentia.events import Event
 
+CREATE_RETRY_S = 40.0  # about what the sidecar's outbound retry policy spends on an outage
+# How the sidecar words a create of an existing key: the PostgreSQL component upserts only
+# over an expired row, so a live one leaves "no item was updated"; 23505 is unique_violation.
+CONFLICT_MARKS = ("no item was updated", "23505")
+
 
 class DaprError(RuntimeError):
     """The sidecar refused or failed a call; ``status`` is its HTTP status."""
@@ -196,8 +201,41 @@ class DaprClient:
             item["options"] = {"concurrency": "first-write", "consistency": "strong"}
         if metadata:
             item["metadata"] = metadata
+        if first_write and etag is None and store == names.STATE_STORE:
+            await self._create(item)
+            return
         resp = await self._http.post(f"/v1.0/state/{store}", json=[item])
         self._raise_for(resp)
+
+    async def _create(self, item: dict[str, Any]) -> None:
+        """A create-only write through ``statestore-create`` (same table, no sidecar retries):
+        an existing key is a lost race, answered at once; an outage is retried here for as
+        long as the sidecar would have. After a retry, a duplicate holding our own value is
+        our earlier attempt that committed without an answer, not a lost race."""
+        deadline = asyncio.get_running_loop().time() + CREATE_RETRY_S
+        delay, retried = 0.5, False
+        while True:
+            try:
+                resp = await self._http.post(f"/v1.0/state/{names.STATE_STORE_CREATE}", json=[item])
+                if resp.status_code < 400:
+                    return
+                reason = resp.text
+                if resp.status_code == 409 or any(m in reason for m in CONFLICT_MARKS):
+                    if retried and await self._holds(item):
+                        return
+                    raise ETagMismatch(409, f"key '{item['key']}' exists")
+                if resp.status_code < 500:
+                    self._raise_for(resp)
+            except httpx.TransportError as exc:
+                reason = type(exc).__name__
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise DaprError(503, f"state store unavailable: {reason[:300]}")
+            await asyncio.sleep(delay)
+            delay, retried = min(delay * 2, 5.0), True
+
+    async def _holds(self, item: dict[str, Any]) -> bool:
+        found = await self.get_state(names.STATE_STORE, str(item["key"]))
+        return found is not None and found.value == item["value"]
 
     async def get_bulk_state(self, store: str, keys: list[str]) -> dict[str, StateItem]:
         """Several keys in one call; missing keys are left out."""

@@ -22,6 +22,8 @@ APP_IDS: Final = (GATEWAY, AGENT_RUNNER, MEMORY, SCHEDULER, TOOL_MCP)
 # Dapr components (metadata.name in components/*.yaml).
 PUBSUB: Final = "pubsub"
 STATE_STORE: Final = "statestore"  # PostgreSQL, actor/workflow state
+# The same table, for create-only writes: no sidecar retries, so a lost race answers at once.
+STATE_STORE_CREATE: Final = "statestore-create"
 CACHE_STORE: Final = "cache"  # Redis: hot reads, idempotency keys
 LOCK_STORE: Final = "lock"  # Redis distributed lock
 SECRET_STORE: Final = "secrets"  # local.file locally, kubernetes on a cluster
