@@ -18,7 +18,15 @@ from fastapi.responses import JSONResponse
 
 from agentia.dapr import DaprError
 from agentia.service import create_service_app, dapr_client
-from agentia_gateway import agents_api, run_events, runs_api, store_api, threads_api
+from agentia_gateway import (
+    agents_api,
+    crons_api,
+    run_events,
+    runs_api,
+    store_api,
+    threads_api,
+    workflows_api,
+)
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
@@ -31,7 +39,7 @@ from agentia_gateway.security import (
 from agentia_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-API_PREFIXES = ("/agents", "/assistants", "/threads", "/runs", "/store")
+API_PREFIXES = ("/agents", "/assistants", "/threads", "/runs", "/store", "/workflows")
 DOC_PREFIXES = ("/docs", "/openapi.json", "/redoc")
 
 
@@ -67,6 +75,8 @@ def create_app() -> FastAPI:
             threads_api.router,
             runs_api.router,
             store_api.router,
+            workflows_api.router,
+            crons_api.router,
         ],
         public_prefixes=DOC_PREFIXES + API_PREFIXES,
         on_startup=_start,
@@ -98,7 +108,9 @@ def create_app() -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Public API only: an event the sidecar delivers was accepted upstream already, and a
+    # refusal here would only bounce it between its topic and the dead-letter topic.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, prefixes=API_PREFIXES)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

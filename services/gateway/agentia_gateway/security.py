@@ -8,8 +8,8 @@ seconds, so `agentia keys create/revoke` takes effect without a restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -173,23 +173,46 @@ class BodyNotStorable(Exception):
     pass
 
 
-# Text PostgreSQL cannot store: NUL characters and unpaired UTF-16 surrogates (JSON may escape
-# both). Refused at the door with a 422 rather than failing deep in a store with a 5xx.
-UNSTORABLE = re.compile(
-    rb"\\u0000"
-    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-)
+def unstorable(body: bytes) -> bool:
+    """Whether a JSON body holds text PostgreSQL cannot store: a NUL character or an unpaired
+    UTF-16 surrogate, in any key or value. Refused at the door with a 422 rather than failing
+    deep in a store with a 5xx. Only a body with a backslash-u escape can hold either, so most
+    bodies are never parsed; parsing (not a pattern) tells a real escape from an escaped
+    backslash followed by the letter u, as in an agent's echo of JSON text."""
+    if b"\\u" not in body:
+        return False
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False  # not JSON: the route's own validation answers
+    return _bad_text(value)
+
+
+def _bad_text(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_bad_text(k) or _bad_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_bad_text(v) for v in value)
+    return False
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with a 413, whether or not they declare a length."""
+    """On paths under ``prefixes``: refuse bodies over ``max_bytes`` with a 413, whether or not
+    they declare a length, and text PostgreSQL cannot store with a 422."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, prefixes: tuple[str, ...]) -> None:
+        self.app, self.max_bytes, self.prefixes = app, max_bytes, prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not str(scope["path"]).startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -205,7 +228,7 @@ class BodyLimit:
                 body.extend(message.get("body", b""))
                 if len(body) > self.max_bytes:
                     raise BodyTooLarge()
-                if not message.get("more_body") and UNSTORABLE.search(body):
+                if not message.get("more_body") and unstorable(bytes(body)):
                     raise BodyNotStorable()
             return message
 
@@ -215,20 +238,20 @@ class BodyLimit:
                 started = True
             await send(message)
 
+        # except*: a middleware built on BaseHTTPMiddleware reads the body in a task group,
+        # which hands these on wrapped in an ExceptionGroup.
         try:
             await self.app(scope, counted, tracking_send)
-        except BodyTooLarge:
+        except* BodyTooLarge:
             if not started:
                 await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
-        except BodyNotStorable:
+        except* BodyNotStorable:
             if not started:
                 why = "text may not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
                 await _send_json(send, 422, why)
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:
-    import json
-
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})

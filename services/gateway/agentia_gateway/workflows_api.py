@@ -1,0 +1,92 @@
+"""Long-lived agents (Dapr Workflows) on the public API: start, status, list, steps, raise
+an event, pause, resume, terminate, purge. agent-runner hosts the workflows; the gateway
+calls its internal routes through Dapr service invocation only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia import names
+from agentia.service import dapr_client
+from agentia_gateway import upstream
+
+router = APIRouter(prefix="/workflows", tags=["Workflows"])
+BASE = "internal/workflows"
+
+
+class WorkflowStart(BaseModel):
+    """A workflow to start: AgentLoop, RecurringAgent or FanOut, with its input."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(description="Registered workflow name, e.g. AgentLoop.")
+    input: dict[str, Any] = Field(description="The workflow's input (see docs/workflows.md).")
+    instance_id: str | None = Field(default=None, description="Instance id; new when absent.")
+
+
+async def _call(request: Request, method: str, http_method: str = "GET", body: Any = None) -> Any:
+    return await upstream.call(
+        dapr_client(request.app), names.AGENT_RUNNER, method, http_method=http_method, body=body
+    )
+
+
+@router.post("", status_code=201)
+async def start_workflow(body: WorkflowStart, request: Request) -> Any:
+    return await _call(request, BASE, "POST", body.model_dump(exclude_none=True))
+
+
+@router.get("")
+async def list_workflows(
+    request: Request,
+    page_size: int = Query(default=100, ge=1, le=1000),
+    continuation_token: str | None = None,
+    details: bool = False,
+) -> Any:
+    query = f"?page_size={page_size}&details={str(details).lower()}"
+    if continuation_token:
+        query += f"&continuation_token={continuation_token}"
+    return await _call(request, BASE + query)
+
+
+@router.get("/{instance_id}")
+async def get_workflow(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}")
+
+
+@router.get("/{instance_id}/steps")
+async def workflow_steps(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}/steps")
+
+
+@router.post("/{instance_id}/events/{event_name}")
+async def raise_workflow_event(instance_id: str, event_name: str, request: Request) -> Any:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
+    return await _call(request, f"{BASE}/{instance_id}/events/{event_name}", "POST", body)
+
+
+@router.post("/{instance_id}/pause")
+async def pause_workflow(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}/pause", "POST")
+
+
+@router.post("/{instance_id}/resume")
+async def resume_workflow(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}/resume", "POST")
+
+
+@router.post("/{instance_id}/terminate")
+async def terminate_workflow(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}/terminate", "POST")
+
+
+@router.delete("/{instance_id}")
+async def purge_workflow(instance_id: str, request: Request) -> Any:
+    return await _call(request, f"{BASE}/{instance_id}", "DELETE")
