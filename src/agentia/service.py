@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Paths the sidecar's own probes and people may call without the app token.
 ALWAYS_PUBLIC = ("/healthz", "/livez")
+EVENT_PREFIX = "/events/"  # where subscriptions deliver (components/subscriptions.yaml)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -68,6 +69,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.started = time.monotonic()
+        app.state.events_seen = app.state.events_in_flight = 0
         app.state.dapr = DaprClient(
             settings.dapr_http_url,
             settings.dapr_api_token.get_secret_value(),
@@ -97,8 +99,18 @@ def create_service_app(
             return JSONResponse(
                 {"detail": "missing or wrong app token (dapr-api-token header)"}, status_code=401
             )
-        response: Response = await call_next(request)
-        return response
+        if not path.startswith(EVENT_PREFIX):
+            response: Response = await call_next(request)
+            return response
+        # Event deliveries are counted so the mesh's watchdog can tell a sidecar that stopped
+        # delivering (messages waiting, app idle, nothing arriving) from a busy one.
+        app.state.events_seen += 1
+        app.state.events_in_flight += 1
+        try:
+            delivered: Response = await call_next(request)
+            return delivered
+        finally:
+            app.state.events_in_flight -= 1
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> dict[str, str]:
@@ -122,6 +134,8 @@ def create_service_app(
             "version": __version__,
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - app.state.started, 3),
+            "events_seen": app.state.events_seen,
+            "events_in_flight": app.state.events_in_flight,
         }
 
     @app.post("/events/dead-letter", include_in_schema=False)

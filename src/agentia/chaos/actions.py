@@ -73,6 +73,29 @@ def stop_process(name: str, seconds: float = 30, recover_timeout: float = 180) -
     return f"{name} stopped for {seconds:g}s; mesh healthy {took:.1f}s after the restart"
 
 
+def freeze_process(name: str, recover_timeout: float = 180) -> str:
+    """SIGSTOP one process and leave it frozen: its connections stay open, so the broker
+    still counts its consumer, but nothing is delivered. Nothing here thaws it; the mesh's
+    watchdog has to notice the stalled subscription and restart the process."""
+    load = load_mod.CURRENT.get("load")
+    Supervisor(agentia_home()).kill(name, "STOP")
+    if load:
+        load.fault_at = time.monotonic()
+    time.sleep(1)
+    took = _wait_healthy(recover_timeout)
+    if load:
+        load.recovery_s = round(took + 1, 2)
+    return f"{name} frozen with SIGSTOP; restarted and healthy again after {took + 1:.1f}s"
+
+
+def thaw_process(name: str) -> str:
+    """Rollback: SIGCONT, in case the process is still frozen."""
+    sup = Supervisor(agentia_home())
+    if any(p.name == name and p.state == "RUNNING" for p in sup.processes()):
+        sup.kill(name, "CONT")
+    return f"{name} sent SIGCONT"
+
+
 def ensure_up() -> str:
     """Rollback: every process running and healthy again."""
     orchestrate.up(agentia_home(), lambda m: None)

@@ -165,6 +165,18 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
     }
 
 
+def watchdog_spec(home: Path) -> ProgramSpec:
+    """Restarts a sidecar whose broker subscriptions died (see runtime/watchdog.py)."""
+    return ProgramSpec(
+        name="watchdog",
+        group="watchdog",
+        command=[sys.executable, "-m", "agentia.runtime.watchdog"],
+        directory=home,
+        environment={"PYTHONUNBUFFERED": "1", "AGENTIA_HOME": str(home)},
+        priority=600,
+    )
+
+
 def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[ProgramSpec]:
     """Each service and its sidecar, as two separately supervised processes."""
     specs: list[ProgramSpec] = []

@@ -58,6 +58,7 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
         mesh.placement_spec(bins, home),
         mesh.scheduler_spec(bins, home),
         *mesh.service_specs(bins, home, tokens),
+        mesh.watchdog_spec(home),
     ]
     return MeshPlan(bins, tokens, settings, creds, specs)
 
@@ -92,6 +93,7 @@ def up(home: Path, progress: Progress) -> list[health.Probe]:
                 progress(f"starting {spec.name} and its sidecar")
                 sup.start(spec.name, wait=False)
                 sup.start(mesh.sidecar_name(spec.name), wait=False)
+        sup.start("watchdog", wait=False)
         wait_until(lambda: _all_ok(health.mesh_probes()), 180, "services and sidecars", 0.5)
     except (infra.InfraError, SupervisorError) as exc:
         raise MeshError(f"{exc}\nlogs: {home / 'logs'}") from exc

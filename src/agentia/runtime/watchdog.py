@@ -1,0 +1,209 @@
+"""The mesh's watchdog: restarts a sidecar whose RabbitMQ subscriptions have died.
+
+Dapr 1.18's RabbitMQ subscriber can stall after a broker restart while the sidecar stays
+healthy: two reconnects race ("stale reconnect attempt", then "unexpected command received")
+and the subscriber either gives up, leaving its queue with no consumer, or keeps a consumer
+whose prefetched messages it never hands to the app. Seen from outside, every subscribed queue
+(``{app id}-{topic}``, from ``components/subscriptions.yaml``) should have a consumer, and
+messages should not wait while the app sits idle and is handed nothing. After a few checks in
+a row that say otherwise, the watchdog restarts that sidecar, which subscribes again; the
+broker hands the unacknowledged messages to the new consumer. It runs under the mesh's
+supervisor:
+
+    python -m agentia.runtime.watchdog
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pika
+import yaml
+
+from agentia import names
+from agentia.logging import setup_logging
+from agentia.paths import agentia_home
+from agentia.runtime.infra_config import InfraSettings, load_or_create_credentials
+from agentia.runtime.mesh import components_dir, sidecar_name
+from agentia.runtime.secrets_file import ensure_tokens
+from agentia.runtime.supervisor import Supervisor, SupervisorError
+
+log = logging.getLogger("agentia.watchdog")
+INTERVAL_S = 5.0
+STRIKES = 3  # checks in a row with no consumer before a restart
+GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
+
+
+@dataclass(frozen=True)
+class Subscription:
+    app_id: str
+    topic: str
+
+    @property
+    def queue(self) -> str:
+        """Dapr's RabbitMQ component names the queue ``{consumerID}-{topic}``; the
+        consumer id is the app id unless a subscription sets another."""
+        return f"{self.app_id}-{self.topic}"
+
+
+def subscriptions(folder: Path | None = None) -> list[Subscription]:
+    """Every (app, topic) the components folder subscribes."""
+    found = []
+    for path in sorted((folder or components_dir()).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Subscription":
+                continue
+            for app_id in doc.get("scopes") or []:
+                found.append(Subscription(app_id, doc["spec"]["topic"]))
+    return found
+
+
+@dataclass(frozen=True)
+class QueueState:
+    consumers: int
+    ready: int  # messages waiting that the broker has not handed to any consumer
+
+
+def queue_states(url: str, queues: list[str]) -> dict[str, QueueState]:
+    """Consumers and ready messages per queue (passive declares: nothing is created);
+    queues not declared yet (their sidecar never subscribed) are left out."""
+    params = pika.URLParameters(url)
+    params.connection_attempts, params.socket_timeout = 1, 2
+    states: dict[str, QueueState] = {}
+    with pika.BlockingConnection(params) as conn:
+        for queue in queues:
+            channel = conn.channel()
+            try:
+                ok = channel.queue_declare(queue=queue, passive=True)
+                states[queue] = QueueState(ok.method.consumer_count, ok.method.message_count)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:
+                continue
+    return states
+
+
+@dataclass(frozen=True)
+class AppEvents:
+    seen: int
+    in_flight: int
+
+
+def app_events(app_id: str, app_token: str) -> AppEvents | None:
+    """How many events the app has been handed, and is handling now (None: no answer)."""
+    url = f"http://127.0.0.1:{names.PORTS[app_id].app}/internal/info"
+    try:
+        body = httpx.get(url, headers={"dapr-api-token": app_token}, timeout=2).json()
+        return AppEvents(int(body["events_seen"]), int(body["events_in_flight"]))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+def stalled(sub_state: QueueState, before: AppEvents | None, now: AppEvents | None) -> bool:
+    """A subscription is stalled when its queue has no consumer, or when messages wait
+    while the app is idle and was handed nothing since the last check: the sidecar holds
+    a consumer but stopped delivering (its prefetch window full of messages it never
+    passes on)."""
+    if sub_state.consumers == 0:
+        return True
+    if sub_state.ready == 0 or before is None or now is None:
+        return False
+    return now.in_flight == 0 and now.seen == before.seen
+
+
+def running_since(sup: Supervisor) -> dict[str, float]:
+    """Process name -> when it started, for the processes that are RUNNING."""
+    infos: list[dict[str, Any]] = sup.rpc().supervisor.getAllProcessInfo()
+    return {i["name"]: float(i["start"]) for i in infos if i["statename"] == "RUNNING"}
+
+
+@dataclass
+class Memory:
+    """What the watchdog carries from one check to the next."""
+
+    strikes: dict[str, int] = field(default_factory=dict)
+    events: dict[str, AppEvents | None] = field(default_factory=dict)
+
+
+def check_once(
+    sup: Supervisor, url: str, app_token: str, subs: list[Subscription], memory: Memory
+) -> list[str]:
+    """One round; returns the sidecars it restarted."""
+    since = running_since(sup)
+    now = time.time()
+    watched = [
+        s
+        for s in subs
+        if s.app_id in since
+        and sidecar_name(s.app_id) in since
+        and now - since[sidecar_name(s.app_id)] > GRACE_S
+    ]
+    if not watched:
+        memory.strikes.clear()
+        return []
+    try:
+        states = queue_states(url, [s.queue for s in watched])
+    except pika.exceptions.AMQPError:
+        memory.strikes.clear()  # the broker itself is down: nothing a sidecar restart would fix
+        return []
+    events = {a: app_events(a, app_token) for a in {s.app_id for s in watched}}
+    restarted = []
+    for sub in watched:
+        state = states.get(sub.queue)
+        if state is None or not stalled(state, memory.events.get(sub.app_id), events[sub.app_id]):
+            memory.strikes.pop(sub.queue, None)
+            continue
+        memory.strikes[sub.queue] = memory.strikes.get(sub.queue, 0) + 1
+        name = sidecar_name(sub.app_id)
+        if memory.strikes[sub.queue] >= STRIKES and name not in restarted:
+            log.warning(
+                "subscription stalled: restarting the sidecar",
+                extra={
+                    "queue": sub.queue,
+                    "sidecar": name,
+                    "consumers": state.consumers,
+                    "ready": state.ready,
+                    "checks": memory.strikes[sub.queue],
+                },
+            )
+            sup.stop(name)
+            sup.start(name, wait=False)
+            restarted.append(name)
+            for other in [s for s in subs if s.app_id == sub.app_id]:
+                memory.strikes.pop(other.queue, None)
+    memory.events = events
+    return restarted
+
+
+def main() -> None:
+    setup_logging("watchdog", "INFO")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # a failed probe is handled here
+    home = agentia_home()
+    creds = load_or_create_credentials(home, InfraSettings.from_env(), create=False)
+    subs = subscriptions()
+    log.info("watching", extra={"queues": [s.queue for s in subs]})
+    sup = Supervisor(home)
+    app_token = ensure_tokens(home).app_api_token
+    memory = Memory()
+    while True:
+        try:
+            check_once(sup, creds.rabbitmq_url, app_token, subs, memory)
+        except (SupervisorError, OSError) as exc:
+            log.warning("check failed", extra={"why": str(exc)})
+        time.sleep(INTERVAL_S)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except Exception as exc:  # one line for the supervisor's log, then a restart
+        print(json.dumps({"level": "error", "msg": f"watchdog stopped: {exc}"}), flush=True)
+        raise
