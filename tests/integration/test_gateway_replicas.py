@@ -167,3 +167,48 @@ def test_stream_started_on_one_replica_resumes_on_the_other(
                 seen.append(json.loads(line[6:]))
     assert seen and all(e["seq"] > int(last_id) for e in seen)
     assert seen[-1]["kind"] == "run.completed"
+
+
+def _users_and_last(messages: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    users = [str(m["content"]) for m in messages if m["role"] == "user"]
+    return users, messages[-1]
+
+
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+def test_interrupt_and_rollback_from_the_other_replica(
+    replicas: tuple[httpx.Client, httpx.Client], strategy: str
+) -> None:
+    a, b = replicas
+    tid = a.post("/threads", json={}).json()["thread_id"]
+    first = a.post(f"/threads/{tid}/runs", json={"input": "first " + SLOW})
+    assert first.status_code == 200, first.text
+    wait_for(
+        lambda: (
+            a.get(f"/threads/{tid}/runs/{first.json()['run_id']}").json()["status"] == "running"
+        ),
+        30,
+        "first run running",
+    )
+    second = b.post(
+        f"/threads/{tid}/runs",
+        json={"input": "second: hello", "multitask_strategy": strategy},
+    )
+    assert second.status_code == 200, second.text
+    done = b.get(f"/threads/{tid}/runs/{second.json()['run_id']}/join").json()
+    assert done["run"]["status"] == "success"
+    old = a.get(f"/threads/{tid}/runs/{first.json()['run_id']}")
+    if strategy == "rollback":
+        assert old.status_code == 404, old.text  # rolled back: the run is deleted too
+    else:
+        assert old.json()["status"] == "interrupted"
+    messages = a.get(f"/threads/{tid}/state").json()["values"]["messages"]
+    users, last = _users_and_last(messages)
+    # The new run starts only after the old one stopped: its answer is the thread's last word,
+    # and nothing of the old run comes after the new run's input.
+    assert last["role"] == "assistant" and "hello" in str(last["content"])
+    after_second = messages[[str(m["content"]) for m in messages].index("second: hello") :]
+    assert not any("first" in str(m.get("content")) for m in after_second)
+    if strategy == "rollback":
+        assert users == ["second: hello"], messages  # the interrupted run left nothing
+    else:
+        assert users[-1] == "second: hello"
