@@ -33,6 +33,11 @@ class KeyRecord(BaseModel):
     rate_limit_per_minute: int | None = Field(
         default=None, ge=1, description="Requests per minute; None: the gateway's default."
     )
+    token_budget_per_day: int | None = Field(
+        default=None,
+        ge=1,
+        description="Model tokens (input + output) its runs may use per UTC day; None: no budget.",
+    )
     created_at: str = Field(description="When the key was made (ISO 8601, UTC).")
 
 
@@ -67,7 +72,10 @@ class KeyRing(BaseModel):
 
 
 def new_key(
-    name: str, scope: Scope, rate_limit_per_minute: int | None = None
+    name: str,
+    scope: Scope,
+    rate_limit_per_minute: int | None = None,
+    token_budget_per_day: int | None = None,
 ) -> tuple[str, KeyRecord]:
     """A fresh key (shown once to the user) and the record to store."""
     key_id = secrets.token_hex(6)
@@ -78,6 +86,7 @@ def new_key(
         scope=scope,
         sha256=hashlib.sha256(key.encode()).hexdigest(),
         rate_limit_per_minute=rate_limit_per_minute,
+        token_budget_per_day=token_budget_per_day,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return key, record

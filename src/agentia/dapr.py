@@ -233,6 +233,23 @@ class DaprClient:
             await asyncio.sleep(delay)
             delay, retried = min(delay * 2, 5.0), True
 
+    async def transact(self, store: str, upserts: list[dict[str, Any]]) -> None:
+        """Upsert several keys atomically; each item is {key, value, etag?, first_write?}.
+        Any lost race (an ETag, or a first write of an existing key) raises ETagMismatch and
+        writes nothing."""
+        ops = []
+        for item in upserts:
+            request: dict[str, Any] = {"key": item["key"], "value": item["value"]}
+            if item.get("etag") is not None:
+                request["etag"] = item["etag"]
+            if item.get("etag") is not None or item.get("first_write"):
+                request["options"] = {"concurrency": "first-write", "consistency": "strong"}
+            ops.append({"operation": "upsert", "request": request})
+        resp = await self._http.post(f"/v1.0/state/{store}/transaction", json={"operations": ops})
+        if resp.status_code >= 400 and any(m in resp.text for m in CONFLICT_MARKS):
+            raise ETagMismatch(409, resp.text[:300])
+        self._raise_for(resp)
+
     async def _holds(self, item: dict[str, Any]) -> bool:
         found = await self.get_state(names.STATE_STORE, str(item["key"]))
         return found is not None and found.value == item["value"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from dapr.ext.workflow.aio import DaprWorkflowClient
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from grpc import StatusCode
 from grpc.aio import AioRpcError
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/internal/workflows")
 TERMINAL = {"COMPLETED", "FAILED", "TERMINATED"}
 LEDGER_BATCH = 50
+ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+InstanceId = Annotated[str, Path(pattern=ID_RE)]
+EventName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
 
 
 class StartWorkflow(BaseModel):
@@ -37,7 +40,7 @@ class StartWorkflow(BaseModel):
     input: dict[str, Any] = Field(description="The workflow's input (see its contract).")
     instance_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        pattern=ID_RE,
         description="Instance id; a new one when absent. Starting a running id is refused.",
     )
 
@@ -131,7 +134,7 @@ async def start(body: StartWorkflow, request: Request) -> dict[str, Any]:
 async def list_instances(
     request: Request,
     page_size: int = Query(default=100, ge=1, le=1000),
-    continuation_token: str | None = None,
+    continuation_token: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
     details: bool = False,
 ) -> dict[str, Any]:
     """Instance ids known to the workflow engine, a page at a time (Dapr's ListInstanceIDs)."""
@@ -159,12 +162,12 @@ async def list_ids(
 
 
 @router.get("/{instance_id}")
-async def status(instance_id: str, request: Request) -> dict[str, Any]:
+async def status(instance_id: InstanceId, request: Request) -> dict[str, Any]:
     return await _existing(_client(request), instance_id)
 
 
 @router.get("/{instance_id}/steps")
-async def steps(instance_id: str, request: Request) -> dict[str, Any]:
+async def steps(instance_id: InstanceId, request: Request) -> dict[str, Any]:
     """The step ledger: what each model turn and tool call recorded, and how often it ran."""
     client = dapr_client(request.app)
     found: list[dict[str, Any]] = []
@@ -182,7 +185,9 @@ async def steps(instance_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{instance_id}/events/{event_name}")
-async def raise_event(instance_id: str, event_name: str, request: Request) -> dict[str, str]:
+async def raise_event(
+    instance_id: InstanceId, event_name: EventName, request: Request
+) -> dict[str, str]:
     """Deliver ``event_name`` (JSON body, maybe empty) to a running instance."""
     raw = await request.body()
     try:
@@ -215,17 +220,17 @@ async def _control(request: Request, instance_id: str, action: str) -> dict[str,
 
 
 @router.post("/{instance_id}/pause")
-async def pause(instance_id: str, request: Request) -> dict[str, str]:
+async def pause(instance_id: InstanceId, request: Request) -> dict[str, str]:
     return await _control(request, instance_id, "pause")
 
 
 @router.post("/{instance_id}/resume")
-async def resume(instance_id: str, request: Request) -> dict[str, str]:
+async def resume(instance_id: InstanceId, request: Request) -> dict[str, str]:
     return await _control(request, instance_id, "resume")
 
 
 @router.post("/{instance_id}/terminate")
-async def terminate(instance_id: str, request: Request) -> dict[str, str]:
+async def terminate(instance_id: InstanceId, request: Request) -> dict[str, str]:
     return await _control(request, instance_id, "terminate")
 
 
@@ -237,7 +242,7 @@ async def _forget_steps(request: Request, instance_id: str) -> None:
 
 
 @router.delete("/{instance_id}")
-async def purge(instance_id: str, request: Request) -> dict[str, str]:
+async def purge(instance_id: InstanceId, request: Request) -> dict[str, str]:
     """Delete a finished instance's history (and its children's) and its step ledger."""
     client = _client(request)
     current = await _existing(client, instance_id)

@@ -25,8 +25,10 @@ from agentia_gateway import (
     runs_api,
     store_api,
     threads_api,
+    usage_api,
     workflows_api,
 )
+from agentia_gateway.budgets import creates_run
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
@@ -39,7 +41,7 @@ from agentia_gateway.security import (
 from agentia_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-API_PREFIXES = ("/agents", "/assistants", "/threads", "/runs", "/store", "/workflows")
+API_PREFIXES = ("/agents", "/assistants", "/threads", "/runs", "/store", "/workflows", "/usage")
 DOC_PREFIXES = ("/docs", "/openapi.json", "/redoc")
 
 
@@ -77,6 +79,7 @@ def create_app() -> FastAPI:
             store_api.router,
             workflows_api.router,
             crons_api.router,
+            usage_api.router,
         ],
         public_prefixes=DOC_PREFIXES + API_PREFIXES,
         on_startup=_start,
@@ -96,6 +99,8 @@ def create_app() -> FastAPI:
             )
             authorize(principal, request.method, path)
             await request.app.state.limiter.hit(principal)
+            if creates_run(request.method, path):
+                await request.app.state.runs.budgets.admit(principal)
         except Denied as denied:
             headers = dict(denied.headers)
             if denied.status == 401:

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from agentia import names
 from agentia.events import RunRequested
 from agentia.service import dapr_client
+from agentia_gateway.budgets import Budgets
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
@@ -56,6 +57,7 @@ class RunFlow:
         self.settings: GatewaySettings = app.state.settings
         self.client = dapr_client(app)
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
+        self.budgets = Budgets(self.client)
         self._agents: tuple[float, set[str]] = (0.0, set())
 
     async def agents(self) -> set[str]:
@@ -81,8 +83,11 @@ class RunFlow:
 
     # -- creating and starting ----------------------------------------------------------
 
-    async def create(self, body: RunCreate, thread_id: str | None) -> dict[str, Any]:
-        """Validate and record a run, and admit it to its thread's lane (not started yet)."""
+    async def create(
+        self, body: RunCreate, thread_id: str | None, owner: str | None = None
+    ) -> dict[str, Any]:
+        """Validate and record a run, and admit it to its thread's lane (not started yet).
+        ``owner`` is the key (tenant) whose budget the run's model usage counts against."""
         agent = body.agent or DEFAULT_AGENT
         if agent not in await self.agents():
             raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
@@ -113,6 +118,7 @@ class RunFlow:
             "multitask_strategy": body.multitask_strategy,
             "on_disconnect": body.on_disconnect,
             "item_count_before": int(thread["item_count"]) if thread else 0,
+            "owner": owner,
         }
         await self.store.create(record)
         if thread_id is None:
@@ -196,6 +202,8 @@ class RunFlow:
             }
 
         record = await self.store.update(run_id, finish)
+        if record is not None and record.get("owner") and result.get("usage"):
+            await self.budgets.count(record["owner"], run_id, result["usage"])
         if record is None or record.get("thread_id") is None:
             return
         thread_id = record["thread_id"]

@@ -36,6 +36,12 @@ def _flow(request: Request) -> RunFlow:
     return flow
 
 
+def _owner(request: Request) -> str | None:
+    """The key (tenant) making the request, set by the gateway's authentication."""
+    principal = getattr(request.state, "principal", None)
+    return principal.id if principal is not None else None
+
+
 async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
     record = await _flow(request).store.get(run_id)
     if record is None or (thread_id is not None and record.get("thread_id") != thread_id):
@@ -141,7 +147,7 @@ def _stream(request: Request, record: dict[str, Any], after: int, fresh: bool) -
 @router.post("/threads/{thread_id}/runs", response_model=Run)
 async def create_run(thread_id: ThreadId, body: RunCreate, request: Request) -> Run:
     flow = _flow(request)
-    record = await flow.create(body, thread_id)
+    record = await flow.create(body, thread_id, _owner(request))
     if record["admitted"]:
         await flow.publish(record)
     return Run.model_validate(public_run(record))
@@ -152,7 +158,7 @@ async def create_run_wait(
     thread_id: ThreadId, body: RunCreate, request: Request
 ) -> RunWaitResponse:
     flow = _flow(request)
-    record = await flow.run_and_wait(await flow.create(body, thread_id))
+    record = await flow.run_and_wait(await flow.create(body, thread_id, _owner(request)))
     return await _wait_response(flow, record)
 
 
@@ -161,7 +167,7 @@ async def create_run_stream(
     thread_id: ThreadId, body: RunCreate, request: Request
 ) -> StreamingResponse:
     flow = _flow(request)
-    record = await flow.create(body, thread_id)
+    record = await flow.create(body, thread_id, _owner(request))
     if record["admitted"]:
         await flow.publish(record)
     return _stream(request, record, -1, True)
@@ -251,7 +257,7 @@ async def join_run_stream(
 @router.post("/runs", response_model=Run, tags=["Stateless Runs"])
 async def create_stateless_run(body: RunCreate, request: Request) -> Run:
     flow = _flow(request)
-    record = await flow.create(body, None)
+    record = await flow.create(body, None, _owner(request))
     await flow.publish(record)
     return Run.model_validate(public_run(record))
 
@@ -259,14 +265,14 @@ async def create_stateless_run(body: RunCreate, request: Request) -> Run:
 @router.post("/runs/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
 async def create_stateless_run_wait(body: RunCreate, request: Request) -> RunWaitResponse:
     flow = _flow(request)
-    record = await flow.run_and_wait(await flow.create(body, None))
+    record = await flow.run_and_wait(await flow.create(body, None, _owner(request)))
     return await _wait_response(flow, record)
 
 
 @router.post("/runs/stream", responses=SSE_DOC, tags=["Stateless Runs"])
 async def create_stateless_run_stream(body: RunCreate, request: Request) -> StreamingResponse:
     flow = _flow(request)
-    record = await flow.create(body, None)
+    record = await flow.create(body, None, _owner(request))
     await flow.publish(record)
     return _stream(request, record, -1, True)
 

@@ -31,7 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Conflict",
         413: "Body too large",
         422: "A field is missing or not valid (the reason names it)",
-        429: "Rate limit reached",
+        429: "Rate limit reached, or the key's token budget for the day used up",
         503: "A dependency is unavailable; retry",
     }.items()
 }

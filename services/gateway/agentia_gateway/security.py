@@ -38,6 +38,7 @@ class Principal:
     name: str
     scope: str  # read | write
     rate_limit_per_minute: int | None = None
+    token_budget_per_day: int | None = None
 
 
 class Denied(Exception):
@@ -83,7 +84,13 @@ class Authenticator:
             record = self.ring.verify(token)
             if record is None:
                 raise Denied(401, "the API key is not valid (unknown or revoked)")
-            return Principal(record.id, record.name, record.scope, record.rate_limit_per_minute)
+            return Principal(
+                record.id,
+                record.name,
+                record.scope,
+                record.rate_limit_per_minute,
+                record.token_budget_per_day,
+            )
         return self._jwt(token)
 
     def _jwt(self, token: str) -> Principal:

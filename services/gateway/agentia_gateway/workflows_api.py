@@ -6,17 +6,23 @@ calls its internal routes through Dapr service invocation only.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import names
 from agentia.service import dapr_client
 from agentia_gateway import upstream
+from agentia_gateway.schemas import ERRORS
 
-router = APIRouter(prefix="/workflows", tags=["Workflows"])
+router = APIRouter(prefix="/workflows", tags=["Workflows"], responses=ERRORS)
 BASE = "internal/workflows"
+ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+InstanceId = Annotated[str, Path(pattern=ID_RE, description="Workflow instance id.")]
+EventName = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", description="Event name.")
+]
 
 
 class WorkflowStart(BaseModel):
@@ -25,7 +31,9 @@ class WorkflowStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     workflow: str = Field(description="Registered workflow name, e.g. AgentLoop.")
     input: dict[str, Any] = Field(description="The workflow's input (see docs/workflows.md).")
-    instance_id: str | None = Field(default=None, description="Instance id; new when absent.")
+    instance_id: str | None = Field(
+        default=None, pattern=ID_RE, description="Instance id; new when absent."
+    )
 
 
 async def _call(request: Request, method: str, http_method: str = "GET", body: Any = None) -> Any:
@@ -43,7 +51,9 @@ async def start_workflow(body: WorkflowStart, request: Request) -> Any:
 async def list_workflows(
     request: Request,
     page_size: int = Query(default=100, ge=1, le=1000),
-    continuation_token: str | None = None,
+    continuation_token: Annotated[
+        str | None, Query(pattern=r"^\d{1,18}$", description="From the previous page.")
+    ] = None,
     details: bool = False,
 ) -> Any:
     query = f"?page_size={page_size}&details={str(details).lower()}"
@@ -53,17 +63,19 @@ async def list_workflows(
 
 
 @router.get("/{instance_id}")
-async def get_workflow(instance_id: str, request: Request) -> Any:
+async def get_workflow(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}")
 
 
 @router.get("/{instance_id}/steps")
-async def workflow_steps(instance_id: str, request: Request) -> Any:
+async def workflow_steps(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}/steps")
 
 
 @router.post("/{instance_id}/events/{event_name}")
-async def raise_workflow_event(instance_id: str, event_name: str, request: Request) -> Any:
+async def raise_workflow_event(
+    instance_id: InstanceId, event_name: EventName, request: Request
+) -> Any:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
@@ -73,20 +85,20 @@ async def raise_workflow_event(instance_id: str, event_name: str, request: Reque
 
 
 @router.post("/{instance_id}/pause")
-async def pause_workflow(instance_id: str, request: Request) -> Any:
+async def pause_workflow(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}/pause", "POST")
 
 
 @router.post("/{instance_id}/resume")
-async def resume_workflow(instance_id: str, request: Request) -> Any:
+async def resume_workflow(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}/resume", "POST")
 
 
 @router.post("/{instance_id}/terminate")
-async def terminate_workflow(instance_id: str, request: Request) -> Any:
+async def terminate_workflow(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}/terminate", "POST")
 
 
 @router.delete("/{instance_id}")
-async def purge_workflow(instance_id: str, request: Request) -> Any:
+async def purge_workflow(instance_id: InstanceId, request: Request) -> Any:
     return await _call(request, f"{BASE}/{instance_id}", "DELETE")

@@ -25,6 +25,10 @@ def create(
     rate_limit: Annotated[
         int | None, typer.Option(min=1, help="Requests per minute (default: the gateway's).")
     ] = None,
+    token_budget: Annotated[
+        int | None,
+        typer.Option(min=1, help="Model tokens its runs may use per UTC day (default: no budget)."),
+    ] = None,
 ) -> None:
     """Make a key and print it once: it is stored only as a hash."""
     import re
@@ -36,7 +40,7 @@ def create(
         why = f"use letters, digits, space, ._@- ({NAME_RE})"
         raise typer.BadParameter(why, param_hint="NAME")
     try:
-        key, record = local_keys.create_key(agentia_home(), name, scope, rate_limit)  # type: ignore[arg-type]
+        key, record = local_keys.create_key(agentia_home(), name, scope, rate_limit, token_budget)  # type: ignore[arg-type]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(key)
@@ -55,10 +59,11 @@ def _reload() -> None:
 @keys_app.command("list")
 def list_keys() -> None:
     """The keys (ids, names, scopes; never the keys)."""
-    table = Table("id", "name", "scope", "rate limit/min", "created")
+    table = Table("id", "name", "scope", "rate limit/min", "tokens/day", "created")
     for record in local_keys.key_ring(agentia_home()).keys.values():
         limit = str(record.rate_limit_per_minute or "default")
-        table.add_row(record.id, record.name, record.scope, limit, record.created_at)
+        budget = str(record.token_budget_per_day or "no budget")
+        table.add_row(record.id, record.name, record.scope, limit, budget, record.created_at)
     console.print(table)
 
 

@@ -31,13 +31,17 @@ def _save(home: Path, ring: KeyRing) -> None:
 
 
 def create_key(
-    home: Path, name: str, scope: Scope, rate_limit_per_minute: int | None = None
+    home: Path,
+    name: str,
+    scope: Scope,
+    rate_limit_per_minute: int | None = None,
+    token_budget_per_day: int | None = None,
 ) -> tuple[str, KeyRecord]:
     """Make a key; the caller shows it once. Names are unique."""
     ring = key_ring(home)
     if any(r.name == name for r in ring.keys.values()):
         raise ValueError(f"a key named '{name}' exists already (revoke it first)")
-    key, record = new_key(name, scope, rate_limit_per_minute)
+    key, record = new_key(name, scope, rate_limit_per_minute, token_budget_per_day)
     ring.keys[record.id] = record
     _save(home, ring)
     return key, record
