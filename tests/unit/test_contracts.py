@@ -28,6 +28,7 @@ def test_component_names_are_the_constants() -> None:
     assert components == {
         names.PUBSUB,
         names.STATE_STORE,
+        names.STATE_STORE_CREATE,
         names.CACHE_STORE,
         names.LOCK_STORE,
         names.SECRET_STORE,
