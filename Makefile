@@ -34,3 +34,4 @@ bench: venv         ## benchmarks (figures side by side with their baselines; se
 	@.venv/bin/python bench/gateway.py
 	@.venv/bin/python bench/memory.py
 	@.venv/bin/python bench/workflows.py
+	@.venv/bin/python bench/history.py

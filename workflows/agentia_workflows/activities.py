@@ -73,18 +73,16 @@ class AgentActivities:
         # Local function tools only: MCP sessions are not kept across activities yet.
         return [t for t in agent.tools if isinstance(t, FunctionTool)]
 
-    async def model_turn(self, inp: ModelTurnInput) -> ModelTurnOutput:
-        """Ask the agent's model for its next move; a recorded turn is returned as is."""
-        key = step_key(inp.instance_id, inp.step)
-        record = await self.ledger.get(key)
-        if record and record.get("done"):
-            return ModelTurnOutput.model_validate(record["result"])
-        agent = self.catalog.agent(inp.agent_id)
+    async def ask(
+        self, agent_id: str, items: list[dict[str, Any]]
+    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]]]:
+        """One call of the agent's model on ``items``: (tool calls, final text, new items)."""
+        agent = self.catalog.agent(agent_id)
         model = self.catalog.model(str(agent.model or "offline"))
         instructions = agent.instructions if isinstance(agent.instructions, str) else None
         response = await model.get_response(
             instructions,
-            list(inp.items),  # Responses input items, as JSON
+            list(items),  # type: ignore[arg-type]  # Responses input items, as JSON
             agent.model_settings or ModelSettings(),
             list(self._function_tools(agent)),
             None,
@@ -99,11 +97,17 @@ class AgentActivities:
             for o in response.output
             if isinstance(o, ResponseFunctionToolCall)
         ]
-        result = ModelTurnOutput(
-            items=[_jsonable(i) for i in response.to_input_items()],
-            tool_calls=calls,
-            text=None if calls else _text(response.output),
-        )
+        produced = [_jsonable(i) for i in response.to_input_items()]
+        return calls, None if calls else _text(response.output), produced
+
+    async def model_turn(self, inp: ModelTurnInput) -> ModelTurnOutput:
+        """Ask the agent's model for its next move; a recorded turn is returned as is."""
+        key = step_key(inp.instance_id, inp.step)
+        record = await self.ledger.get(key)
+        if record and record.get("done"):
+            return ModelTurnOutput.model_validate(record["result"])
+        calls, text, produced = await self.ask(inp.agent_id, list(inp.items))
+        result = ModelTurnOutput(items=produced, tool_calls=calls, text=text)
         await self.ledger.save(
             key,
             {

@@ -18,6 +18,10 @@ FAN_OUT: Final = "FanOut"
 MODEL_TURN: Final = "ModelTurn"
 TOOL_CALL: Final = "ToolCall"
 APPROVAL_EVENT: Final = "approval"  # the external event a reviewer raises
+CHAT_AGENT: Final = "ChatAgent"
+CHAT_TURN: Final = "ChatTurn"
+CHAT_TOOLS: Final = "ChatTools"
+MESSAGE_EVENT: Final = "message"  # a user turn for a ChatAgent: {"text": ...} or {"end": true}
 
 SCHEMA_VERSION: Final = 1
 
@@ -155,8 +159,104 @@ class FanOutOutput(Contract):
     answers: list[AgentAnswer] = Field(description="One answer per agent.")
 
 
+class ChatAgentInput(Contract):
+    """A chat agent that lives as long as its users talk to it.
+
+    Each user turn arrives as a ``message`` event. With ``claim_check`` (the default) the
+    transcript lives in a memory-service thread and the workflow history carries only item
+    counts, hashes and short previews; every ``generation`` messages the instance continues
+    as new, so its history stays under a fixed bound however long the conversation."""
+
+    agent_id: str = Field(min_length=1, description="Agent definition name.")
+    thread_id: str | None = Field(
+        default=None, description="Memory thread holding the transcript (default: instance id)."
+    )
+    max_turns: int = Field(default=10, ge=1, le=100, description="Model turns per message.")
+    context_items: int = Field(
+        default=40, ge=2, le=1000, description="Latest transcript items the model is shown."
+    )
+    generation: int = Field(
+        default=20, ge=1, le=10_000, description="Messages between two continue-as-new."
+    )
+    idle_timeout_s: float = Field(
+        default=30 * 86400, gt=0, description="End when no message arrives for this long."
+    )
+    claim_check: bool = Field(
+        default=True,
+        description="False: carry the whole transcript in the history (for comparison only).",
+    )
+    messages_done: int = Field(default=0, ge=0, description="Messages handled so far.")
+    step: int = Field(default=0, ge=0, description="Steps taken so far (keys the ledger).")
+    item_count: int = Field(default=0, ge=0, description="Transcript items so far.")
+    last_answer: str = Field(default="", description="Preview of the latest answer.")
+    transcript: list[dict[str, Any]] = Field(
+        default_factory=list, description="Without claim_check only: the whole transcript."
+    )
+
+
+class ChatTurnInput(Contract):
+    """One model turn of a ChatAgent: append ``new_items``, then ask the model."""
+
+    instance_id: str = Field(description="Workflow instance (keys the step ledger).")
+    step: int = Field(ge=1, description="Step number (keys the step ledger).")
+    agent_id: str = Field(description="Agent definition name.")
+    thread_id: str = Field(description="Memory thread of the transcript.")
+    item_count: int = Field(ge=0, description="Transcript items before this step.")
+    new_items: list[dict[str, Any]] = Field(description="Items to append first (the user turn).")
+    context_items: int = Field(ge=2, description="Latest items the model is shown.")
+    transcript: list[dict[str, Any]] | None = Field(
+        default=None, description="Without claim_check: the whole transcript so far."
+    )
+
+
+class ChatTurnOutput(Contract):
+    """What the history keeps of a model turn: references, not payloads."""
+
+    item_count: int = Field(ge=0, description="Transcript items after this step.")
+    sha256: str = Field(description="SHA-256 of the items this step appended.")
+    tool_calls: list[ToolCallRequest] = Field(description="Tool calls the model asked for.")
+    preview: str = Field(description="First 200 characters of the final text, if any.")
+    final: bool = Field(description="True when the model answered instead of calling tools.")
+    items: list[dict[str, Any]] | None = Field(
+        default=None, description="Without claim_check: the items themselves."
+    )
+
+
+class ChatToolsInput(Contract):
+    """The tool calls of one model turn, run and appended to the transcript."""
+
+    instance_id: str = Field(description="Workflow instance (keys the step ledger).")
+    step: int = Field(ge=1, description="Step number of the first call.")
+    agent_id: str = Field(description="Agent whose tools these are.")
+    thread_id: str = Field(description="Memory thread of the transcript.")
+    item_count: int = Field(ge=0, description="Transcript items before this step.")
+    calls: list[ToolCallRequest] = Field(min_length=1, description="The calls, in order.")
+    claim_check: bool = Field(description="Append to the thread (True) or return the items.")
+
+
+class ChatToolsOutput(Contract):
+    """The calls' outputs, by reference (or inline without claim_check)."""
+
+    item_count: int = Field(ge=0, description="Transcript items after the outputs.")
+    sha256: str = Field(description="SHA-256 of the output items appended.")
+    executions: list[int] = Field(description="Times each tool body started (1 = once).")
+    items: list[dict[str, Any]] | None = Field(
+        default=None, description="Without claim_check: the output items themselves."
+    )
+
+
+class ChatAgentOutput(Contract):
+    """How a ChatAgent ended."""
+
+    messages_done: int = Field(description="Messages handled in total.")
+    last_answer: str = Field(description="Preview of the latest answer.")
+    thread_id: str = Field(description="Where the transcript is.")
+    ended: Literal["end", "idle"] = Field(description="An end event, or no message in time.")
+
+
 WORKFLOW_INPUTS: Final[dict[str, type[Contract]]] = {
     AGENT_LOOP: AgentLoopInput,
+    CHAT_AGENT: ChatAgentInput,
     RECURRING_AGENT: RecurringAgentInput,
     FAN_OUT: FanOutInput,
 }

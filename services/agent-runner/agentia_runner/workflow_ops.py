@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentia import names
 from agentia.service import dapr_client
 from agentia_workflows.activities import step_key
-from agentia_workflows.contracts import AGENT_LOOP, FAN_OUT, RECURRING_AGENT, WORKFLOW_INPUTS
+from agentia_workflows.contracts import (
+    AGENT_LOOP,
+    CHAT_AGENT,
+    FAN_OUT,
+    RECURRING_AGENT,
+    WORKFLOW_INPUTS,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/internal/workflows")
@@ -53,7 +59,7 @@ def _client(request: Request) -> DaprWorkflowClient:
 def _agents_in(workflow: str, value: BaseModel) -> list[str]:
     if workflow == FAN_OUT:
         return list(value.agents)  # type: ignore[attr-defined]
-    if workflow in (AGENT_LOOP, RECURRING_AGENT):
+    if workflow in (AGENT_LOOP, RECURRING_AGENT, CHAT_AGENT):
         return [value.agent_id]  # type: ignore[attr-defined]
     return []
 

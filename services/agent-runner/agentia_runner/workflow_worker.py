@@ -18,11 +18,12 @@ from dapr.ext.workflow import WorkflowRuntime
 from fastapi import FastAPI
 
 from agentia import names
-from agentia.dapr import DaprClient
+from agentia.dapr import DaprClient, DaprError
 from agentia.service import dapr_client
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
 from agentia_workflows.activities import AgentActivities
+from agentia_workflows.chat_activities import ChatActivities
 from agentia_workflows.register import register
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,36 @@ class StateLedger:
         await self.client.save_state(names.STATE_STORE, key, value)
 
 
+class MemoryTranscripts:
+    """Transcripts in the memory service's threads (the chat activities' Transcripts)."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        resp = await self.client.invoke(
+            names.MEMORY, f"internal/threads{path}", http_method=method, json_body=body
+        )
+        if resp.status_code >= 400:
+            raise DaprError(resp.status_code, f"memory: {resp.text[:300]}")
+        return resp.json() if resp.content else None
+
+    async def latest(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
+        return list((await self._call("GET", f"/{thread_id}/items?limit={limit}"))["items"])
+
+    async def cut(self, thread_id: str, count: int) -> None:
+        await self._call("POST", "", {"thread_id": thread_id})  # exists afterwards, either way
+        await self._call("POST", f"/{thread_id}/items/truncate", {"count": count})
+
+    async def append(self, thread_id: str, items: list[dict[str, Any]]) -> int:
+        if not items:
+            got = await self._call("GET", f"/{thread_id}")
+            return int(got["item_count"])
+        return int(
+            (await self._call("POST", f"/{thread_id}/items", {"items": items}))["item_count"]
+        )
+
+
 class WorkflowWorker:
     """Starts the runtime in the background (start-up never waits on it) and stops it."""
 
@@ -72,7 +103,8 @@ class WorkflowWorker:
             RegistryCatalog(app.state.registry, app.state.model_provider),
             StateLedger(dapr_client(app)),
         )
-        register(self.runtime, activities, self._run_on_app_loop)
+        chats = ChatActivities(activities, MemoryTranscripts(dapr_client(app)))
+        register(self.runtime, activities, chats, self._run_on_app_loop)
         self._thread = threading.Thread(target=self._start, name="workflow-worker", daemon=True)
 
     async def _run_on_app_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:

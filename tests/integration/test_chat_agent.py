@@ -1,0 +1,94 @@
+"""The ChatAgent workflow through the real mesh: user turns as events, the transcript in a
+memory-service thread (claim check), continue-as-new every few messages without losing the
+events that arrive meanwhile, each tool body run once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from agentia import names
+from agentia_workflows.contracts import CHAT_AGENT, MESSAGE_EVENT
+
+from .conftest import ProbeApp, wait_for
+
+pytestmark = pytest.mark.integration
+CALC = 'calculator {"expression": "%d*%d"}'
+
+
+@pytest.fixture
+def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+    for app_id in (names.MEMORY, names.AGENT_RUNNER):
+        mesh_service(app_id)
+    return probe_apps("chat", subscribe=False)
+
+
+def invoke(app: ProbeApp, app_id: str, verb: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(
+        verb,
+        f"{app.dapr}/v1.0/invoke/{app_id}/method/{path}",
+        json=body,
+        headers=app.headers(),
+        timeout=30,
+    )
+
+
+def state(app: ProbeApp, instance: str) -> dict[str, Any]:
+    resp = invoke(app, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
+    instance = f"chat-{uuid.uuid4().hex[:8]}"
+    inp = {"agent_id": "assistant", "generation": 3, "context_items": 8}
+    resp = invoke(
+        ops,
+        names.AGENT_RUNNER,
+        "POST",
+        "internal/workflows",
+        {"workflow": CHAT_AGENT, "input": inp, "instance_id": instance},
+    )
+    assert resp.status_code == 201, resp.text
+    texts = [CALC % (i, i) if i % 2 else f"hello {i}" for i in range(1, 8)]
+    for text in texts:  # all at once: some arrive while the instance continues as new
+        raised = invoke(
+            ops,
+            names.AGENT_RUNNER,
+            "POST",
+            f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
+            {"text": text},
+        )
+        assert raised.status_code == 200, raised.text
+
+    def all_answered() -> bool:
+        custom = state(ops, instance)["custom_status"]
+        return isinstance(custom, dict) and custom.get("messages_done") == len(texts)
+
+    wait_for(all_answered, 90, "seven messages answered")
+    end = invoke(
+        ops,
+        names.AGENT_RUNNER,
+        "POST",
+        f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
+        {"end": True},
+    )
+    assert end.status_code == 200, end.text
+    wait_for(lambda: state(ops, instance)["status"] == "COMPLETED", 30, "ended")
+    out = state(ops, instance)["output"]
+    assert out["messages_done"] == 7 and out["ended"] == "end" and out["thread_id"] == instance
+    assert out["last_answer"] == "[offline model] calculator returned: 49"
+
+    items = invoke(ops, names.MEMORY, "GET", f"internal/threads/{instance}/items").json()["items"]
+    users = [i["content"] for i in items if i.get("role") == "user"]
+    assert users == texts, "every message once, in the order sent"
+    outputs = [i["output"] for i in items if i.get("type") == "function_call_output"]
+    assert outputs == [str(i * i) for i in (1, 3, 5, 7)]
+
+    steps = invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}/steps").json()
+    tools = [s for s in steps["steps"] if s["kind"] == "tool"]
+    assert [s["executions"] for s in tools] == [1, 1, 1, 1]
