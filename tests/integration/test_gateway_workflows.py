@@ -16,9 +16,10 @@ import pytest
 
 from agentia import names
 from agentia.runtime import local_keys
-from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT
+from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT, CHAT_AGENT, MESSAGE_EVENT
 
 from .conftest import Infra, wait_for
+from .test_gateway_api import _sse
 
 pytestmark = pytest.mark.integration
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
@@ -124,3 +125,35 @@ def test_cli_names_bad_input(infra: Infra, api: httpx.Client) -> None:
     refused = cli(infra, "start", AGENT_LOOP, "--input", '{"messages": []}')
     assert refused.returncode == 1 and "input.agent_id" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_chat_message_streams_as_it_is_produced_and_resumes(api: httpx.Client) -> None:
+    instance = f"chat-{uuid.uuid4().hex[:8]}"
+    body = {"workflow": CHAT_AGENT, "input": {"agent_id": "assistant"}, "instance_id": instance}
+    assert api.post("/workflows", json=body).status_code == 201
+    url = f"/workflows/{instance}/messages/q1/stream?stream_mode=messages-tuple&stream_mode=events"
+    first: list[dict[str, Any]] = []
+    with api.stream("GET", url) as resp:  # opened before the message exists: it waits
+        assert resp.status_code == 200
+        raised = api.post(
+            f"/workflows/{instance}/events/{MESSAGE_EVENT}",
+            json={"text": CALC % "6*7", "id": "q1"},
+        )
+        assert raised.status_code == 200, raised.text
+        for event in _sse(resp.iter_lines()):
+            first.append(event)
+            if event["event"] == "messages":
+                break  # drop the connection after the first model delta
+    last_id = first[-1]["id"]
+    with api.stream("GET", url, headers={"Last-Event-ID": last_id}) as resp:
+        rest = list(_sse(resp.iter_lines()))
+    assert rest and min(int(e["id"]) for e in rest) > int(last_id), "only what was missed"
+    frames = first + rest
+    text = "".join(e["data"][0]["content"] for e in frames if e["event"] == "messages")
+    assert text == "[offline model] calculator returned: 42"
+    kinds = [e["data"]["kind"] for e in frames if e["event"] == "events"]
+    assert kinds[0] == "run.started" and kinds[-1] == "run.completed"
+    assert kinds.count("tool.call") == kinds.count("tool.result") == 1
+    seqs = [e["data"]["seq"] for e in frames if e["event"] == "events"]
+    assert seqs == list(range(len(seqs))), "every event once, in order"
+    api.post(f"/workflows/{instance}/events/{MESSAGE_EVENT}", json={"end": True})

@@ -10,12 +10,19 @@ actually started (so a test, or an operator, can see a repeated side effect).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from agents import Agent, FunctionTool, Model, ModelSettings
 from agents.models.interface import ModelTracing
 from agents.tool_context import ToolContext
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseTextDeltaEvent,
+)
 
 from agentia_workflows.contracts import (
     ModelTurnInput,
@@ -24,6 +31,8 @@ from agentia_workflows.contracts import (
     ToolCallOutput,
     ToolCallRequest,
 )
+
+Delta = Callable[[str], Awaitable[None]]
 
 
 class Catalog(Protocol):
@@ -99,6 +108,40 @@ class AgentActivities:
         ]
         produced = [_jsonable(i) for i in response.to_input_items()]
         return calls, None if calls else _text(response.output), produced
+
+    async def ask_streaming(
+        self, agent_id: str, items: list[dict[str, Any]], on_delta: Delta
+    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]]]:
+        """Like :meth:`ask`, with the model's text deltas passed to ``on_delta`` as they come."""
+        agent = self.catalog.agent(agent_id)
+        model = self.catalog.model(str(agent.model or "offline"))
+        instructions = agent.instructions if isinstance(agent.instructions, str) else None
+        final: Response | None = None
+        async for event in model.stream_response(
+            instructions,
+            list(items),  # type: ignore[arg-type]
+            agent.model_settings or ModelSettings(),
+            list(self._function_tools(agent)),
+            None,
+            [],
+            ModelTracing.DISABLED,
+            previous_response_id=None,
+            conversation_id=None,
+            prompt=None,
+        ):
+            if isinstance(event, ResponseTextDeltaEvent):
+                await on_delta(event.delta)
+            elif isinstance(event, ResponseCompletedEvent):
+                final = event.response
+        if final is None:
+            raise RuntimeError(f"the model of '{agent_id}' ended its stream without a response")
+        calls = [
+            ToolCallRequest(call_id=o.call_id, name=o.name, arguments=o.arguments)
+            for o in final.output
+            if isinstance(o, ResponseFunctionToolCall)
+        ]
+        produced = [_jsonable(o) for o in final.output]
+        return calls, None if calls else _text(final.output), produced
 
     async def model_turn(self, inp: ModelTurnInput) -> ModelTurnOutput:
         """Ask the agent's model for its next move; a recorded turn is returned as is."""

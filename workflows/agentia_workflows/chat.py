@@ -10,6 +10,7 @@ one generation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from agentia_workflows.contracts import (
 from agentia_workflows.workflows import ACTIVITY_RETRY
 
 Steps = Generator[Any, Any, Any]
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def _status(ctx: DaprWorkflowContext, phase: str, inp: ChatAgentInput, **more: Any) -> None:
@@ -37,13 +39,21 @@ def _status(ctx: DaprWorkflowContext, phase: str, inp: ChatAgentInput, **more: A
     ctx.set_custom_status(json.dumps({"phase": phase, **fields}))
 
 
-def _text_of(raw: Any) -> str | None:
-    """The user's text of a ``message`` event; None for an end event."""
+def _text_of(raw: Any) -> tuple[str, str | None] | None:
+    """(text, client's message id) of a ``message`` event; None for an end event."""
     if isinstance(raw, dict):
         if raw.get("end"):
             return None
-        return str(raw.get("text", ""))
-    return str(raw) if raw is not None else ""
+        given = raw.get("id")
+        ok = isinstance(given, str) and MESSAGE_ID.match(given)
+        return str(raw.get("text", "")), given if ok else None
+    return (str(raw) if raw is not None else ""), None
+
+
+def stream_id(instance_id: str, message_id: str) -> str:
+    """The run id a message's events are published under: the gateway streams it at
+    ``/workflows/{instance}/messages/{message_id}/stream``."""
+    return f"{instance_id}.{message_id}"
 
 
 def chat_agent(ctx: DaprWorkflowContext, inp: ChatAgentInput) -> Steps:
@@ -58,19 +68,24 @@ def chat_agent(ctx: DaprWorkflowContext, inp: ChatAgentInput) -> Steps:
             )
         except TimeoutError:
             return _ended(st, thread, "idle")
-        text = _text_of(raw)
-        if text is None:
+        got = _text_of(raw)
+        if got is None:
             return _ended(st, thread, "end")
-        _status(ctx, "answering", st)
-        yield from _answer(ctx, st, thread, text)
+        text, message_id = got
+        sid = stream_id(ctx.instance_id, message_id or f"m{st.messages_done + 1}")
+        _status(ctx, "answering", st, stream=sid)
+        yield from _answer(ctx, st, thread, text, sid)
         st.messages_done += 1
     _status(ctx, "continuing", st)
     ctx.continue_as_new(st, save_events=True)
     return None
 
 
-def _answer(ctx: DaprWorkflowContext, st: ChatAgentInput, thread: str, text: str) -> Steps:
+def _answer(
+    ctx: DaprWorkflowContext, st: ChatAgentInput, thread: str, text: str, sid: str
+) -> Steps:
     new_items: list[dict[str, Any]] = [{"role": "user", "content": text}]
+    seq = 0
     for _turn in range(st.max_turns):
         st.step += 1
         turn = ChatTurnOutput.model_validate(
@@ -86,6 +101,8 @@ def _answer(ctx: DaprWorkflowContext, st: ChatAgentInput, thread: str, text: str
                         new_items=new_items,
                         context_items=st.context_items,
                         transcript=None if st.claim_check else st.transcript,
+                        stream_id=sid,
+                        seq_start=seq,
                     ),
                     retry_policy=ACTIVITY_RETRY,
                 )
@@ -94,6 +111,7 @@ def _answer(ctx: DaprWorkflowContext, st: ChatAgentInput, thread: str, text: str
         if not st.claim_check:
             st.transcript = [*st.transcript, *new_items, *(turn.items or [])]
         st.item_count = turn.item_count
+        seq += turn.events
         if turn.final:
             st.last_answer = turn.preview
             return
@@ -111,12 +129,15 @@ def _answer(ctx: DaprWorkflowContext, st: ChatAgentInput, thread: str, text: str
                         item_count=st.item_count,
                         calls=turn.tool_calls,
                         claim_check=st.claim_check,
+                        stream_id=sid,
+                        seq_start=seq,
                     ),
                     retry_policy=ACTIVITY_RETRY,
                 )
             )
         )
         st.item_count = tools.item_count
+        seq += tools.events
         new_items = [] if st.claim_check else list(tools.items or [])
     st.last_answer = ""
 

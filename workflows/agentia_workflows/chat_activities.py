@@ -51,9 +51,34 @@ def window(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+class RunEvents(Protocol):
+    """Where a streamed message's events go (``runs.events``, which any gateway replica
+    turns into a resumable SSE stream)."""
+
+    async def publish(
+        self, run_id: str, seq: int, kind: str, status: str, data: dict[str, Any]
+    ) -> None: ...
+
+
+class Emitter:
+    """Numbers one step's events from ``seq_start``; a retried step numbers them the same
+    way, so the log (which keeps the first event per seq) shows each once."""
+
+    def __init__(self, events: RunEvents, run_id: str | None, seq_start: int) -> None:
+        self.events, self.run_id, self.seq = events, run_id, seq_start
+        self.count = 0
+
+    async def __call__(self, kind: str, data: dict[str, Any], status: str = "running") -> None:
+        if self.run_id is None:
+            return
+        await self.events.publish(self.run_id, self.seq, kind, status, data)
+        self.seq += 1
+        self.count += 1
+
+
 class ChatActivities:
-    def __init__(self, agent: AgentActivities, transcripts: Transcripts) -> None:
-        self.agent, self.transcripts = agent, transcripts
+    def __init__(self, agent: AgentActivities, transcripts: Transcripts, events: RunEvents) -> None:
+        self.agent, self.transcripts, self.events = agent, transcripts, events
 
     async def chat_turn(self, inp: ChatTurnInput) -> ChatTurnOutput:
         key = step_key(inp.instance_id, inp.step)
@@ -67,7 +92,22 @@ class ChatActivities:
             seen = window(await self.transcripts.latest(inp.thread_id, inp.context_items))
         else:
             seen = [*(inp.transcript or []), *inp.new_items]
-        calls, text, produced = await self.agent.ask(inp.agent_id, seen)
+        emit = Emitter(self.events, inp.stream_id, inp.seq_start)
+        if inp.seq_start == 0:
+            await emit("run.started", {"agent_id": inp.agent_id})
+
+        async def delta(text: str) -> None:
+            await emit("message.delta", {"delta": text})
+
+        calls, text, produced = await self.agent.ask_streaming(inp.agent_id, seen, delta)
+        for call in calls:
+            await emit(
+                "tool.call",
+                {"name": call.name, "arguments": call.arguments, "call_id": call.call_id},
+            )
+        if not calls:
+            await emit("message.completed", {"text": text or ""})
+            await emit("run.completed", {"output": text or ""}, status="success")
         if claim_check:
             count = await self.transcripts.append(inp.thread_id, produced)
         else:
@@ -79,6 +119,7 @@ class ChatActivities:
             preview=(text or "")[:PREVIEW],
             final=not calls,
             items=None if claim_check else produced,
+            events=emit.count,
         )
         await self.agent.ledger.save(
             key,
@@ -94,6 +135,7 @@ class ChatActivities:
 
     async def chat_tools(self, inp: ChatToolsInput) -> ChatToolsOutput:
         outputs, executions = [], []
+        emit = Emitter(self.events, inp.stream_id, inp.seq_start)
         for i, call in enumerate(inp.calls):
             # Each call is its own ledger step: a retry replays recorded outputs.
             out = await self.agent.tool_call(
@@ -105,6 +147,9 @@ class ChatActivities:
                 {"type": "function_call_output", "call_id": call.call_id, "output": out.output}
             )
             executions.append(out.executions)
+            await emit(
+                "tool.result", {"name": call.name, "output": out.output, "call_id": call.call_id}
+            )
         count = inp.item_count + len(outputs)
         if inp.claim_check:
             await self.transcripts.cut(inp.thread_id, inp.item_count)
@@ -114,4 +159,5 @@ class ChatActivities:
             sha256=digest(outputs),
             executions=executions,
             items=None if inp.claim_check else outputs,
+            events=emit.count,
         )

@@ -207,6 +207,10 @@ class ChatTurnInput(Contract):
     transcript: list[dict[str, Any]] | None = Field(
         default=None, description="Without claim_check: the whole transcript so far."
     )
+    stream_id: str | None = Field(
+        default=None, description="Run id the step's events are published under (runs.events)."
+    )
+    seq_start: int = Field(default=0, ge=0, description="Seq of the step's first event.")
 
 
 class ChatTurnOutput(Contract):
@@ -220,6 +224,7 @@ class ChatTurnOutput(Contract):
     items: list[dict[str, Any]] | None = Field(
         default=None, description="Without claim_check: the items themselves."
     )
+    events: int = Field(default=0, ge=0, description="Events the step published.")
 
 
 class ChatToolsInput(Contract):
@@ -232,6 +237,10 @@ class ChatToolsInput(Contract):
     item_count: int = Field(ge=0, description="Transcript items before this step.")
     calls: list[ToolCallRequest] = Field(min_length=1, description="The calls, in order.")
     claim_check: bool = Field(description="Append to the thread (True) or return the items.")
+    stream_id: str | None = Field(
+        default=None, description="Run id the step's events are published under (runs.events)."
+    )
+    seq_start: int = Field(default=0, ge=0, description="Seq of the step's first event.")
 
 
 class ChatToolsOutput(Contract):
@@ -243,6 +252,7 @@ class ChatToolsOutput(Contract):
     items: list[dict[str, Any]] | None = Field(
         default=None, description="Without claim_check: the output items themselves."
     )
+    events: int = Field(default=0, ge=0, description="Events the step published.")
 
 
 class ChatAgentOutput(Contract):

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError
+from agentia.events import RunEvent
 from agentia.service import dapr_client
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
@@ -86,6 +87,27 @@ class MemoryTranscripts:
         )
 
 
+class PublishedEvents:
+    """A streamed chat message's events on ``runs.events`` (the chat activities' RunEvents);
+    the event id is the run id and seq, so a re-published event is a duplicate."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+
+    async def publish(
+        self, run_id: str, seq: int, kind: str, status: str, data: dict[str, Any]
+    ) -> None:
+        event = RunEvent(
+            event_id=f"{run_id}.{seq}",
+            run_id=run_id,
+            seq=seq,
+            kind=kind,
+            status=status,
+            data=data,
+        )
+        await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
+
+
 class WorkflowWorker:
     """Starts the runtime in the background (start-up never waits on it) and stops it."""
 
@@ -103,7 +125,8 @@ class WorkflowWorker:
             RegistryCatalog(app.state.registry, app.state.model_provider),
             StateLedger(dapr_client(app)),
         )
-        chats = ChatActivities(activities, MemoryTranscripts(dapr_client(app)))
+        client = dapr_client(app)
+        chats = ChatActivities(activities, MemoryTranscripts(client), PublishedEvents(client))
         register(self.runtime, activities, chats, self._run_on_app_loop)
         self._thread = threading.Thread(target=self._start, name="workflow-worker", daemon=True)
 

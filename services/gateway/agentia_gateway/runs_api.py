@@ -60,7 +60,7 @@ async def _wait_response(flow: RunFlow, record: dict[str, Any]) -> RunWaitRespon
     )
 
 
-def _parse_last_id(raw: str | None) -> int:
+def parse_last_id(raw: str | None) -> int:
     if raw is None or not raw.strip():
         return -1
     if not raw.strip().isdigit():
@@ -68,10 +68,16 @@ def _parse_last_id(raw: str | None) -> int:
     return int(raw)
 
 
-async def _frames(
-    request: Request, record: dict[str, Any], after: int, fresh: bool
+async def run_frames(
+    request: Request,
+    record: dict[str, Any],
+    after: int,
+    fresh: bool,
+    unrecorded_wait_s: float = 0.0,
 ) -> AsyncIterator[str]:
-    """The run's events as SSE, from its log, until its final event (any replica can serve)."""
+    """The run's events as SSE, from its log, until its final event (any replica can serve).
+    A run with no record (a workflow's streamed message) is waited for up to
+    ``unrecorded_wait_s`` before its first event."""
     flow = _flow(request)
     run_id, modes = record["run_id"], record["kwargs"].get("stream_mode") or ["values"]
     base: list[dict[str, Any]] = []
@@ -85,6 +91,7 @@ async def _frames(
     sent, gap_since, last_io = -1, 0.0, time.monotonic()
     pause = flow.settings.stream_poll_s
     finished = False
+    patience = time.monotonic() + unrecorded_wait_s
     try:
         while not finished:
             events = await flow.store.read_log(run_id)
@@ -110,7 +117,9 @@ async def _frames(
                 break
             if not events or sent < 0:
                 current = await flow.store.get(run_id)
-                if current is None or (current["status"] in FINAL and not events):
+                if current is None and time.monotonic() < patience:
+                    pass  # not started yet: its first event is on its way
+                elif current is None or (current["status"] in FINAL and not events):
                     break  # settled with no log left (expired): nothing more will come
             if time.monotonic() - last_io > KEEPALIVE_S:
                 yield ": keepalive\n\n"
@@ -131,7 +140,7 @@ async def _cancel_quietly(flow: RunFlow, run_id: str) -> None:
 
 def _stream(request: Request, record: dict[str, Any], after: int, fresh: bool) -> StreamingResponse:
     return StreamingResponse(
-        _frames(request, record, after, fresh),
+        run_frames(request, record, after, fresh),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-store",
@@ -247,7 +256,7 @@ async def join_run_stream(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     record = await _owned(request, run_id, thread_id)
-    after = _parse_last_id(last_event_id)
+    after = parse_last_id(last_event_id)
     return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)
 
 
@@ -304,5 +313,5 @@ async def join_stateless_run_stream(
     run_id: RunId, request: Request, last_event_id: LastEventId = None
 ) -> StreamingResponse:
     record = await _owned(request, run_id, None)
-    after = _parse_last_id(last_event_id)
+    after = parse_last_id(last_event_id)
     return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)

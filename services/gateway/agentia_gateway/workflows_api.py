@@ -6,20 +6,27 @@ calls its internal routes through Dapr service invocation only.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import names
 from agentia.service import dapr_client
 from agentia_gateway import upstream
+from agentia_gateway.runs_api import SSE_DOC, LastEventId, run_frames, parse_last_id
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(prefix="/workflows", tags=["Workflows"], responses=ERRORS)
 BASE = "internal/workflows"
 ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 InstanceId = Annotated[str, Path(pattern=ID_RE, description="Workflow instance id.")]
+MessageId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="The message's id.")
+]
+StreamMode = Literal["messages", "messages-tuple", "events", "debug", "custom"]
+MESSAGE_WAIT_S = 60.0  # how long a stream waits for a message's first event
 EventName = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", description="Event name.")
 ]
@@ -82,6 +89,34 @@ async def raise_workflow_event(
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
     return await _call(request, f"{BASE}/{instance_id}/events/{event_name}", "POST", body)
+
+
+@router.get("/{instance_id}/messages/{message_id}/stream", responses=SSE_DOC)
+async def stream_message(
+    instance_id: InstanceId,
+    message_id: MessageId,
+    request: Request,
+    stream_mode: Annotated[
+        list[StreamMode] | None, Query(description="Default: messages-tuple, events.")
+    ] = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """A ChatAgent's answer to one message as it is produced (model deltas, tool calls,
+    results), from any gateway replica; resumable with ``Last-Event-ID``. The message is sent
+    with ``POST /workflows/{id}/events/message`` and ``{"text": ..., "id": message_id}``."""
+    after = parse_last_id(last_event_id)
+    run_id = f"{instance_id}.{message_id}"
+    record = {
+        "run_id": run_id,
+        "thread_id": None,
+        "kwargs": {"stream_mode": list(stream_mode or ["messages-tuple", "events"])},
+        "on_disconnect": "continue",
+    }
+    return StreamingResponse(
+        run_frames(request, record, after, after < 0, unrecorded_wait_s=MESSAGE_WAIT_S),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/{instance_id}/pause")
