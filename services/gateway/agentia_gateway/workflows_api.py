@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentia import names
 from agentia.service import dapr_client
 from agentia_gateway import upstream
-from agentia_gateway.runs_api import SSE_DOC, LastEventId, run_frames, parse_last_id
+from agentia_gateway.runs_api import SSE_DOC, LastEventId, parse_last_id, run_frames
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(prefix="/workflows", tags=["Workflows"], responses=ERRORS)
