@@ -10,7 +10,7 @@ After every few turns the bench sums the bytes the workflow engine keeps for eac
 in the actor state store (PostgreSQL rows under the instance's actor keys), and the
 largest single row, which must stay under the sidecar's message-size limits.
 
-    .venv/bin/python bench/history.py [--turns 100] [--every 10]
+    .venv/bin/python bench/history.py [--turns 100] [--every 10] [--naive-turns 200]
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=100)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument(
+        "--naive-turns", type=int, default=200, help="stop the naive one here (it grows as n²)"
+    )
     args = parser.parse_args()
     home = agentia_home()
     print("• starting infrastructure, the control plane, memory and agent-runner", flush=True)
@@ -98,11 +101,13 @@ def main() -> None:
         peak = {"naive": 0, "claim_check": 0}
         for turn in range(1, args.turns + 1):
             text = 'calculator {"expression": "6*7"}' if turn % 5 == 0 else f"message {turn}"
-            for instance in (naive, claim):
+            naive_on = turn <= args.naive_turns
+            for instance in (naive, claim) if naive_on else (claim,):
                 _say(client, instance, text, turn)
             # Measured after every turn: the claim-check history drops at each continue-as-new,
             # so the peak between two of them is the figure that matters.
-            (n_total, n_max), (c_total, c_max) = _history(conn, naive), _history(conn, claim)
+            (n_total, n_max) = _history(conn, naive) if naive_on else (0, 0)
+            (c_total, c_max) = _history(conn, claim)
             peak = {
                 "naive": max(peak["naive"], n_total),
                 "claim_check": max(peak["claim_check"], c_total),
@@ -128,7 +133,13 @@ def main() -> None:
     head = f"{'peak so far':>12} {'largest row':>12} {'naive/peak':>11}"
     print(f"\n{'turn':>6} {'naive KiB':>10} {'largest row':>12} {'claim-check KiB':>16} {head}")
     for r in rows:
-        ratio = r["naive"] / r["claim_check_peak"] if r["claim_check_peak"] else float("nan")
+        if not r["naive"]:  # the naive instance stopped at --naive-turns
+            print(
+                f"{r['turn']:>6} {'-':>10} {'-':>12} {r['claim_check'] / 1024:>16.1f} "
+                f"{r['claim_check_peak'] / 1024:>12.1f} {r['claim_check_max_row'] / 1024:>12.1f}"
+            )
+            continue
+        ratio = r["naive"] / r["claim_check_peak"]
         print(
             f"{r['turn']:>6} {r['naive'] / 1024:>10.1f} {r['naive_max_row'] / 1024:>12.1f} "
             f"{r['claim_check'] / 1024:>16.1f} {r['claim_check_peak'] / 1024:>12.1f} "
