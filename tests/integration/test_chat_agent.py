@@ -66,7 +66,8 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
         assert raised.status_code == 200, raised.text
 
     def all_answered() -> bool:
-        custom = state(ops, instance)["custom_status"]
+        resp = invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+        custom = resp.json().get("custom_status") if resp.status_code == 200 else None
         return isinstance(custom, dict) and custom.get("messages_done") == len(texts)
 
     wait_for(all_answered, 90, "seven messages answered")
@@ -78,7 +79,16 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
         {"end": True},
     )
     assert end.status_code == 200, end.text
-    wait_for(lambda: state(ops, instance)["status"] == "COMPLETED", 30, "ended")
+    wait_for(
+        lambda: (
+            invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+            .json()
+            .get("status")
+            == "COMPLETED"
+        ),
+        30,
+        "ended",
+    )
     out = state(ops, instance)["output"]
     assert out["messages_done"] == 7 and out["ended"] == "end" and out["thread_id"] == instance
     assert out["last_answer"] == "[offline model] calculator returned: 49"

@@ -49,14 +49,20 @@ def status(app: ProbeApp, instance: str) -> dict[str, Any]:
     return dict(resp.json())
 
 
+def status_now(app: ProbeApp, instance: str) -> dict[str, Any]:
+    """The status, or {} while agent-runner is not answering (e.g. restarting after a kill)."""
+    resp = call(app, "GET", f"/{instance}")
+    return dict(resp.json()) if resp.status_code == 200 else {}
+
+
 def wait_status(app: ProbeApp, instance: str, want: str, timeout: float = 60) -> dict[str, Any]:
-    wait_for(lambda: status(app, instance)["status"] == want, timeout, f"{instance} {want}")
+    wait_for(lambda: status_now(app, instance).get("status") == want, timeout, f"{instance} {want}")
     return status(app, instance)
 
 
 def wait_phase(app: ProbeApp, instance: str, phase: str, timeout: float = 60) -> None:
     def at_phase() -> bool:
-        custom = status(app, instance)["custom_status"]
+        custom = status_now(app, instance).get("custom_status")
         return isinstance(custom, dict) and custom.get("phase") == phase
 
     wait_for(at_phase, timeout, f"{instance} at {phase}")

@@ -55,8 +55,11 @@ def test_up_status_invoke_publish_down() -> None:
     assert info.returncode == 0, info.stdout + info.stderr
     assert '"app_id": "memory"' in info.stdout
 
-    published = agentia("publish", "runs.events", '{"hello": "mesh"}')
+    published = agentia("publish", "runs.events", '{"hello": "mesh"}', "--via", "agent-runner")
     assert published.returncode == 0, published.stderr
+    # Topic scopes: the gateway publishes run requests, never run events.
+    scoped = agentia("publish", "runs.events", '{"hello": "mesh"}')
+    assert scoped.returncode == 1 and "publish refused (403)" in scoped.stderr, scoped.stderr
 
     bad_topic = agentia("publish", "no spaces allowed", "{}")
     assert bad_topic.returncode == 2

@@ -114,3 +114,29 @@ def test_dapr_multi_app_run_file_matches_the_ports() -> None:
         assert str(ports.app) in app["command"]
     assert (repo_root() / doc["common"]["resourcesPath"]).is_dir()
     assert (repo_root() / doc["common"]["configFilePath"]).is_file()
+
+
+def _scopes(name: str) -> dict[str, set[str]]:
+    pubsub = next(
+        d for d in _all_docs() if d["kind"] == "Component" and d["metadata"]["name"] == names.PUBSUB
+    )
+    raw = next(m["value"] for m in pubsub["spec"]["metadata"] if m["name"] == name)
+    return {
+        app: set(filter(None, topics.split(",")))
+        for app, topics in (part.split("=", 1) for part in raw.split(";"))
+    }
+
+
+def test_topic_scopes_name_real_apps_and_topics() -> None:
+    topics = set(names.TOPICS) | {f"{t}.dlq" for t in names.TOPICS}
+    for name in ("publishingScopes", "subscriptionScopes"):
+        for app, allowed in _scopes(name).items():
+            assert app in names.PORTS, f"{name}: unknown app '{app}'"
+            assert allowed <= topics, f"{name}: unknown topics {allowed - topics}"
+
+
+def test_every_subscription_is_within_its_apps_scope() -> None:
+    allowed = _scopes("subscriptionScopes")
+    for sub in (d for d in _all_docs() if d["kind"] == "Subscription"):
+        for app in sub.get("scopes") or []:
+            assert sub["spec"]["topic"] in allowed.get(app, {sub["spec"]["topic"]}), (app, sub)

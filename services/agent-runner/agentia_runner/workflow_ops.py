@@ -7,6 +7,7 @@ calls go to this service's sidecar over gRPC with the SDK's workflow client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Annotated, Any
@@ -73,8 +74,23 @@ def _payload(raw: str | None) -> Any:
         return raw
 
 
+async def _read_state(client: DaprWorkflowClient, instance_id: str) -> Any:
+    """The instance's state. The sidecar reads it while the engine may be writing it and then
+    answers UNKNOWN ("... missing from state store (transient ...)"): read again briefly, and
+    if it persists answer 503 (retry) rather than a 500."""
+    for attempt in range(4):
+        try:
+            return await client.get_workflow_state(instance_id, fetch_payloads=True)
+        except AioRpcError as exc:
+            if exc.code() not in (StatusCode.UNKNOWN, StatusCode.UNAVAILABLE):
+                raise
+            why = exc.details() or exc.code().name
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise HTTPException(503, f"workflow state not readable right now: {why[:200]}")
+
+
 async def describe(client: DaprWorkflowClient, instance_id: str) -> dict[str, Any] | None:
-    state = await client.get_workflow_state(instance_id, fetch_payloads=True)
+    state = await _read_state(client, instance_id)
     if state is None:
         return None
     failure = state.failure_details
