@@ -1,0 +1,174 @@
+"""The scheduler's routes: schedule CRUD (internal, through Dapr invocation) and the job
+callback the sidecar makes when a schedule fires.
+
+Timing lives in Dapr's Jobs API (job name = schedule id). The definitions are also kept
+in the state store, with an index, because the Jobs API has no listing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from agentia import names
+from agentia.dapr import DaprClient, DaprError, ETagMismatch
+from agentia.service import dapr_client
+from agentia_scheduler.firing import fire, stats_key
+from agentia_scheduler.jobs import JobsClient
+from agentia_scheduler.schedules import (
+    Schedule,
+    ScheduleError,
+    ScheduleRequest,
+    build,
+    dapr_job,
+    next_fire,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+INDEX_KEY = "schedule-index"
+
+
+def schedule_key(schedule_id: str) -> str:
+    return f"schedule:{schedule_id}"
+
+
+def _jobs(request: Request) -> JobsClient:
+    jobs: JobsClient = request.app.state.jobs
+    return jobs
+
+
+async def _update_index(client: DaprClient, schedule_id: str, add: bool) -> None:
+    for _ in range(20):  # optimistic concurrency: re-read and retry on a lost race
+        item = await client.get_state(names.STATE_STORE, INDEX_KEY)
+        ids: list[str] = list(item.value.get("ids", [])) if item else []
+        if (schedule_id in ids) == add:
+            return
+        ids = [*ids, schedule_id] if add else [i for i in ids if i != schedule_id]
+        try:
+            await client.save_state(
+                names.STATE_STORE,
+                INDEX_KEY,
+                {"ids": ids},
+                etag=item.etag if item else None,
+                first_write=item is None,
+            )
+            return
+        except ETagMismatch:
+            continue
+    raise HTTPException(503, "schedule index busy; try again", headers={"Retry-After": "1"})
+
+
+def view(schedule: Schedule, stats: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    nxt = next_fire(schedule, now)
+    return {
+        **schedule.model_dump(mode="json"),
+        "next_run": nxt.isoformat() if nxt else None,
+        "fires": int((stats or {}).get("fires", 0)),
+        "last_run_id": (stats or {}).get("last_run_id"),
+    }
+
+
+async def _load(client: DaprClient, schedule_id: str) -> Schedule:
+    item = await client.get_state(names.STATE_STORE, schedule_key(schedule_id))
+    if item is None:
+        raise HTTPException(404, f"no schedule '{schedule_id}'")
+    return Schedule.model_validate(item.value)
+
+
+@router.post("/internal/schedules", status_code=201)
+async def create(req: ScheduleRequest, request: Request) -> dict[str, Any]:
+    client = dapr_client(request.app)
+    now = datetime.now(UTC)
+    try:
+        schedule = build(req, now)
+    except ScheduleError as exc:
+        raise HTTPException(422, str(exc)) from None
+    key = schedule_key(schedule.schedule_id)
+    if await client.get_state(names.STATE_STORE, key) is not None:
+        raise HTTPException(409, f"schedule '{schedule.schedule_id}' exists")
+    # The definition first: a job that fires finds it; a failed job leaves no orphan fire.
+    await client.save_state(names.STATE_STORE, key, schedule.model_dump(mode="json"))
+    await _update_index(client, schedule.schedule_id, add=True)
+    try:
+        await _jobs(request).schedule(schedule.schedule_id, dapr_job(schedule))
+    except DaprError as exc:
+        await client.delete_state(names.STATE_STORE, key)
+        await _update_index(client, schedule.schedule_id, add=False)
+        if exc.status < 500:
+            raise HTTPException(422, f"the Jobs API refused the schedule: {exc.reason}") from None
+        raise
+    log.info("schedule created", extra={"schedule_id": schedule.schedule_id})
+    return view(schedule, None, now)
+
+
+@router.get("/internal/schedules")
+async def list_schedules(
+    request: Request,
+    agent_id: str | None = None,
+    thread_id: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[dict[str, Any]]:
+    client = dapr_client(request.app)
+    index = await client.get_state(names.STATE_STORE, INDEX_KEY)
+    ids: list[str] = list(index.value.get("ids", [])) if index else []
+    items = await client.get_bulk_state(names.STATE_STORE, [schedule_key(i) for i in ids])
+    stats = await client.get_bulk_state(names.STATE_STORE, [stats_key(i) for i in ids])
+    now = datetime.now(UTC)
+    found = []
+    for schedule_id in ids:
+        item = items.get(schedule_key(schedule_id))
+        if item is None:
+            continue
+        schedule = Schedule.model_validate(item.value)
+        target = schedule.target
+        if agent_id and getattr(target, "agent_id", None) != agent_id:
+            continue
+        if thread_id and getattr(target, "thread_id", None) != thread_id:
+            continue
+        stat = stats.get(stats_key(schedule_id))
+        found.append(view(schedule, stat.value if stat else None, now))
+    return found[offset : offset + limit]
+
+
+@router.get("/internal/schedules/{schedule_id}")
+async def get_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
+    client = dapr_client(request.app)
+    schedule = await _load(client, schedule_id)
+    stats = await client.get_state(names.STATE_STORE, stats_key(schedule_id))
+    body = view(schedule, stats.value if stats else None, datetime.now(UTC))
+    job = await _jobs(request).get(schedule_id)
+    body["job"] = {k: v for k, v in (job or {}).items() if k != "data"} or None
+    return body
+
+
+@router.delete("/internal/schedules/{schedule_id}")
+async def delete_schedule(schedule_id: str, request: Request) -> dict[str, str]:
+    client = dapr_client(request.app)
+    await _load(client, schedule_id)
+    await _jobs(request).delete(schedule_id)
+    await client.delete_state(names.STATE_STORE, schedule_key(schedule_id))
+    await _update_index(client, schedule_id, add=False)
+    return {"schedule_id": schedule_id, "status": "deleted"}
+
+
+@router.post("/job/{name}")
+async def on_job(name: str, request: Request) -> dict[str, str]:
+    """The sidecar's callback when job ``name`` fires; the body is the schedule."""
+    body = await request.json()
+    try:
+        schedule = Schedule.model_validate(body)
+    except pydantic.ValidationError:
+        # Not ours to run (or an old shape): keep it, and answer 200 so it is not retried.
+        log.warning("job with an unreadable schedule", extra={"job": name})
+        return {"status": "ignored"}
+    if await dapr_client(request.app).get_state(names.STATE_STORE, schedule_key(name)) is None:
+        log.info("fire of a deleted schedule ignored", extra={"job": name})
+        return {"status": "ignored"}
+    rid = await fire(dapr_client(request.app), schedule)
+    return {"status": "fired", "run_id": rid}
