@@ -21,6 +21,7 @@ from rich.table import Table
 from agentia import names
 from agentia.chaos import runner as chaos_runner
 from agentia.cli.keys import keys_app
+from agentia.cli.schedules import schedules_app
 from agentia.cli.usage import usage
 from agentia.cli.workflows import workflows_app
 from agentia.kind import kind_app
@@ -208,6 +209,7 @@ def dapr() -> None:
 
 app.add_typer(kind_app, name="kind")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 app.command("usage")(usage)
 app.add_typer(workflows_app, name="workflows")
 chaos_app = typer.Typer(help="Chaos experiments (Chaos Toolkit format) against the running mesh.")
