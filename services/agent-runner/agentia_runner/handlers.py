@@ -178,6 +178,53 @@ async def on_run_requested(request: Request) -> dict[str, str]:
     return {"status": "SUCCESS"}
 
 
+@router.post("/events/runs-requested-dead")
+async def on_run_dead_lettered(request: Request) -> dict[str, str]:
+    """A run request every delivery of which failed: keep it, and end the run as failed (with
+    its final event) so that whoever waits for it, a client's stream or a queued run behind
+    it on the thread, is not left waiting forever."""
+    envelope = await request.json()
+    await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+    try:
+        req = RunRequested.model_validate(envelope.get("data"))
+    except pydantic.ValidationError:
+        return {"status": "SUCCESS"}
+    await fail_dead_run(request.app, req, str(envelope.get("id", "")))
+    return {"status": "SUCCESS"}
+
+
+async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
+    client = dapr_client(app)
+    key = ledger_key(req.run_id)
+    item = await client.get_state(names.STATE_STORE, key)
+    if item is not None and item.value.get("status") in FINAL:
+        return  # a late attempt finished it after all
+    attempt = int(item.value.get("attempt", 0)) + 1 if item is not None else 1
+    record: dict[str, Any] = {
+        "run_id": req.run_id,
+        "agent_id": req.agent_id,
+        "thread_id": req.thread_id,
+        "status": "error",
+        "attempt": attempt,
+        "error": f"dead-lettered: every delivery failed; the request is kept as "
+        f"dlq:{names.TOPIC_RUNS_REQUESTED}:{event_id}",
+        "final_event": {"kind": "run.failed", "seq": attempt * SEQ_PER_ATTEMPT},
+        "final_published": False,
+    }
+    try:
+        await client.save_state(
+            names.STATE_STORE,
+            key,
+            record,
+            etag=item.etag if item else None,
+            first_write=item is None,
+        )
+    except ETagMismatch:
+        return  # an attempt is still writing: it settles the run itself
+    await _publish_final(client, key, record, None)
+    log.warning("run failed: dead-lettered", extra={"run_id": req.run_id})
+
+
 @router.post("/internal/runs/wait")
 async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
     """Create-and-wait: run now (or return the recorded outcome) and answer with it."""

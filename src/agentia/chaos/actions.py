@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 
+import httpx
+
+from agentia import names
 from agentia.chaos import load as load_mod
 from agentia.paths import agentia_home
 from agentia.runtime import health, orchestrate
@@ -94,6 +98,21 @@ def thaw_process(name: str) -> str:
     if any(p.name == name and p.state == "RUNNING" for p in sup.processes()):
         sup.kill(name, "CONT")
     return f"{name} sent SIGCONT"
+
+
+def publish_poison(count: int = 3) -> str:
+    """Publish run requests that fail on every delivery (a thread id the memory service
+    refuses): they must end in the dead-letter topic, failed, while the load flows on."""
+    ids = [f"poison-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    base, headers = load_mod.sidecar()
+    for run_id in ids:
+        body = {"run_id": run_id, "agent_id": "assistant", "input": "x", "thread_id": "bad id!"}
+        resp = httpx.post(
+            f"{base}/v1.0/publish/pubsub/{names.TOPIC_RUNS_REQUESTED}", json=body, headers=headers
+        )
+        resp.raise_for_status()
+    load_mod.CURRENT_POISON[:] = ids
+    return f"published {count} poison run requests"
 
 
 def ensure_up() -> str:

@@ -48,16 +48,17 @@ class Load:
 
 
 CURRENT: dict[str, Load] = {}
+CURRENT_POISON: list[str] = []  # run ids published to fail on every delivery
 
 
-def _sidecar() -> tuple[str, dict[str, str]]:
+def sidecar() -> tuple[str, dict[str, str]]:
     token = read_secrets(agentia_home())[names.SECRET_DAPR_API_TOKEN]
     port = names.PORTS[names.GATEWAY].dapr_http
     return f"http://127.0.0.1:{port}", {"dapr-api-token": token}
 
 
 def _publish_all(load: Load) -> None:
-    base, headers = _sidecar()
+    base, headers = sidecar()
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for i in range(load.runs):
             run_id = f"chaos-{load.queue[-8:]}-{i:04d}"
@@ -122,7 +123,7 @@ def start(runs: int, per_second: float, agent: str = "assistant", text: str = "h
 
 
 def ledger_status(run_ids: list[str]) -> dict[str, str]:
-    base, headers = _sidecar()
+    base, headers = sidecar()
     out: dict[str, str] = {}
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for rid in run_ids:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import httpx
+
+from agentia import names
 from agentia.chaos import load as load_mod
 from agentia.paths import agentia_home
 from agentia.runtime import health
@@ -29,4 +33,33 @@ def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**previous, **result}, indent=1))
+    return result
+
+
+def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any]:
+    """Every poison run request ended failed as dead-lettered (kept, not lost, not retried
+    forever); the count goes into the experiment's report."""
+    ids = list(load_mod.CURRENT_POISON)
+    base, headers = load_mod.sidecar()
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while time.monotonic() < deadline and len(done) < len(ids):
+        for run_id in set(ids) - done:
+            resp = httpx.get(
+                f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}",
+                headers=headers,
+                timeout=10,
+            )
+            body = resp.json() if resp.status_code == 200 else {}
+            if body.get("status") == "error" and "dead-lettered" in str(body.get("error")):
+                done.add(run_id)
+        time.sleep(1)
+    result = {"poison": len(ids), "dead_lettered": len(done), "ok": len(done) == len(ids)}
+    out = agentia_home() / "chaos" / f"{experiment}.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(
+        json.dumps(
+            {**previous, **result, "ok": previous.get("ok", True) and result["ok"]}, indent=1
+        )
+    )
     return result
