@@ -115,6 +115,44 @@ def publish_poison(count: int = 3) -> str:
     return f"published {count} poison run requests"
 
 
+def start_workflows(count: int = 6, pause_s: float = 3.0) -> str:
+    """Start AgentLoop workflows that take a few durable timers to finish (two tool steps,
+    ``pause_s`` apart), so they are mid-flight when the next fault hits."""
+    base, headers = load_mod.sidecar()
+    ids = [f"chaos-wf-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    messages = ['calculator {"expression": "6*7"}', 'calculator {"expression": "2+2"}']
+    for instance in ids:
+        body = {
+            "workflow": "AgentLoop",
+            "instance_id": instance,
+            "input": {"agent_id": "assistant", "messages": messages, "pause_between_s": pause_s},
+        }
+        resp = httpx.post(
+            f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/workflows",
+            json=body,
+            headers=headers,
+            timeout=30,
+        )
+        resp.raise_for_status()
+    load_mod.CURRENT_WORKFLOWS[:] = ids
+    return f"started {count} workflows"
+
+
+def kill_processes(names_: list[str], recover_timeout: float = 120) -> str:
+    """kill -9 several supervised processes at once (e.g. the Dapr control plane)."""
+    load = load_mod.CURRENT.get("load")
+    sup = Supervisor(agentia_home())
+    for name in names_:
+        sup.kill(name, "KILL")
+    if load:
+        load.fault_at = time.monotonic()
+    time.sleep(1)
+    took = _wait_healthy(recover_timeout)
+    if load:
+        load.recovery_s = round(took + 1, 2)
+    return f"{', '.join(names_)} killed; mesh healthy again after {took + 1:.1f}s"
+
+
 def ensure_up() -> str:
     """Rollback: every process running and healthy again."""
     orchestrate.up(agentia_home(), lambda m: None)

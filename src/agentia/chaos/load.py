@@ -49,6 +49,7 @@ class Load:
 
 CURRENT: dict[str, Load] = {}
 CURRENT_POISON: list[str] = []  # run ids published to fail on every delivery
+CURRENT_WORKFLOWS: list[str] = []  # workflow instances started by the experiment
 
 
 def sidecar() -> tuple[str, dict[str, str]]:

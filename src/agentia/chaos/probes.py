@@ -63,3 +63,33 @@ def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any
         )
     )
     return result
+
+
+def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]:
+    """Every workflow the experiment started completed, each tool step run once."""
+    ids = list(load_mod.CURRENT_WORKFLOWS)
+    base, headers = load_mod.sidecar()
+    url = f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/workflows"
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while time.monotonic() < deadline and len(done) < len(ids):
+        for instance in set(ids) - done:
+            resp = httpx.get(f"{url}/{instance}", headers=headers, timeout=10)
+            if resp.status_code == 200 and resp.json().get("status") == "COMPLETED":
+                done.add(instance)
+        time.sleep(1)
+    repeated = 0
+    for instance in done:
+        steps = httpx.get(f"{url}/{instance}/steps", headers=headers, timeout=10).json()
+        repeated += sum(1 for s in steps["steps"] if s["kind"] == "tool" and s["executions"] > 1)
+    result = {
+        "workflows": len(ids),
+        "workflows_completed": len(done),
+        "tool_steps_repeated": repeated,
+        "ok": len(done) == len(ids) and repeated == 0,
+    }
+    out = agentia_home() / "chaos" / f"{experiment}.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    verdict = bool(previous.get("ok", True)) and result["ok"]
+    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+    return result
