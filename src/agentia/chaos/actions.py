@@ -9,6 +9,7 @@ import httpx
 
 from agentia import names
 from agentia.chaos import load as load_mod
+from agentia.chaos import streams as streams_mod
 from agentia.paths import agentia_home
 from agentia.runtime import health, orchestrate
 from agentia.runtime.supervisor import Supervisor
@@ -151,6 +152,12 @@ def kill_processes(names_: list[str], recover_timeout: float = 120) -> str:
     if load:
         load.recovery_s = round(took + 1, 2)
     return f"{', '.join(names_)} killed; mesh healthy again after {took + 1:.1f}s"
+
+
+def start_streams(count: int = 8, text: str = "hello") -> str:
+    """Clients that stream runs through the gateway and resume with Last-Event-ID."""
+    streams_mod.start(count, text)
+    return f"{count} streaming clients started"
 
 
 def ensure_up() -> str:

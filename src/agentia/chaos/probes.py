@@ -10,6 +10,7 @@ import httpx
 
 from agentia import names
 from agentia.chaos import load as load_mod
+from agentia.chaos import streams as streams_mod
 from agentia.paths import agentia_home
 from agentia.runtime import health
 
@@ -88,6 +89,17 @@ def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]
         "tool_steps_repeated": repeated,
         "ok": len(done) == len(ids) and repeated == 0,
     }
+    out = agentia_home() / "chaos" / f"{experiment}.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    verdict = bool(previous.get("ok", True)) and result["ok"]
+    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+    return result
+
+
+def streams_complete(experiment: str, timeout: float = 180) -> dict[str, Any]:
+    """Every streaming client got its run's every event exactly once, through reconnects."""
+    result: dict[str, Any] = streams_mod.outcome(timeout)
+    result["ok"] = result["streams_complete"] == result["streams"]
     out = agentia_home() / "chaos" / f"{experiment}.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
     verdict = bool(previous.get("ok", True)) and result["ok"]
