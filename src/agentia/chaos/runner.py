@@ -67,15 +67,26 @@ def run(name: str, target: str = "local") -> dict[str, Any]:
     report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.exists() else {}
     status = "unknown"
     deviated = True
+    failed: list[str] = []
     if journal.exists():
         j = json.loads(journal.read_text())
         status, deviated = j.get("status", "unknown"), bool(j.get("deviated", True))
+        # Chaos Toolkit goes on after a failed action: a fault that was never injected must
+        # not read as a pass.
+        failed = [
+            str(r.get("activity", {}).get("name"))
+            for r in j.get("run", [])
+            if r.get("status") == "failed"
+        ]
     report.update(
         experiment=name,
         fault=exp.title,
         chaostoolkit_status=status,
         deviated=deviated,
-        verdict="pass" if report.get("ok") and status == "completed" and not deviated else "fail",
+        failed_activities=failed,
+        verdict="pass"
+        if report.get("ok") and status == "completed" and not deviated and not failed
+        else "fail",
         journal=str(journal),
     )
     if proc.returncode not in (0, 1) and not report.get("sent"):
