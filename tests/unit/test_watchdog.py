@@ -38,6 +38,9 @@ def test_other_kinds_and_unscoped_subscriptions_are_ignored(tmp_path: Path) -> N
         (QueueState(1, 0), AppEvents(10, 0), AppEvents(10, 0), False),  # nothing waiting
         (QueueState(1, 5), None, AppEvents(10, 0), False),  # first look
         (QueueState(1, 5), AppEvents(10, 0), None, False),  # app not answering
+        (QueueState(1, 0, 16), AppEvents(10, 0), AppEvents(10, 0), True),  # held, not handed on
+        (QueueState(1, 0, 16), AppEvents(10, 0), AppEvents(10, 3), False),  # being handled
+        (QueueState(1, 0, 0), AppEvents(10, 0), AppEvents(10, 0), False),  # truly idle
     ],
 )
 def test_stalled(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from agentia import names
 from agentia.logging import setup_logging
 from agentia.paths import agentia_home
 from agentia.runtime.infra_config import InfraSettings, load_or_create_credentials
+from agentia.runtime.infra_servers import RABBITMQ_BIN, rabbitmq_env, server_root
 from agentia.runtime.mesh import components_dir, sidecar_name
 from agentia.runtime.secrets_file import ensure_tokens
 from agentia.runtime.supervisor import Supervisor, SupervisorError
@@ -39,6 +42,7 @@ log = logging.getLogger("agentia.watchdog")
 INTERVAL_S = 5.0
 STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
+UNACKED_EVERY_S = 15.0  # at most this often ask rabbitmqctl for unacknowledged counts
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def subscriptions(folder: Path | None = None) -> list[Subscription]:
 class QueueState:
     consumers: int
     ready: int  # messages waiting that the broker has not handed to any consumer
+    unacked: int | None = None  # handed to a consumer, not yet acknowledged (when known)
 
 
 def queue_states(url: str, queues: list[str]) -> dict[str, QueueState]:
@@ -105,16 +110,40 @@ def app_events(app_id: str, app_token: str) -> AppEvents | None:
         return None
 
 
+def idle(before: AppEvents | None, now: AppEvents | None) -> bool:
+    """The app handles no event and was handed none since the last check."""
+    return before is not None and now is not None and now.in_flight == 0 and now.seen == before.seen
+
+
 def stalled(sub_state: QueueState, before: AppEvents | None, now: AppEvents | None) -> bool:
-    """A subscription is stalled when its queue has no consumer, or when messages wait
-    while the app is idle and was handed nothing since the last check: the sidecar holds
-    a consumer but stopped delivering (its prefetch window full of messages it never
-    passes on)."""
+    """A subscription is stalled when its queue has no consumer, or when messages wait,
+    ready or held unacknowledged by the sidecar, while the app is idle and was handed
+    nothing since the last check: the sidecar holds a consumer but stopped delivering."""
     if sub_state.consumers == 0:
         return True
-    if sub_state.ready == 0 or before is None or now is None:
-        return False
-    return now.in_flight == 0 and now.seen == before.seen
+    waiting = sub_state.ready + (sub_state.unacked or 0)
+    return waiting > 0 and idle(before, now)
+
+
+def unacked_counts() -> dict[str, int]:
+    """Unacknowledged messages per queue, from rabbitmqctl (about 0.8 s: the broker's
+    protocol cannot tell them). Empty when it cannot be asked (a broker not run here)."""
+    settings = InfraSettings.from_env()
+    root = server_root(agentia_home())
+    env = {**os.environ, **rabbitmq_env(root, settings.rabbitmq_port, settings.host)}
+    cmd = [str(RABBITMQ_BIN / "rabbitmqctl"), "list_queues", "name", "messages_unacknowledged"]
+    try:
+        out = subprocess.run(
+            [*cmd, "--formatter", "json", "-q"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        return {q["name"]: int(q["messages_unacknowledged"]) for q in json.loads(out or "[]")}
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def running_since(sup: Supervisor) -> dict[str, float]:
@@ -129,6 +158,7 @@ class Memory:
 
     strikes: dict[str, int] = field(default_factory=dict)
     events: dict[str, AppEvents | None] = field(default_factory=dict)
+    unacked_at: float = 0.0  # when rabbitmqctl was last asked
 
 
 def check_once(
@@ -153,6 +183,23 @@ def check_once(
         memory.strikes.clear()  # the broker itself is down: nothing a sidecar restart would fix
         return []
     events = {a: app_events(a, app_token) for a in {s.app_id for s in watched}}
+    # A consumer may hold every remaining message unacknowledged, so nothing is "ready":
+    # while a subscriber sits idle with a consumer, ask the broker for its unacked count
+    # (throttled: it costs a CLI call).
+    quiet = [
+        s
+        for s in watched
+        if s.queue in states
+        and states[s.queue].consumers > 0
+        and states[s.queue].ready == 0
+        and idle(memory.events.get(s.app_id), events[s.app_id])
+    ]
+    if quiet and now - memory.unacked_at > UNACKED_EVERY_S:
+        memory.unacked_at = now
+        counts = unacked_counts()
+        for s in quiet:
+            if s.queue in counts:
+                states[s.queue] = QueueState(states[s.queue].consumers, 0, counts[s.queue])
     restarted = []
     for sub in watched:
         state = states.get(sub.queue)
@@ -169,6 +216,7 @@ def check_once(
                     "sidecar": name,
                     "consumers": state.consumers,
                     "ready": state.ready,
+                    "unacked": state.unacked,
                     "checks": memory.strikes[sub.queue],
                 },
             )
