@@ -15,6 +15,16 @@ from agentia.paths import agentia_home
 from agentia.runtime import health
 
 
+def _record(experiment: str, result: dict[str, Any]) -> None:
+    """Merge a probe's figures into ``$AGENTIA_HOME/chaos/<experiment>.json`` (the runner
+    deletes it before each run); ``ok`` there is the AND of every probe's verdict."""
+    out = agentia_home() / "chaos" / f"{experiment}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    verdict = bool(previous.get("ok", True)) and bool(result["ok"])
+    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+
+
 def mesh_healthy() -> bool:
     """Every app, sidecar and control-plane process answers its health check."""
     return all(p.ok for p in health.mesh_probes())
@@ -30,10 +40,7 @@ def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:
         raise RuntimeError("no load was started in this experiment")
     result = load_mod.outcome(load, timeout)
     result["ok"] = result["lost"] == 0 and result["duplicated"] == 0 and result["refused"] == 0
-    out = agentia_home() / "chaos" / f"{experiment}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**previous, **result}, indent=1))
+    _record(experiment, result)
     return result
 
 
@@ -56,13 +63,7 @@ def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any
                 done.add(run_id)
         time.sleep(1)
     result = {"poison": len(ids), "dead_lettered": len(done), "ok": len(done) == len(ids)}
-    out = agentia_home() / "chaos" / f"{experiment}.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(
-        json.dumps(
-            {**previous, **result, "ok": previous.get("ok", True) and result["ok"]}, indent=1
-        )
-    )
+    _record(experiment, result)
     return result
 
 
@@ -89,10 +90,7 @@ def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]
         "tool_steps_repeated": repeated,
         "ok": len(done) == len(ids) and repeated == 0,
     }
-    out = agentia_home() / "chaos" / f"{experiment}.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    verdict = bool(previous.get("ok", True)) and result["ok"]
-    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+    _record(experiment, result)
     return result
 
 
@@ -100,8 +98,5 @@ def streams_complete(experiment: str, timeout: float = 180) -> dict[str, Any]:
     """Every streaming client got its run's every event exactly once, through reconnects."""
     result: dict[str, Any] = streams_mod.outcome(timeout)
     result["ok"] = result["streams_complete"] == result["streams"]
-    out = agentia_home() / "chaos" / f"{experiment}.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    verdict = bool(previous.get("ok", True)) and result["ok"]
-    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+    _record(experiment, result)
     return result
