@@ -29,9 +29,12 @@ unit:
 	@.venv/bin/pytest -q tests/unit
 
 bench: venv         ## benchmarks (figures side by side with their baselines; see bench/)
+	@.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	@.venv/bin/python bench/invoke_overhead.py
+	@.venv/bin/python bench/pubsub.py
 	@.venv/bin/python bench/runs.py
 	@.venv/bin/python bench/gateway.py
 	@.venv/bin/python bench/memory.py
 	@.venv/bin/python bench/workflows.py
 	@.venv/bin/python bench/history.py
+	@.venv/bin/python bench/scale.py

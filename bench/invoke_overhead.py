@@ -68,16 +68,20 @@ def wrk(
 
 
 def start_app_with_sidecar(
-    app_id: str, tokens: mesh.Tokens, logs: Path
+    app_id: str,
+    tokens: mesh.Tokens,
+    logs: Path,
+    factory: str = "bench.echo_app:create_app",
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[names.AppPorts, list[subprocess.Popen[bytes]]]:
     ports = names.AppPorts(*free_ports(5))
-    env = {**os.environ, **mesh.app_environment(app_id, ports, tokens)}
+    env = {**os.environ, **mesh.app_environment(app_id, ports, tokens), **(extra_env or {})}
     app = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.echo_app:create_app",
+            factory,
             "--factory",
             "--port",
             str(ports.app),

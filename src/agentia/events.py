@@ -51,6 +51,10 @@ class RunRequested(Event):
     agent_id: str = Field(description="Name of the agent definition to run.")
     input: Any = Field(default=None, description="The run's input (messages or a value).")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Caller metadata.")
+    owner: str | None = Field(
+        default=None,
+        description="API key (tenant) whose token budget the run's model usage counts against.",
+    )
 
 
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]

@@ -31,7 +31,7 @@ KUBE_API_VOLUME: Final = "kube-api-access"
 KUBE_API_MOUNT: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 # The scheduler's pull-based drain (a CronJob). Its own app id, so that Jobs-API triggers
 # for `scheduler` never go to a short-lived pod without an app.
-DRAIN_APP_ID: Final = "scheduler-drain"
+DRAIN_APP_ID: Final = names.SCHEDULER_DRAIN
 DRAIN_COMMAND: Final = ("python", "-m", "agentia_scheduler.drain")
 DRAIN_SCHEDULE: Final = "* * * * *"
 GENERATED_HEADER: Final = (

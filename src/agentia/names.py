@@ -16,11 +16,13 @@ GATEWAY: Final = "gateway"
 AGENT_RUNNER: Final = "agent-runner"
 MEMORY: Final = "memory"
 SCHEDULER: Final = "scheduler"
+SCHEDULER_DRAIN: Final = "scheduler-drain"  # the Kubernetes CronJob that drains runs.batch
 TOOL_MCP: Final = "tool-mcp"
 APP_IDS: Final = (GATEWAY, AGENT_RUNNER, MEMORY, SCHEDULER, TOOL_MCP)
 
 # Dapr components (metadata.name in components/*.yaml).
 PUBSUB: Final = "pubsub"
+PUBSUB_DRAIN: Final = "pubsub-drain"  # the same broker, for drains (no inbound retries)
 STATE_STORE: Final = "statestore"  # PostgreSQL, actor/workflow state
 # The same table, for create-only writes: no sidecar retries, so a lost race answers at once.
 STATE_STORE_CREATE: Final = "statestore-create"
@@ -35,6 +37,8 @@ CONFIGURATION: Final = "agentia-config"
 TOPIC_RUNS_REQUESTED: Final = "runs.requested"
 TOPIC_RUNS_EVENTS: Final = "runs.events"
 TOPIC_MEMORY_EVENTS: Final = "memory.events"
+# Run requests started in bounded batches by a drain (pull-based), not as they arrive.
+TOPIC_RUNS_BATCH: Final = "runs.batch"
 DEAD_LETTER_SUFFIX: Final = ".dlq"
 
 
@@ -43,7 +47,16 @@ def dead_letter(topic: str) -> str:
     return f"{topic}{DEAD_LETTER_SUFFIX}"
 
 
-TOPICS: Final = (TOPIC_RUNS_REQUESTED, TOPIC_RUNS_EVENTS, TOPIC_MEMORY_EVENTS)
+TOPICS: Final = (TOPIC_RUNS_REQUESTED, TOPIC_RUNS_EVENTS, TOPIC_MEMORY_EVENTS, TOPIC_RUNS_BATCH)
+# Topics nobody is pushed: drains pull them, always from this one durable queue (whichever
+# app id drains), which the scheduler declares at start-up so nothing published is dropped.
+DRAINABLE_TOPICS: Final = (TOPIC_RUNS_BATCH,)
+
+
+def drain_queue(topic: str) -> str:
+    """The broker queue a drain of ``topic`` reads (Dapr's RabbitMQ ``queueName``)."""
+    return f"agentia-drain-{topic}"
+
 
 # Secret keys held in the secret store (never in YAML, never in logs).
 SECRET_POSTGRES_URL: Final = "postgres-url"

@@ -136,6 +136,7 @@ def create_service_app(
             "uptime_s": round(time.monotonic() - app.state.started, 3),
             "events_seen": app.state.events_seen,
             "events_in_flight": app.state.events_in_flight,
+            **getattr(app.state, "info", {}),  # a service's own counters
         }
 
     @app.post("/events/dead-letter", include_in_schema=False)

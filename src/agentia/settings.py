@@ -36,3 +36,7 @@ class ServiceSettings(BaseSettings):
     @property
     def dapr_http_url(self) -> str:
         return f"http://{self.dapr_host}:{self.dapr_http_port}"
+
+    @property
+    def dapr_grpc_address(self) -> str:
+        return f"{self.dapr_host}:{self.dapr_grpc_port}"

@@ -27,6 +27,7 @@ def test_component_names_are_the_constants() -> None:
     components = {d["metadata"]["name"] for d in _all_docs() if d["kind"] == "Component"}
     assert components == {
         names.PUBSUB,
+        names.PUBSUB_DRAIN,
         names.STATE_STORE,
         names.STATE_STORE_CREATE,
         names.CACHE_STORE,
@@ -131,7 +132,7 @@ def test_topic_scopes_name_real_apps_and_topics() -> None:
     topics = set(names.TOPICS) | {f"{t}.dlq" for t in names.TOPICS}
     for name in ("publishingScopes", "subscriptionScopes"):
         for app, allowed in _scopes(name).items():
-            assert app in names.PORTS, f"{name}: unknown app '{app}'"
+            assert app in {*names.PORTS, names.SCHEDULER_DRAIN}, f"{name}: unknown app '{app}'"
             assert allowed <= topics, f"{name}: unknown topics {allowed - topics}"
 
 

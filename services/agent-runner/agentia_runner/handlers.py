@@ -83,6 +83,7 @@ async def run_once(
         "run_id": req.run_id,
         "agent_id": req.agent_id,
         "thread_id": req.thread_id,
+        "owner": req.owner,
         "status": "running",
         "attempt": attempt,
     }
@@ -125,7 +126,9 @@ async def _publish_final(
     final = record["final_event"]
     sink = EventSink(client, record["run_id"], 0, traceparent)
     sink.seq = int(final["seq"])
-    data = {k: record.get(k) for k in ("output", "error", "last_agent", "usage")}
+    # The owner rides on the final event: whoever counts usage (the gateway) needs no record
+    # of its own for runs it did not start (a schedule's, a drain's).
+    data = {k: record.get(k) for k in ("output", "error", "last_agent", "usage", "owner")}
     await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
     record["final_published"] = True
     await client.save_state(names.STATE_STORE, key, record)

@@ -80,6 +80,7 @@ def create_app() -> FastAPI:
             workflows_api.router,
             crons_api.router,
             usage_api.router,
+            usage_api.internal,
         ],
         public_prefixes=DOC_PREFIXES + API_PREFIXES,
         on_startup=_start,

@@ -66,13 +66,18 @@ def as_cron(schedule: dict[str, Any]) -> dict[str, Any]:
         "metadata": schedule.get("metadata") or {},
         "runs": schedule.get("fires", 0),
         "last_run_id": schedule.get("last_run_id"),
+        "skipped": schedule.get("skipped", 0),
+        "last_skip": schedule.get("last_skip"),
     }
 
 
 async def _create(request: Request, body: CronCreate, thread_id: str | None) -> dict[str, Any]:
     agent = body.assistant_id or body.agent_id or "assistant"
+    # The key that made the cron owns its runs: their usage counts against its budget, and a
+    # fire while that budget is used up starts nothing (the scheduler asks us first).
+    owner = request.state.principal.id
     schedule: dict[str, Any] = {
-        "target": {"agent_id": agent, "input": body.input, "thread_id": thread_id},
+        "target": {"agent_id": agent, "input": body.input, "thread_id": thread_id, "owner": owner},
         "timezone": body.timezone,
         "metadata": body.metadata,
         "end_at": body.end_time.isoformat() if body.end_time else None,

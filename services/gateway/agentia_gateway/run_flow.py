@@ -149,6 +149,7 @@ class RunFlow:
             agent_id=record["agent_id"],
             input=record["kwargs"]["input"],
             metadata=record.get("metadata") or {},
+            owner=record.get("owner"),
         )
 
     async def publish(self, record: dict[str, Any]) -> None:
@@ -202,8 +203,10 @@ class RunFlow:
             }
 
         record = await self.store.update(run_id, finish)
-        if record is not None and record.get("owner") and result.get("usage"):
-            await self.budgets.count(record["owner"], run_id, result["usage"])
+        # Counted once per run (a marker); the event names the owner of runs started elsewhere.
+        owner = record.get("owner") if record is not None else result.get("owner")
+        if owner and result.get("usage"):
+            await self.budgets.count(str(owner), run_id, result["usage"])
         if record is None or record.get("thread_id") is None:
             return
         thread_id = record["thread_id"]

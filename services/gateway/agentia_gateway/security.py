@@ -93,6 +93,19 @@ class Authenticator:
             )
         return self._jwt(token)
 
+    def principal(self, key_id: str) -> Principal | None:
+        """The key ``key_id`` (not its secret) as a principal, None when unknown or revoked."""
+        record = self.ring.keys.get(key_id)
+        if record is None:
+            return None
+        return Principal(
+            record.id,
+            record.name,
+            record.scope,
+            record.rate_limit_per_minute,
+            record.token_budget_per_day,
+        )
+
     def _jwt(self, token: str) -> Principal:
         if not self.jwt_key:
             raise Denied(401, "not an API key, and this gateway takes no JWTs (no signing key)")

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 
 from agentia_gateway.budgets import Budgets, day_of, tokens
 from agentia_gateway.schemas import ERRORS
+from agentia_gateway.security import Authenticator, Denied
 
 router = APIRouter(tags=["Usage"], responses=ERRORS)
+internal = APIRouter(include_in_schema=False)
 
 
 @router.get("/usage")
@@ -30,3 +33,19 @@ async def usage(request: Request, days: int = Query(default=7, ge=1, le=90)) -> 
         "tokens_left_today": None if budget is None else max(0, budget - used_today),
         "days": [{"day": d, "tokens": tokens(found[d]), **found[d]} for d in wanted],
     }
+
+
+@internal.get("/internal/budgets/{key_id}")
+async def admission(key_id: str, request: Request) -> JSONResponse:
+    """May key ``key_id`` start a run now? For runs the gateway does not start itself (a
+    schedule's): 200, or the same 429 with reason and Retry-After a client would get."""
+    auth: Authenticator = request.app.state.auth
+    principal = auth.principal(key_id)
+    if principal is None:
+        raise HTTPException(404, f"no key '{key_id}' (revoked?)")
+    budgets: Budgets = request.app.state.runs.budgets
+    try:
+        await budgets.admit(principal)
+    except Denied as denied:
+        return JSONResponse({"detail": denied.reason}, status_code=429, headers=denied.headers)
+    return JSONResponse({"key_id": key_id, "admitted": True})

@@ -5,6 +5,8 @@ Run with ``uvicorn --factory agentia_scheduler.app:create_app``.
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from agentia.service import create_service_app
@@ -16,6 +18,8 @@ from agentia_scheduler.settings import SchedulerSettings
 async def _start(app: FastAPI) -> None:
     settings: SchedulerSettings = app.state.settings
     app.state.jobs = JobsClient(settings.dapr_http_url, settings.dapr_api_token.get_secret_value())
+    app.state.draining = asyncio.Lock()  # one drain at a time, as a CronJob's Forbid
+    app.state.info = {"drains_cut_short": 0}  # read by the mesh's watchdog
 
 
 async def _stop(app: FastAPI) -> None:

@@ -8,15 +8,31 @@ tick as taken, and the run id makes a repeated publish a duplicate the runner ig
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import RunRequested
-from agentia_scheduler.schedules import RunTarget, Schedule, run_id, tick_of
+from agentia_scheduler.draining import DrainReport
+from agentia_scheduler.schedules import (
+    DrainRequest,
+    DrainTarget,
+    RunTarget,
+    Schedule,
+    run_id,
+    tick_of,
+)
 
 log = logging.getLogger(__name__)
+Drainer = Callable[[DrainRequest], Awaitable[DrainReport]]
+
+
+class DrainBusy(Exception):
+    """A drain is running already: the next one would only compete for the same queue."""
 
 
 def fire_key(schedule_id: str, rid: str) -> str:
@@ -27,8 +43,14 @@ def stats_key(schedule_id: str) -> str:
     return f"schedule-stats:{schedule_id}"
 
 
-async def fire(client: DaprClient, schedule: Schedule, now: datetime | None = None) -> str:
-    """Start what ``schedule`` starts for the tick of ``now``; returns the run id."""
+async def fire(
+    client: DaprClient,
+    schedule: Schedule,
+    now: datetime | None = None,
+    drainer: Drainer | None = None,
+) -> str:
+    """Start what ``schedule`` starts for the tick of ``now``; returns the run id (for a
+    drain, the tick's id: a drain's runs keep the ids they were published with)."""
     now = now or datetime.now(UTC)
     tick = tick_of(schedule, now)
     rid: str = run_id(schedule.schedule_id, tick)
@@ -42,16 +64,59 @@ async def fire(client: DaprClient, schedule: Schedule, now: datetime | None = No
             log.info("repeated fire ignored", extra={"run_id": rid})
             return rid
         # Taken but not finished (a crash in between): start again; the run id dedups it.
-    await _start(client, schedule, rid, tick)
+    refusal = await _refused(client, schedule.target)
+    if refusal is not None:
+        await client.save_state(
+            names.STATE_STORE, key, {**record, "done": True, "skipped": refusal}
+        )
+        await _count(client, schedule.schedule_id, rid, tick, None, skipped=refusal)
+        log.info("fire skipped", extra={"schedule_id": schedule.schedule_id, "why": refusal})
+        return rid
+    drained = await _start(client, schedule, rid, tick, drainer)
     await client.save_state(names.STATE_STORE, key, {**record, "done": True})
-    await _count(client, schedule.schedule_id, rid, tick)
+    await _count(client, schedule.schedule_id, rid, tick, drained)
     log.info("schedule fired", extra={"schedule_id": schedule.schedule_id, "run_id": rid})
     return rid
 
 
-async def _start(client: DaprClient, schedule: Schedule, rid: str, tick: datetime) -> None:
+async def _refused(client: DaprClient, target: object) -> str | None:
+    """Why the tick's run must not start (its owner's budget is used up, the owner key is
+    gone), or None. The gateway owns budgets; when it cannot answer, the run starts, as the
+    gateway itself lets runs through when usage cannot be read."""
+    if not isinstance(target, RunTarget) or not target.owner:
+        return None
+    try:
+        resp = await client.invoke(
+            names.GATEWAY, f"internal/budgets/{target.owner}", http_method="GET"
+        )
+    except httpx.HTTPError as exc:
+        log.warning("budget not checked", extra={"why": type(exc).__name__})
+        return None
+    if resp.status_code == 429:
+        return str(resp.json().get("detail", "over budget"))
+    if resp.status_code == 404:
+        return f"the key {target.owner} that owns this schedule no longer exists"
+    if resp.status_code != 200:
+        log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
+    return None
+
+
+async def _start(
+    client: DaprClient, schedule: Schedule, rid: str, tick: datetime, drainer: Drainer | None
+) -> DrainReport | None:
     target = schedule.target
     meta = {"schedule_id": schedule.schedule_id, "scheduled_for": tick.isoformat()}
+    if isinstance(target, DrainTarget):
+        if drainer is None:
+            raise DaprError(503, "this scheduler cannot drain (no streaming subscription)")
+        try:
+            report = await drainer(target)
+        except DrainBusy:
+            return None  # this tick's work is being done by the drain still running
+        if report.stopped.startswith("error"):
+            # Not marked done: the Jobs API re-delivers the fire and the next drain goes on.
+            raise DaprError(503, f"drain of {target.topic} stopped: {report.stopped}")
+        return report
     if isinstance(target, RunTarget):
         event = RunRequested(
             event_id=rid,
@@ -60,12 +125,13 @@ async def _start(client: DaprClient, schedule: Schedule, rid: str, tick: datetim
             input=target.input,
             thread_id=target.thread_id,
             metadata={**target.metadata, **meta},
+            owner=target.owner,
         )
         await client.publish(names.TOPIC_RUNS_REQUESTED, event)
-        return
+        return None
     seen = await client.invoke(names.AGENT_RUNNER, f"internal/workflows/{rid}", http_method="GET")
     if seen.status_code == 200:
-        return  # this tick's instance exists already
+        return None  # this tick's instance exists already
     resp = await client.invoke(
         names.AGENT_RUNNER,
         "internal/workflows",
@@ -73,14 +139,34 @@ async def _start(client: DaprClient, schedule: Schedule, rid: str, tick: datetim
     )
     if resp.status_code not in (201, 409):
         raise DaprError(resp.status_code, f"agent-runner refused the workflow: {resp.text[:300]}")
+    return None
 
 
-async def _count(client: DaprClient, schedule_id: str, rid: str, tick: datetime) -> None:
+async def _count(
+    client: DaprClient,
+    schedule_id: str,
+    rid: str,
+    tick: datetime,
+    drained: DrainReport | None,
+    skipped: str | None = None,
+) -> None:
     """Fire statistics for operators; a lost race only loses a count, never a run."""
     key = stats_key(schedule_id)
     item = await client.get_state(names.STATE_STORE, key)
     stats: dict[str, Any] = dict(item.value) if item else {"fires": 0}
-    stats.update(fires=int(stats.get("fires", 0)) + 1, last_run_id=rid, last_tick=tick.isoformat())
+    if skipped is not None:
+        stats.update(
+            skipped=int(stats.get("skipped", 0)) + 1,
+            last_skip={"tick": tick.isoformat(), "reason": skipped},
+        )
+    else:
+        stats.update(
+            fires=int(stats.get("fires", 0)) + 1, last_run_id=rid, last_tick=tick.isoformat()
+        )
+    if drained is not None:
+        stats.update(
+            last_drain=drained.model_dump(), drained=int(stats.get("drained", 0)) + drained.started
+        )
     try:
         await client.save_state(names.STATE_STORE, key, stats, etag=item.etag if item else None)
     except ETagMismatch:

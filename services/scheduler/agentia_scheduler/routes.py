@@ -7,19 +7,23 @@ in the state store, with an index, because the Jobs API has no listing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.service import dapr_client
-from agentia_scheduler.firing import fire, stats_key
+from agentia_scheduler.drain import drain_once
+from agentia_scheduler.draining import DrainReport
+from agentia_scheduler.firing import DrainBusy, Drainer, fire, stats_key
 from agentia_scheduler.jobs import JobsClient
 from agentia_scheduler.schedules import (
+    DrainRequest,
     Schedule,
     ScheduleError,
     ScheduleRequest,
@@ -70,6 +74,9 @@ def view(schedule: Schedule, stats: dict[str, Any] | None, now: datetime) -> dic
         "next_run": nxt.isoformat() if nxt else None,
         "fires": int((stats or {}).get("fires", 0)),
         "last_run_id": (stats or {}).get("last_run_id"),
+        "skipped": int((stats or {}).get("skipped", 0)),
+        "last_skip": (stats or {}).get("last_skip"),
+        **({"last_drain": stats["last_drain"]} if stats and "last_drain" in stats else {}),
     }
 
 
@@ -170,5 +177,37 @@ async def on_job(name: str, request: Request) -> dict[str, str]:
     if await dapr_client(request.app).get_state(names.STATE_STORE, schedule_key(name)) is None:
         log.info("fire of a deleted schedule ignored", extra={"job": name})
         return {"status": "ignored"}
-    rid = await fire(dapr_client(request.app), schedule)
+    rid = await fire(dapr_client(request.app), schedule, drainer=drainer(request.app))
     return {"status": "fired", "run_id": rid}
+
+
+def drainer(app: FastAPI) -> Drainer:
+    """Drains through this service's own sidecar (its gRPC API streams the topic)."""
+    settings = app.state.settings
+    token = settings.dapr_api_token.get_secret_value()
+
+    async def run(req: DrainRequest) -> DrainReport:
+        lock: asyncio.Lock = app.state.draining
+        if lock.locked():
+            raise DrainBusy()
+        async with lock:
+            report = await drain_once(dapr_client(app), settings.dapr_grpc_address, token, req)
+        if report.stopped != "idle":
+            # Events may be left held by the sidecar; the watchdog looks (runtime/watchdog.py).
+            app.state.info["drains_cut_short"] += 1
+        return report
+
+    return run
+
+
+@router.post("/internal/drains")
+async def drain_now(req: DrainRequest, request: Request) -> DrainReport:
+    """Drain a topic now (what a ``drain`` schedule does at each fire); the report says how
+    many runs were started and why the drain stopped."""
+    try:
+        report = await drainer(request.app)(req)
+    except DrainBusy:
+        raise HTTPException(409, "a drain is running; try when it ends") from None
+    if report.stopped.startswith("error"):
+        raise HTTPException(503, f"drain stopped: {report.stopped}", headers={"Retry-After": "5"})
+    return report

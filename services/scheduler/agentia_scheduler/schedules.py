@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentia import names
+
 DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -93,6 +95,9 @@ class RunTarget(BaseModel):
     input: Any = Field(default=None, description="The run's input.")
     thread_id: str | None = Field(default=None, description="Thread to run on, if any.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Passed to the run.")
+    owner: str | None = Field(
+        default=None, description="API key whose token budget the runs count against."
+    )
 
 
 class WorkflowTarget(BaseModel):
@@ -104,8 +109,41 @@ class WorkflowTarget(BaseModel):
     input: dict[str, Any] = Field(description="The workflow's input.")
 
 
+class DrainRequest(BaseModel):
+    """How a drain takes a topic's backlog: in batches of ``batch_size`` runs, each batch
+    started and waited for before the next, until the queue is empty."""
+
+    model_config = ConfigDict(extra="forbid")
+    topic: str = Field(default=names.TOPIC_RUNS_BATCH, description="The topic to drain.")
+    batch_size: int = Field(default=20, ge=1, le=1000, description="Runs started at a time.")
+    batch_timeout_s: float = Field(
+        default=60.0, ge=1, le=100, description="Wait at most this long for a batch's runs."
+    )
+    idle_s: float = Field(
+        default=2.0, ge=0.1, le=60, description="The queue is empty when nothing arrives this long."
+    )
+    max_seconds: float = Field(
+        default=600.0, ge=1, le=3600, description="Stop after this long, whatever is left."
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _drainable(cls, value: str) -> str:
+        if value not in names.DRAINABLE_TOPICS:
+            raise ValueError(
+                f"'{value}' is not drained; one of: {', '.join(names.DRAINABLE_TOPICS)}"
+            )
+        return value
+
+
+class DrainTarget(DrainRequest):
+    """Drain a topic's backlog at each fire: start the runs waiting on it, batch by batch."""
+
+    kind: Literal["drain"] = Field(description="A drain of a pull-based topic.")
+
+
 # Not a tagged union: a run target may leave out "kind".
-Target = RunTarget | WorkflowTarget
+Target = RunTarget | WorkflowTarget | DrainTarget
 
 
 class ScheduleRequest(BaseModel):

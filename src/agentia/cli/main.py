@@ -167,6 +167,37 @@ def publish(
 
 
 @app.command()
+def drain(
+    batch_size: Annotated[int, typer.Option(min=1, help="Runs started at a time")] = 20,
+    idle_s: Annotated[float, typer.Option(help="The queue is empty after this long")] = 2.0,
+    topic: Annotated[str, typer.Option(help="Topic to drain")] = names.TOPIC_RUNS_BATCH,
+) -> None:
+    """Drain runs.batch now: start the runs waiting there, --batch-size at a time, each batch
+    waited for, until the queue is empty (what a 'drain' schedule does at each fire)."""
+    base, headers = _sidecar(names.GATEWAY)
+    body = {"topic": topic, "batch_size": batch_size, "idle_s": idle_s}
+    url = f"{base}/v1.0/invoke/{names.SCHEDULER}/method/internal/drains"
+    _progress(f"draining {topic}, {batch_size} runs at a time")
+    try:
+        resp = httpx.post(url, json=body, headers=headers, timeout=660)
+    except httpx.HTTPError as exc:
+        raise _fail(
+            f"the gateway's sidecar is not reachable ({type(exc).__name__}); is the mesh up?"
+        ) from None
+    if resp.status_code in (409, 422):
+        raise _fail(f"drain refused: {resp.json().get('detail')}", 2)
+    if resp.status_code != 200:
+        raise _fail(f"drain failed ({resp.status_code}): {resp.text[:300]}")
+    report = resp.json()
+    console.print(
+        f"{report['received']} taken, {report['started']} runs started in "
+        f"{report['batches']} batches ({report['unfinished']} unfinished), "
+        f"{report['dead_lettered']} kept as dead letters; stopped: {report['stopped']} "
+        f"({report['took_s']:.1f} s)"
+    )
+
+
+@app.command()
 def invoke(
     app_id: Annotated[str, typer.Argument(metavar="APP", help="Target app id")],
     method: Annotated[str, typer.Argument(help="Method path on the target, e.g. internal/info")],

@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from agentia import names
 from agentia.runtime.programs import ProgramSpec
 
 Progress = Callable[[str], None]
@@ -388,6 +389,42 @@ def render_rabbitmq_definitions(password: str) -> str:
             "vhosts": [{"name": "/"}],
             "permissions": [
                 {"user": "agentia", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            ],
+            # Pull-based topics' queues exist from the broker's first boot: RabbitMQ drops
+            # what reaches an exchange with no queue, and nobody subscribes until a drain.
+            # Declared as Dapr's RabbitMQ component declares them (durable, fanout).
+            "exchanges": [
+                {
+                    "name": topic,
+                    "vhost": "/",
+                    "type": "fanout",
+                    "durable": True,
+                    "auto_delete": False,
+                    "internal": False,
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
+            ],
+            "queues": [
+                {
+                    "name": names.drain_queue(topic),
+                    "vhost": "/",
+                    "durable": True,
+                    "auto_delete": False,
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
+            ],
+            "bindings": [
+                {
+                    "source": topic,
+                    "vhost": "/",
+                    "destination": names.drain_queue(topic),
+                    "destination_type": "queue",
+                    "routing_key": "",
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
             ],
         },
         indent=1,

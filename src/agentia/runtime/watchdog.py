@@ -159,6 +159,7 @@ class Memory:
     strikes: dict[str, int] = field(default_factory=dict)
     events: dict[str, AppEvents | None] = field(default_factory=dict)
     unacked_at: float = 0.0  # when rabbitmqctl was last asked
+    drains_cut: int = 0  # the scheduler's count of drains that ended before the queue did
 
 
 def check_once(
@@ -229,6 +230,45 @@ def check_once(
     return restarted
 
 
+def drains_cut_short(app_token: str) -> int | None:
+    url = f"http://127.0.0.1:{names.PORTS[names.SCHEDULER].app}/internal/info"
+    try:
+        body = httpx.get(url, headers={"dapr-api-token": app_token}, timeout=2).json()
+        return int(body["drains_cut_short"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> list[str]:
+    """A drain that stopped before its queue was empty (time limit, error) may leave events
+    its sidecar holds unacknowledged: Dapr 1.18 hands a stream a prefetch window and, when
+    the stream closes, does not give back what was not answered. When the scheduler counts
+    a new such drain and no drain is running, ask the broker; if it holds some, restart the
+    scheduler's sidecar, whose closing connection hands them back to the queue."""
+    cut = drains_cut_short(app_token)
+    if cut is None or cut <= memory.drains_cut:
+        if cut is not None:
+            memory.drains_cut = cut  # the scheduler restarted: its count starts again
+        return []
+    queues = [names.drain_queue(t) for t in names.DRAINABLE_TOPICS]
+    try:
+        states = queue_states(url, queues)
+    except pika.exceptions.AMQPError:
+        return []
+    if any(s.consumers > 0 for s in states.values()):
+        return []  # a drain is running: look again once it ends
+    memory.drains_cut = cut
+    counts = unacked_counts()
+    held = {q: counts.get(q, 0) for q in queues if counts.get(q, 0) > 0}
+    if not held:
+        return []
+    name = sidecar_name(names.SCHEDULER)
+    log.warning("drain left events held: restarting the sidecar", extra={"held": held})
+    sup.stop(name)
+    sup.start(name, wait=False)
+    return [name]
+
+
 def main() -> None:
     setup_logging("watchdog", "INFO")
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # a failed probe is handled here
@@ -242,6 +282,7 @@ def main() -> None:
     while True:
         try:
             check_once(sup, creds.rabbitmq_url, app_token, subs, memory)
+            check_drains(sup, creds.rabbitmq_url, app_token, memory)
         except (SupervisorError, OSError) as exc:
             log.warning("check failed", extra={"why": str(exc)})
         time.sleep(INTERVAL_S)

@@ -1,0 +1,167 @@
+"""Pull-based consumption: drain a topic's backlog in batches.
+
+Some work should not start the moment it is asked for: nightly re-indexing, bulk
+evaluations, anything a team would rather run off-peak or at a bounded pace. Such run
+requests are published on ``runs.batch``, which no service is pushed. Its queue holds them
+until a drain (a schedule of kind ``drain``, ``agentia drain``, or the Kubernetes CronJob)
+takes them ``batch_size`` at a time: it starts each run of a batch on ``runs.requested``,
+waits for the batch to finish, then takes the next, until the queue is empty.
+
+No Dapr here: the loop runs against a :class:`Source` (the streaming subscription) and a
+:class:`Sink` (publish, ask how runs went, keep a dead letter). Delivery stays at least
+once and the effect exactly once: an event is acknowledged only after its run request was
+published, and the run id makes a re-published request a duplicate agent-runner ignores.
+
+A drain ends when the queue is empty on purpose: the sidecar hands a stream more events
+than were asked for (its prefetch window), and Dapr 1.18 leaves the ones still unanswered
+when a stream closes held unacknowledged until the sidecar's broker connection closes.
+Only an empty queue leaves none; an early stop (time limit, error) is reported as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal, Protocol
+
+import pydantic
+from pydantic import BaseModel, Field
+
+from agentia.events import RunRequested
+from agentia_scheduler.schedules import DrainRequest
+
+Answer = Literal["success", "retry", "drop"]
+POLL_S = 0.5
+
+
+class Delivery(Protocol):
+    id: str
+
+    def json(self) -> Any: ...
+
+
+class Source(Protocol):
+    async def next(self, timeout: float) -> Delivery | None: ...
+
+    async def answer(self, event: Delivery, answer: Answer) -> None: ...
+
+
+class Sink(Protocol):
+    async def start_run(self, req: RunRequested) -> None: ...
+
+    async def finished(self, run_ids: list[str]) -> set[str]: ...
+
+    async def keep_dead_letter(self, event: Delivery, reason: str) -> None: ...
+
+
+class DrainReport(BaseModel):
+    """What one drain did."""
+
+    topic: str = Field(description="The drained topic.")
+    received: int = Field(description="Events taken from the queue.")
+    started: int = Field(description="Run requests published on runs.requested.")
+    dead_lettered: int = Field(description="Unreadable events kept as dead letters.")
+    batches: int = Field(description="Batches started.")
+    unfinished: int = Field(description="Runs not finished when their batch's wait ran out.")
+    stopped: str = Field(description="Why it stopped: 'idle' (queue empty), time, error.")
+    took_s: float = Field(description="How long the drain took, seconds.")
+
+
+def run_request(data: Any, event_id: str) -> RunRequested:
+    """The run request an event carries: a ``RunRequested`` body (event id defaulted to the
+    CloudEvent's, so a re-delivered event is the same request)."""
+    if not isinstance(data, dict):
+        raise ValueError("the event's data is not a JSON object")
+    body = {"event_id": event_id, **data}
+    try:
+        return RunRequested.model_validate(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "data"
+        raise ValueError(f"{field}: {first['msg']}") from None
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.received = self.started = self.dead = self.batches = self.unfinished = 0
+
+
+async def _take_batch(
+    source: Source, sink: Sink, req: DrainRequest, tally: _Tally, wait: float, deadline: float
+) -> tuple[list[str], str | None]:
+    """Start up to a batch of runs; returns their ids and why the drain must stop, if so."""
+    runs: list[str] = []
+    while len(runs) < req.batch_size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return runs, "time limit"
+        event = await source.next(min(wait, left))
+        wait = req.idle_s
+        if event is None:
+            return runs, "idle" if left > req.idle_s else "time limit"
+        tally.received += 1
+        try:
+            request = run_request(_data(event), event.id)
+        except ValueError as exc:
+            await sink.keep_dead_letter(event, str(exc))
+            await source.answer(event, "success")
+            tally.dead += 1
+            continue
+        request.metadata.setdefault("drained_from", req.topic)
+        try:
+            await sink.start_run(request)
+        except Exception as exc:  # any failure leaves the event queued, unanswered
+            return runs, f"error: {type(exc).__name__}: {str(exc)[:200]}"
+        await source.answer(event, "success")
+        tally.started += 1
+        runs.append(request.run_id)
+    return runs, None
+
+
+async def _await_batch(sink: Sink, runs: list[str], timeout: float) -> int:
+    """Wait for a batch's runs to finish; returns how many had not when time ran out."""
+    pending = list(runs)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        done = await sink.finished(pending)
+        pending = [r for r in pending if r not in done]
+        if pending:
+            await asyncio.sleep(POLL_S)
+    return len(pending)
+
+
+async def drain(
+    source: Source, sink: Sink, req: DrainRequest, first_wait_s: float = 5.0
+) -> DrainReport:
+    """Drain ``req.topic`` batch by batch until its queue is empty (or time is up)."""
+    started_at = time.monotonic()
+    deadline = started_at + req.max_seconds
+    tally = _Tally()
+    # The first event may take a moment: the broker attaches a new consumer first.
+    wait = max(first_wait_s, req.idle_s)
+    while True:
+        runs, stop = await _take_batch(source, sink, req, tally, wait, deadline)
+        wait = req.idle_s
+        if runs:
+            tally.batches += 1
+            left = max(0.0, min(req.batch_timeout_s, deadline - time.monotonic()))
+            tally.unfinished += await _await_batch(sink, runs, left)
+        if stop is not None:
+            break
+    return DrainReport(
+        topic=req.topic,
+        received=tally.received,
+        started=tally.started,
+        dead_lettered=tally.dead,
+        batches=tally.batches,
+        unfinished=tally.unfinished,
+        stopped=stop,
+        took_s=round(time.monotonic() - started_at, 3),
+    )
+
+
+def _data(event: Delivery) -> Any:
+    try:
+        return event.json()
+    except ValueError:
+        raise ValueError("the event's data is not JSON") from None
