@@ -42,6 +42,7 @@ KIND_VERSION: Final = "v0.33.0"  # its default node image is the one cluster.yam
 KEDA_VERSION: Final = "2.21.0"
 CLUSTER: Final = "agentia"
 CONTEXT: Final = f"kind-{CLUSTER}"
+DAPR_NAMESPACE: Final = "dapr-system"  # where Helm installs Dapr's control plane
 OVERLAYS: Final = ("dev", "full")
 INFRA: Final = ("postgres", "rabbitmq", "redis")
 GATEWAY_URL: Final = "http://127.0.0.1:8000"
@@ -250,7 +251,7 @@ def _up(overlay: str, build: bool) -> None:
             stream=True,
         )
     values = str(kind_dir() / "dapr-values.yaml")
-    _helm_install("dapr", "dapr/dapr", DAPR_VERSION, "dapr-system", "-f", values)
+    _helm_install("dapr", "dapr/dapr", DAPR_VERSION, DAPR_NAMESPACE, "-f", values)
     if overlay == "full":
         _helm_install("keda", "kedacore/keda", KEDA_VERSION, "keda")
     for app_id, tagged in _load_images(build).items():

@@ -29,10 +29,12 @@ def test_experiments_are_valid_chaos_toolkit_documents() -> None:
     for exp in runner.experiments():
         import json
 
-        doc = json.loads(exp.path.read_text())
-        assert {"title", "description", "steady-state-hypothesis", "method", "rollbacks"} <= set(
-            doc
-        )
+        for variant in exp.variants.values():
+            doc = json.loads(variant.path.read_text())
+            assert {"title", "description", "steady-state-hypothesis", "method", "rollbacks"} <= (
+                set(doc)
+            )
+            assert variant.target in doc["tags"], variant.path
 
 
 # The short pass: experiments tagged "ci". `agentia chaos run all` runs every one.
@@ -48,5 +50,5 @@ def test_experiment_loses_nothing_and_duplicates_nothing(name: str, mesh: None) 
 def test_unknown_experiment_and_target_are_refused() -> None:
     with pytest.raises(runner.ChaosError, match="unknown experiment"):
         runner.run("no-such-experiment")
-    with pytest.raises(runner.ChaosError, match="target 'kind'"):
-        runner.run("kill-runner", target="kind")
+    with pytest.raises(runner.ChaosError, match="unknown target 'mars'"):
+        runner.run("kill-runner", target="mars")
