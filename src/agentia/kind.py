@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from agentia import names
+from agentia.apikeys import KeyRing, new_key
 from agentia.kind_render import (
     GATEWAY_NODE_PORT,
     NAMESPACE,
@@ -34,7 +35,7 @@ from agentia.kind_render import (
     write_generated,
 )
 from agentia.kind_secrets import INFRA_SECRET, secret_manifests
-from agentia.paths import cache_home, repo_root
+from agentia.paths import agentia_home, cache_home, repo_root
 from agentia.runtime.daprbin import DAPR_VERSION
 
 KUSTOMIZE_VERSION: Final = "v5.7.1"
@@ -46,6 +47,7 @@ DAPR_NAMESPACE: Final = "dapr-system"  # where Helm installs Dapr's control plan
 OVERLAYS: Final = ("dev", "full")
 INFRA: Final = ("postgres", "rabbitmq", "redis")
 GATEWAY_URL: Final = "http://127.0.0.1:8000"
+KIND_KEY_NAME: Final = "kind-local"  # the write key `agentia kind up` makes for this machine
 DOCKERFILE: Final = "deploy/docker/Dockerfile"
 
 kind_app = typer.Typer(
@@ -178,7 +180,29 @@ def _secrets_yaml() -> str:
         for name in (names.SECRET_DAPR_API_TOKEN, names.SECRET_APP_API_TOKEN)
     }
     openai = os.environ.get("OPENAI_API_KEY") or None
-    return dump(secret_manifests(passwords, tokens, openai), header="")
+    return dump(secret_manifests(passwords, tokens, openai, _api_keys()), header="")
+
+
+def kind_key_path() -> Path:
+    """Where the cluster gateway's write key is kept on this machine (0600)."""
+    return agentia_home() / "kind-api-key"
+
+
+def _api_keys() -> str:
+    """The cluster's key ring, with a write key for this machine's user: kept across runs,
+    made anew (the old one revoked) when its plaintext is no longer here."""
+    current = _existing_secret(names.SECRET_GATEWAY_API_KEYS).get(names.SECRET_GATEWAY_API_KEYS)
+    ring = KeyRing.from_secret(current)
+    path = kind_key_path()
+    known = path.read_text().strip() if path.exists() else ""
+    if not (known and ring.verify(known)):
+        ring.keys = {i: r for i, r in ring.keys.items() if r.name != KIND_KEY_NAME}
+        key, record = new_key(KIND_KEY_NAME, "write")
+        ring.keys[record.id] = record
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+    return ring.to_secret()
 
 
 def _load_images(build: bool) -> dict[str, str]:

@@ -5,7 +5,9 @@
   Dapr's kubernetes secret store answers secret ``x`` from the Secret named ``x``, so the
   components' ``secretKeyRef``s and the services' secret reads work unchanged;
 - ``dapr-api-token`` and ``app-api-token`` with key ``token``, as Dapr's
-  ``api-token-secret`` / ``app-token-secret`` annotations read them.
+  ``api-token-secret`` / ``app-token-secret`` annotations read them;
+- ``gateway-api-keys``: the gateway's key ring (SHA-256 hashes only), with one write key
+  for the user, whose plaintext is kept on this machine in ``.agentia/kind-api-key``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ Doc = dict[str, Any]
 
 
 def secret_manifests(
-    passwords: dict[str, str], tokens: dict[str, str], openai_api_key: str | None = None
+    passwords: dict[str, str],
+    tokens: dict[str, str],
+    openai_api_key: str | None = None,
+    api_keys: str | None = None,
 ) -> list[Doc]:
     """The Secrets, from the servers' passwords (keys: postgres, rabbitmq, redis), the two
-    tokens (by secret name) and an optional OpenAI key."""
+    tokens (by secret name), an optional OpenAI key and the gateway's key ring (hashes)."""
     pg, mq = quote(passwords["postgres"], safe=""), quote(passwords["rabbitmq"], safe="")
     host = INFRA_HOSTS
     values = {
@@ -44,6 +49,8 @@ def secret_manifests(
     }
     if openai_api_key:
         values[names.SECRET_OPENAI_API_KEY] = openai_api_key
+    if api_keys:
+        values[names.SECRET_GATEWAY_API_KEYS] = api_keys
     data: dict[str, dict[str, str]] = {
         INFRA_SECRET: {f"{k}-password": v for k, v in sorted(passwords.items())},
         **{name: {name: value} for name, value in values.items()},

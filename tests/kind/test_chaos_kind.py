@@ -18,7 +18,7 @@ from chaoslib.exceptions import InvalidActivity
 from chaoslib.experiment import ensure_experiment_is_valid
 
 from agentia import kind, names
-from agentia.chaos import runner
+from agentia.chaos import kind_load, runner
 from agentia.kind_render import NAMESPACE
 from agentia.paths import repo_root
 
@@ -253,8 +253,12 @@ def test_a_missing_api_key_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
     config = _kubeconfig(tmp_path / "kubeconfig", {kind.CONTEXT: "https://127.0.0.1:1"})
     monkeypatch.setenv("KUBECONFIG", str(config))
     monkeypatch.delenv("AGENTIA_API_KEY", raising=False)
-    with pytest.raises(runner.ChaosError, match="AGENTIA_API_KEY is not set"):
+    monkeypatch.setenv("AGENTIA_HOME", str(tmp_path / "home"))  # no key kept by `kind up`
+    with pytest.raises(runner.ChaosError, match="no API key of the cluster's gateway"):
         runner.run("kill-runner", target="kind")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "kind-api-key").write_text("agk_abc_def\n")
+    assert kind_load.api_key() == "agk_abc_def", "the key `agentia kind up` kept is used"
 
 
 def test_an_experiment_with_no_kind_variant_is_refused_by_name() -> None:

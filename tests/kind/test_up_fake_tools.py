@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agentia import kind, names
+from agentia.apikeys import KeyRing
 from agentia.runtime.daprbin import DAPR_VERSION
 
 FAKE = r"""#!/bin/sh
@@ -50,6 +51,7 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     monkeypatch.setenv("FAKE_LOG", str(log))
     monkeypatch.setenv("FAKE_APPLIED", str(applied))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("AGENTIA_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(kind, "_wait_for_gateway", lambda: True)
     return log, applied
 
@@ -79,6 +81,13 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]
     secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
     assert {names.SECRET_POSTGRES_URL, names.SECRET_DAPR_API_TOKEN, "agentia-infra"} <= secrets
+    # A write key for this machine: its hash in the cluster, its plaintext only here (0600).
+    ring_doc = next(d for d in docs if d["metadata"]["name"] == names.SECRET_GATEWAY_API_KEYS)
+    ring = KeyRing.from_secret(ring_doc["stringData"][names.SECRET_GATEWAY_API_KEYS])
+    key = kind.kind_key_path().read_text().strip()
+    record = ring.verify(key)
+    assert record is not None and record.scope == "write" and key not in str(ring_doc)
+    assert stat.S_IMODE(kind.kind_key_path().stat().st_mode) == 0o600
     images = {
         c["image"]
         for d in docs

@@ -26,7 +26,7 @@ from typing import Any, Final
 import httpx
 
 from agentia.chaos.probes import _record
-from agentia.kind import GATEWAY_URL
+from agentia.kind import GATEWAY_URL, kind_key_path
 
 FINAL: Final = {"success", "error", "interrupted", "timeout"}  # the gateway's final statuses
 FINAL_KINDS: Final = {"run.completed", "run.failed", "run.cancelled"}
@@ -39,10 +39,20 @@ class GatewayError(RuntimeError):
     """The gateway cannot be used at all (no key, refused key)."""
 
 
-def gateway() -> httpx.Client:
+def api_key() -> str:
+    """AGENTIA_API_KEY, else the key `agentia kind up` kept for this machine ('' if none)."""
     key = os.environ.get("AGENTIA_API_KEY", "")
+    if not key and kind_key_path().exists():
+        key = kind_key_path().read_text().strip()
+    return key
+
+
+def gateway() -> httpx.Client:
+    key = api_key()
     if not key:
-        raise GatewayError("AGENTIA_API_KEY is not set: the load needs a key of the cluster")
+        raise GatewayError(
+            "no API key of the cluster: run `agentia kind up` or set AGENTIA_API_KEY"
+        )
     base = os.environ.get("AGENTIA_GATEWAY_URL", GATEWAY_URL).rstrip("/")
     return httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=15)
 

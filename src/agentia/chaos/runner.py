@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from agentia.chaos import kind_load
 from agentia.kind import CONTEXT, DAPR_NAMESPACE
 from agentia.kind_render import NAMESPACE
 from agentia.paths import agentia_home, repo_root
@@ -86,10 +87,10 @@ def kind_preflight() -> None:
     )
     if CONTEXT not in proc.stdout.split():
         raise ChaosError(f"kind target: no kube context '{CONTEXT}' (run `agentia kind up` first)")
-    if not os.environ.get("AGENTIA_API_KEY"):
+    if not kind_load.api_key():
         raise ChaosError(
-            "kind target: AGENTIA_API_KEY is not set (a gateway key of the cluster; "
-            "see docs/kubernetes.md, Chaos on kind)"
+            "kind target: no API key of the cluster's gateway (`agentia kind up` keeps one "
+            "in .agentia/kind-api-key; or set AGENTIA_API_KEY)"
         )
 
 
