@@ -23,7 +23,7 @@ lint:
 	@.venv/bin/ruff format --check .
 
 types:
-	@.venv/bin/mypy src services workflows
+	@.venv/bin/mypy src services workflows console
 
 unit:
 	@.venv/bin/pytest -q tests/unit
