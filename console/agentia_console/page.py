@@ -37,14 +37,24 @@ def show_flash() -> None:
         (st.success if level == "ok" else st.error)(text)
 
 
-def guarded(what: str, client: GatewayClient, action: Any, *args: Any) -> None:
+def session_client() -> GatewayClient:
+    """A client with the key this session uses: the one typed in the sidebar, else the
+    key `agentia console` was started with (which never goes to the browser)."""
+    typed = str(st.session_state.get("api_key") or "").strip()
+    return GatewayClient.from_env(api_key=typed or None)
+
+
+def guarded(what: str, action: Any, *args: Any) -> None:
     """Run a button's action (a callback, before the page reruns) and say how it went."""
+    client = session_client()
     try:
         action(client, *args)
     except GatewayError as exc:
         flash("error", f"{what}: {exc.message}")
     except Exception as exc:  # the page shows a reason, never a traceback
         flash("error", f"{what}: unexpected {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
 
 
 # -- sidebar ---------------------------------------------------------------------------------
@@ -54,14 +64,16 @@ def sidebar() -> tuple[GatewayClient, str]:
     st.sidebar.title("Agentia console")
     url = os.environ.get("AGENTIA_GATEWAY_URL", "http://127.0.0.1:8000")
     st.sidebar.caption(f"gateway: {url}")
-    key = st.sidebar.text_input(
+    st.sidebar.text_input(
         "API key",
-        value=os.environ.get("AGENTIA_API_KEY", ""),
+        key="api_key",
         type="password",
-        help="Sent as x-api-key; `agentia console` fills in the local key.",
+        placeholder="the key the console started with",
+        help="Sent as x-api-key. Empty: the key `agentia console` was given (the local key "
+        "or AGENTIA_API_KEY), which stays on the server.",
     )
     view = st.sidebar.radio("View", VIEWS, key="view")
-    return GatewayClient.from_env(api_key=key), str(view)
+    return session_client(), str(view)
 
 
 def pick_agent(client: GatewayClient) -> str:
@@ -89,7 +101,7 @@ def pick_thread(client: GatewayClient, agent: str) -> str | None:
     right.button(
         "New thread",
         on_click=guarded,
-        args=("new thread", client, new_thread, agent),
+        args=("new thread", new_thread, agent),
         use_container_width=True,
     )
     ids = [str(t["thread_id"]) for t in client.threads()]
@@ -105,7 +117,7 @@ def pick_thread(client: GatewayClient, agent: str) -> str | None:
 
 
 def tool_expander(view: shaping.ToolView) -> None:
-    with st.expander(view.label):
+    with st.expander(md(view.label)):
         st.caption("arguments")
         st.code(view.arguments or "{}", language="json")
         st.caption("result")
@@ -218,7 +230,7 @@ def workflows_view(client: GatewayClient) -> None:
         st.text_input("Agent", value="assistant", key="wf_agent")
         st.text_input("Message", value='calculator {"expression": "6*7"}', key="wf_message")
         st.text_input("Tools that need approval (comma-separated)", "calculator", key="wf_tools")
-        st.button("Start", on_click=guarded, args=("start workflow", client, start_loop))
+        st.button("Start", on_click=guarded, args=("start workflow", start_loop))
     st.button("Refresh", key="wf_refresh")
     instances = client.workflows()
     if not instances:
@@ -227,25 +239,25 @@ def workflows_view(client: GatewayClient) -> None:
     st.caption(f"{len(instances)} instances · {len(waiting)} waiting for approval")
     for inst in instances:
         instance_id = str(inst.get("instance_id"))
-        with st.container(border=True):
+        with st.container(border=True, key=f"card-{instance_id}"):
             st.markdown(f"**{md(instance_id)}**")
             st.caption(shaping.workflow_summary(inst))
             step = shaping.waiting_for_approval(inst)
             if step is not None:
-                st.warning(f"waiting for approval: {step.tool}({step.arguments})")
+                st.warning(md(f"waiting for approval: {step.tool}({step.arguments})"))
                 yes, no, _ = st.columns([1, 1, 4])
                 yes.button(
                     "Approve",
-                    key=f"approve:{instance_id}",
+                    key=f"approve-{instance_id}",
                     type="primary",
                     on_click=guarded,
-                    args=("approve", client, decide, instance_id, True),
+                    args=("approve", decide, instance_id, True),
                 )
                 no.button(
                     "Reject",
-                    key=f"reject:{instance_id}",
+                    key=f"reject-{instance_id}",
                     on_click=guarded,
-                    args=("reject", client, decide, instance_id, False),
+                    args=("reject", decide, instance_id, False),
                 )
             result = shaping.workflow_result(inst)
             if result:
@@ -268,15 +280,15 @@ def schedules_view(client: GatewayClient) -> None:
         st.info("No schedules. `agentia schedules create` or `POST /runs/crons` makes one.")
     for cron in crons:
         cron_id = str(cron.get("cron_id"))
-        with st.container(border=True):
+        with st.container(border=True, key=f"cron-{cron_id}"):
             left, right = st.columns([5, 1], vertical_alignment="center")
             left.markdown(f"**{md(cron_id)}**")
             left.caption(shaping.cron_summary(cron))
             right.button(
                 "Delete",
-                key=f"delete:{cron_id}",
+                key=f"delete-{cron_id}",
                 on_click=guarded,
-                args=("delete schedule", client, delete_cron, cron_id),
+                args=("delete schedule", delete_cron, cron_id),
             )
 
 

@@ -159,7 +159,7 @@ def trace(frames: list[SseFrame]) -> list[TraceRow]:
                 )
             )
         elif frame.event in ("metadata", "error"):
-            rows.append(TraceRow(frame.id or "-", frame.event, as_text(frame.data)))
+            rows.append(TraceRow(frame.id or "", frame.event, as_text(frame.data)))
     return rows
 
 
