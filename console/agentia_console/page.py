@@ -236,7 +236,7 @@ def workflows_view(client: GatewayClient) -> None:
     if not instances:
         st.info("No workflow instances.")
     waiting = [w for w in instances if shaping.waiting_for_approval(w)]
-    st.caption(f"{len(instances)} instances · {len(waiting)} waiting for approval")
+    st.caption(f"instances: {len(instances)} · waiting for approval: {len(waiting)}")
     for inst in instances:
         instance_id = str(inst.get("instance_id"))
         with st.container(border=True, key=f"card-{instance_id}"):

@@ -56,7 +56,9 @@ def api(infra: Infra, mesh_service: Callable[[str], None]) -> Iterator[httpx.Cli
     """The gateway's public API with the local key, and the services behind what the
     console shows: agents and threads (agent-runner, memory), workflows, schedules."""
     for app_id in (names.MEMORY, names.AGENT_RUNNER, names.SCHEDULER, names.GATEWAY):
+        started = time.monotonic()
         mesh_service(app_id)
+        print(f"[console] {app_id} up in {time.monotonic() - started:.1f}s", flush=True)
     key = local_keys.read_local_key(infra.home)
     assert key, "no local API key"
     with httpx.Client(base_url=GATEWAY, headers={"x-api-key": key}, timeout=60) as client:
@@ -92,7 +94,9 @@ def console(infra: Infra, api: httpx.Client) -> Iterator[str]:
         return httpx.get(f"{CONSOLE}/_stcore/health", timeout=2).text.strip() == "ok"
 
     try:
+        started = time.monotonic()
         wait_for(healthy, 30, "the console")
+        print(f"[console] console up in {time.monotonic() - started:.1f}s", flush=True)
         yield CONSOLE
     finally:
         stopping = time.monotonic()

@@ -19,6 +19,20 @@ pytestmark = pytest.mark.integration
 CALC = 'calculator {"expression": "6*7"}'
 
 
+# Records every text the page shows with the streaming cursor, i.e. an answer still arriving.
+WATCH_PARTIAL = """() => {
+  window.partialAnswers = [];
+  new MutationObserver(() => {
+    for (const el of document.querySelectorAll('[data-testid="stMarkdownContainer"]')) {
+      const text = el.innerText;
+      if (text.endsWith("▌") && !window.partialAnswers.includes(text)) {
+        window.partialAnswers.push(text.slice(0, -1));
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -61,9 +75,14 @@ def test_a_message_is_answered_as_a_stream(page: Page, api: httpx.Client) -> Non
     expect(page.get_by_test_id("stSidebar").get_by_text("General assistant")).to_be_visible()
     thread_id = new_thread(page)
     assert api.get(f"/threads/{thread_id}").status_code == 200  # made through POST /threads
+    page.evaluate(WATCH_PARTIAL)
     send(page, "hello console")
     answer = "[offline model] You said: hello console"
     expect(page.get_by_text(answer, exact=True)).to_be_visible()
+    partial = page.evaluate("window.partialAnswers")  # what the page showed on the way
+    assert partial, "the answer was never shown before it was complete"
+    print(f"[console] shown while streaming: {partial}")
+    assert all(answer.startswith(p.strip()) for p in partial), partial
     streamed = page.get_by_text(re.compile(r"^streamed in \d+ deltas"))
     expect(streamed).to_contain_text("success")
     deltas = int(re.search(r"in (\d+) deltas", streamed.inner_text()).group(1))  # type: ignore[union-attr]
