@@ -8,7 +8,7 @@ echo "• lint (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "• types (mypy)"
-.venv/bin/mypy src services workflows
+.venv/bin/mypy src services workflows console
 echo "• Dapr runtime (built once from its Go module when missing)"
 .venv/bin/agentia dapr
 echo "• tests (pytest)"

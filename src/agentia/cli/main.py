@@ -20,6 +20,7 @@ from rich.table import Table
 
 from agentia import names
 from agentia.chaos import runner as chaos_runner
+from agentia.cli.console import console as console_command
 from agentia.cli.keys import keys_app
 from agentia.cli.schedules import schedules_app
 from agentia.cli.usage import usage
@@ -242,6 +243,7 @@ app.add_typer(kind_app, name="kind")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
 app.command("usage")(usage)
+app.command("console")(console_command)
 app.add_typer(workflows_app, name="workflows")
 chaos_app = typer.Typer(
     help="Chaos experiments (Chaos Toolkit format) against the local mesh or a kind cluster."

@@ -43,6 +43,7 @@ __all__ = [
     "Health",
     "InfraError",
     "InfraSettings",
+    "apt_install",
     "bootstrap_after_start",
     "check",
     "ensure_packages",
@@ -95,26 +96,33 @@ def ensure_packages(settings: InfraSettings, progress: Progress) -> None:
         )
     progress(f"installing {', '.join(missing)} from Debian's packages")
     before = {n for n in SERVERS if answering(settings.host, settings.port(n))}
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     had_policy = POLICY_RC_D.exists()
     if not had_policy:  # invoke-rc.d and deb-systemd-invoke then refuse to start services
         POLICY_RC_D.write_text("#!/bin/sh\n# agentia: no service starts on install\nexit 101\n")
         POLICY_RC_D.chmod(0o755)
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 and _stale_lists(proc.stderr):
-            progress("package lists are stale: apt-get update, then installing again")
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        apt_install(missing, progress)
     finally:
         if not had_policy:
             POLICY_RC_D.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise InfraError(f"`{' '.join(cmd)}` failed:\n{tail}")
     _keep_services_off(settings, missing, before, progress)
     servers.stop_epmd(lambda _m: None)  # a package's script may have started it
     progress(f"installed {', '.join(missing)}")
+
+
+def apt_install(packages: list[str], progress: Progress) -> None:
+    """`apt-get install` (as root), refreshing the package lists once when they are stale;
+    a failure raises InfraError with the end of apt's own message."""
+    cmd = install_command(packages)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 and _stale_lists(proc.stderr):
+        progress("package lists are stale: apt-get update, then installing again")
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        raise InfraError(f"`{' '.join(cmd)}` failed:\n{tail}")
 
 
 def _stale_lists(stderr: str) -> bool:
