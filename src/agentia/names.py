@@ -100,3 +100,7 @@ SCHEDULER_METRICS_PORT: Final = 9191
 SCHEDULER_ETCD_CLIENT_PORT: Final = 2389
 SCHEDULER_ETCD_PEER_PORT: Final = 2390
 PLACEMENT_RAFT_PORT: Final = 8201
+# The local trace store (runtime/tracestore.py): OTLP/HTTP's standard port.
+TRACESTORE: Final = "tracestore"
+TRACESTORE_PORT: Final = 4318
+WATCHDOG_METRICS_PORT: Final = 9192  # queue lag per subscribed queue (runtime/watchdog.py)
