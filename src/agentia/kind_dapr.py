@@ -31,6 +31,8 @@ DIFFERENCES: Final = (
     f"the `{names.SECRET_STORE}` secret store is `{KUBERNETES_SECRET_STORE}` (same name)",
     "every `secretKeyRef` names the Kubernetes Secret holding the value, with its key",
     "the Configuration has no `nameResolution` (the cluster's DNS resolves app ids)",
+    "the Configuration exports no traces to the local trace store (the `otel-collector` "
+    "component adds its own exporter)",
 )
 Doc = dict[str, Any]
 
@@ -69,6 +71,7 @@ def to_kubernetes(doc: Doc) -> Doc:
                 item["secretKeyRef"] = {"name": name, "key": key}
     elif kind == "Configuration":
         spec.pop("nameResolution", None)
+        spec.get("tracing", {}).pop("otel", None)
     return doc
 
 

@@ -82,21 +82,27 @@ class AppPorts:
     dapr_metrics: int
 
 
-# Fixed so that a user, `dapr.yaml` and the docs all agree on where things are.
+# Fixed so that a user, `dapr.yaml` and the docs all agree on where things are; all below
+# Linux's ephemeral range (32768-60999), where an outgoing connection's source port could
+# take one first and a sidecar would fail to bind it.
 PORTS: Final[dict[str, AppPorts]] = {
-    GATEWAY: AppPorts(8000, 3500, 50101, 50201, 9101),
-    AGENT_RUNNER: AppPorts(8001, 3501, 50102, 50202, 9102),
-    MEMORY: AppPorts(8002, 3502, 50103, 50203, 9103),
-    SCHEDULER: AppPorts(8003, 3503, 50104, 50204, 9104),
-    TOOL_MCP: AppPorts(8004, 3504, 50105, 50205, 9105),
+    GATEWAY: AppPorts(8000, 3500, 31101, 31201, 9101),
+    AGENT_RUNNER: AppPorts(8001, 3501, 31102, 31202, 9102),
+    MEMORY: AppPorts(8002, 3502, 31103, 31203, 9103),
+    SCHEDULER: AppPorts(8003, 3503, 31104, 31204, 9104),
+    TOOL_MCP: AppPorts(8004, 3504, 31105, 31205, 9105),
 }
 
-PLACEMENT_PORT: Final = 50005
+PLACEMENT_PORT: Final = 31005
 PLACEMENT_HEALTHZ_PORT: Final = 8090
 PLACEMENT_METRICS_PORT: Final = 9190
-SCHEDULER_PORT: Final = 50006
+SCHEDULER_PORT: Final = 31006
 SCHEDULER_HEALTHZ_PORT: Final = 8091
 SCHEDULER_METRICS_PORT: Final = 9191
 SCHEDULER_ETCD_CLIENT_PORT: Final = 2389
 SCHEDULER_ETCD_PEER_PORT: Final = 2390
 PLACEMENT_RAFT_PORT: Final = 8201
+# The local trace store (runtime/tracestore.py): OTLP/HTTP's standard port.
+TRACESTORE: Final = "tracestore"
+TRACESTORE_PORT: Final = 4318
+WATCHDOG_METRICS_PORT: Final = 9192  # queue lag per subscribed queue (runtime/watchdog.py)

@@ -23,11 +23,12 @@ from agentia.dapr import DaprClient, DaprError
 from agentia.events import DeadLetter
 from agentia.logging import setup_logging
 from agentia.settings import ServiceSettings
+from agentia.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
 # Paths the sidecar's own probes and people may call without the app token.
-ALWAYS_PUBLIC = ("/healthz", "/livez")
+ALWAYS_PUBLIC = ("/healthz", "/livez", "/metrics")
 EVENT_PREFIX = "/events/"  # where subscriptions deliver (components/subscriptions.yaml)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -64,6 +65,7 @@ def create_service_app(
 ) -> FastAPI:
     """Build the service's app: its routers plus /healthz, /livez, dead letters and token checks."""
     setup_logging(settings.app_id, settings.log_level)
+    setup_tracing(settings.app_id, settings.otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +90,7 @@ def create_service_app(
             await app.state.dapr.aclose()
 
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, **fastapi_kwargs)
+    instrument(app, settings.app_id)
     public = tuple(ALWAYS_PUBLIC) + tuple(public_prefixes)
     app_token = settings.app_api_token.get_secret_value()
 

@@ -32,6 +32,11 @@ class ServiceSettings(BaseSettings):
     sidecar_timeout_s: float = Field(
         default=20.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="AGENTIA_OTLP_ENDPOINT",
+        description="OTLP/HTTP endpoint for spans (http://127.0.0.1:4318); none: kept nowhere.",
+    )
 
     @property
     def dapr_http_url(self) -> str:

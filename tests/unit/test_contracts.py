@@ -141,3 +141,11 @@ def test_every_subscription_is_within_its_apps_scope() -> None:
     for sub in (d for d in _all_docs() if d["kind"] == "Subscription"):
         for app in sub.get("scopes") or []:
             assert sub["spec"]["topic"] in allowed.get(app, {sub["spec"]["topic"]}), (app, sub)
+
+
+def test_fixed_ports_are_below_the_ephemeral_range() -> None:
+    """A port in Linux's ephemeral range can be taken as an outgoing connection's source
+    port before its sidecar binds it (seen once: daprd failed to start on 50104)."""
+    fixed = [p for ports in names.PORTS.values() for p in vars(ports).values()]
+    fixed += [v for k, v in vars(names).items() if k.endswith("_PORT") and isinstance(v, int)]
+    assert fixed and all(0 < p < 32768 for p in fixed), sorted(p for p in fixed if p >= 32768)

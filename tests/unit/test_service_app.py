@@ -15,7 +15,7 @@ ENV = {
     "APP_ID": "memory",
     "APP_PORT": "8002",
     "DAPR_HTTP_PORT": "3502",
-    "DAPR_GRPC_PORT": "50103",
+    "DAPR_GRPC_PORT": "31103",
     "DAPR_API_TOKEN": "dapr-token",
     "APP_API_TOKEN": "app-token",
 }

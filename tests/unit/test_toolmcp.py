@@ -39,7 +39,7 @@ def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ToolMcpSettings:
         "APP_ID": "tool-mcp",
         "APP_PORT": "8004",
         "DAPR_HTTP_PORT": "3504",
-        "DAPR_GRPC_PORT": "50105",
+        "DAPR_GRPC_PORT": "31105",
         "DAPR_API_TOKEN": "t1",
         "APP_API_TOKEN": "t2",
     }

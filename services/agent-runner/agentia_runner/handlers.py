@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import RunEvent, RunRequested
 from agentia.service import dapr_client, keep_dead_letter
+from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
+from agentia_runner import metrics, sdk_tracing
 from agentia_runner.execute import Outcome, execute
 from agentia_runner.mcp_tools import McpServers
 from agentia_runner.memory_session import MemorySession
@@ -99,9 +102,7 @@ async def run_once(
         # Another delivery of the same run id got there first and is running it.
         return {**record, "status": "running", "note": "already being run"}
     async with app.state.run_slots:
-        sink = EventSink(client, req.run_id, attempt, traceparent)
-        await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
-        outcome = await _execute(app, req, sink)
+        outcome, last_seq = await _traced_run(app, req, attempt, traceparent)
     kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
     record.update(
         status=outcome.status,
@@ -111,12 +112,45 @@ async def run_once(
         usage=outcome.usage,
         # Recorded before it is published: a crash in between re-publishes the same event
         # (same id, so consumers see it once) instead of running the agent again.
-        final_event={"kind": kind[outcome.status], "seq": sink.seq},
+        final_event={"kind": kind[outcome.status], "seq": last_seq},
         final_published=False,
     )
     await client.save_state(names.STATE_STORE, key, record)
     await _publish_final(client, key, record, traceparent)
     return record
+
+
+async def _traced_run(
+    app: FastAPI, req: RunRequested, attempt: int, traceparent: str | None
+) -> tuple[Outcome, int]:
+    """Execute one attempt inside a span that names the run (`agentia trace` finds it);
+    returns the outcome and the next event sequence number."""
+    client = dapr_client(app)
+    attributes: dict[str, str | int] = {
+        RUN_ID: req.run_id,
+        AGENT_ID: req.agent_id,
+        "agentia.attempt": attempt,
+    }
+    if req.thread_id:
+        attributes[THREAD_ID] = req.thread_id
+    tag_current_span(run_id=req.run_id)
+    started = time.monotonic()
+    metrics.RUNS_STARTED.labels(req.agent_id).inc()
+    metrics.RUNS_ACTIVE.inc()
+    try:
+        with tracer(__name__).start_as_current_span(f"run {req.agent_id}", attributes=attributes):
+            sink = EventSink(client, req.run_id, attempt, traceparent)
+            await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
+            outcome = await _execute(app, req, sink)
+    finally:
+        metrics.RUNS_ACTIVE.dec()
+    metrics.RUNS_FINISHED.labels(req.agent_id, outcome.status).inc()
+    metrics.RUN_SECONDS.labels(req.agent_id).observe(time.monotonic() - started)
+    for kind in ("input", "output"):
+        used = int((outcome.usage or {}).get(f"{kind}_tokens") or 0)
+        if used:
+            metrics.MODEL_TOKENS.labels(req.agent_id, kind).inc(used)
+    return outcome, sink.seq
 
 
 async def _publish_final(
@@ -157,7 +191,9 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
             agent,
             run_input,
             RunConfig(
-                model_provider=provider, tracing_disabled=True, workflow_name=f"run {req.run_id}"
+                model_provider=provider,
+                workflow_name=f"run {req.run_id}",
+                trace_include_sensitive_data=False,  # payloads are in the run's events
             ),
             sink,
             cancelled,
@@ -292,6 +328,7 @@ async def start(app: FastAPI) -> None:
                 "agent cannot run until configured", extra={"agent": spec.name, "why": str(exc)}
             )
     app.state.run_slots = asyncio.Semaphore(settings.max_concurrent_runs)
+    sdk_tracing.install()
     log.info("agents loaded", extra={"agents": sorted(app.state.registry.specs)})
 
 

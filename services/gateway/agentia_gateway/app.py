@@ -21,6 +21,7 @@ from agentia.service import create_service_app, dapr_client
 from agentia_gateway import (
     agents_api,
     crons_api,
+    metrics,
     run_events,
     runs_api,
     store_api,
@@ -103,6 +104,7 @@ def create_app() -> FastAPI:
             if creates_run(request.method, path):
                 await request.app.state.runs.budgets.admit(principal)
         except Denied as denied:
+            metrics.REFUSED.labels(str(denied.status)).inc()
             headers = dict(denied.headers)
             if denied.status == 401:
                 headers["WWW-Authenticate"] = 'Bearer realm="agentia"'

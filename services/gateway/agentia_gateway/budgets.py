@@ -17,6 +17,7 @@ import httpx
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
+from agentia_gateway import metrics
 from agentia_gateway.run_store import ATTEMPTS, Contended
 from agentia_gateway.security import Denied, Principal
 
@@ -121,6 +122,11 @@ class Budgets:
                         },
                     ],
                 )
+                for kind in ("input", "output"):
+                    metrics.TOKENS_USED.labels(owner, kind).inc(
+                        int(usage.get(f"{kind}_tokens") or 0)
+                    )
+                metrics.RUNS_COUNTED.labels(owner).inc()
                 return True
             except ETagMismatch:
                 continue  # another run of this owner counted at the same moment: re-read

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from agentia import names
 from agentia.events import RunRequested
 from agentia.service import dapr_client
+from agentia.telemetry import tag_current_span
 from agentia_gateway.budgets import Budgets
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
@@ -121,6 +122,7 @@ class RunFlow:
             "owner": owner,
         }
         await self.store.create(record)
+        tag_current_span(run_id=record["run_id"], thread_id=thread_id)
         if thread_id is None:
             record["admitted"] = True
             return record

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.service import create_service_app, dapr_client
-from agentia_memory import kv_routes, longterm, memory_routes, routes
+from agentia_memory import kv_routes, longterm, memory_routes, metrics, routes
 from agentia_memory.db import make_engine, migrate
 from agentia_memory.settings import MemorySettings
 from agentia_memory.store import ThreadStore
@@ -26,11 +26,13 @@ async def _start(app: FastAPI) -> None:
     await asyncio.to_thread(migrate, engine)
     app.state.engine = engine
     app.state.threads = ThreadStore(engine)
+    app.state.size_metrics = metrics.register(engine)
     await longterm.start(app, engine)
 
 
 async def _stop(app: FastAPI) -> None:
     await longterm.stop(app)
+    metrics.unregister(app.state.size_metrics)
     app.state.engine.dispose()
 
 

@@ -17,6 +17,7 @@ import httpx
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import RunRequested
+from agentia_scheduler import metrics
 from agentia_scheduler.draining import DrainReport
 from agentia_scheduler.schedules import (
     DrainRequest,
@@ -70,9 +71,11 @@ async def fire(
             names.STATE_STORE, key, {**record, "done": True, "skipped": refusal}
         )
         await _count(client, schedule.schedule_id, rid, tick, None, skipped=refusal)
+        metrics.SKIPS.inc()
         log.info("fire skipped", extra={"schedule_id": schedule.schedule_id, "why": refusal})
         return rid
     drained = await _start(client, schedule, rid, tick, drainer)
+    metrics.FIRES.labels(schedule.target.kind).inc()
     await client.save_state(names.STATE_STORE, key, {**record, "done": True})
     await _count(client, schedule.schedule_id, rid, tick, drained)
     log.info("schedule fired", extra={"schedule_id": schedule.schedule_id, "run_id": rid})

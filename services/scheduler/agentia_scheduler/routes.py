@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.service import dapr_client
+from agentia_scheduler import metrics
 from agentia_scheduler.drain import drain_once
 from agentia_scheduler.draining import DrainReport
 from agentia_scheduler.firing import DrainBusy, Drainer, fire, stats_key
@@ -192,6 +193,8 @@ def drainer(app: FastAPI) -> Drainer:
             raise DrainBusy()
         async with lock:
             report = await drain_once(dapr_client(app), settings.dapr_grpc_address, token, req)
+        metrics.DRAINS.labels(report.stopped.split(":")[0]).inc()
+        metrics.DRAINED.labels(report.topic).inc(report.started)
         if report.stopped != "idle":
             # Events may be left held by the sidecar; the watchdog looks (runtime/watchdog.py).
             app.state.info["drains_cut_short"] += 1

@@ -23,6 +23,7 @@ from agentia.chaos import runner as chaos_runner
 from agentia.cli.console import console as console_command
 from agentia.cli.keys import keys_app
 from agentia.cli.schedules import schedules_app
+from agentia.cli.trace import trace
 from agentia.cli.usage import usage
 from agentia.cli.workflows import workflows_app
 from agentia.kind import kind_app
@@ -244,6 +245,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
 app.command("usage")(usage)
 app.command("console")(console_command)
+app.command("trace")(trace)
 app.add_typer(workflows_app, name="workflows")
 chaos_app = typer.Typer(
     help="Chaos experiments (Chaos Toolkit format) against the local mesh or a kind cluster."

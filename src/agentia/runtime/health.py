@@ -56,6 +56,11 @@ def control_plane_probes() -> list[Probe]:
             "control-plane",
             f"http://127.0.0.1:{names.SCHEDULER_HEALTHZ_PORT}/healthz",
         ),
+        http_probe(
+            names.TRACESTORE,
+            "control-plane",
+            f"http://127.0.0.1:{names.TRACESTORE_PORT}/healthz",
+        ),
     ]
 
 

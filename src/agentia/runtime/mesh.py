@@ -6,6 +6,7 @@ Everything here is a :class:`ProgramSpec`; the supervisor runs them. Ports come 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +162,26 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
         "DAPR_GRPC_PORT": str(ports.dapr_grpc),
         "DAPR_API_TOKEN": tokens.dapr_api_token,
         "APP_API_TOKEN": tokens.app_api_token,
+        "AGENTIA_OTLP_ENDPOINT": otlp_endpoint(),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def tracestore_spec(home: Path) -> ProgramSpec:
+    """Where every app and sidecar sends its spans on this machine (runtime/tracestore.py)."""
+    return ProgramSpec(
+        name=names.TRACESTORE,
+        group="control-plane",
+        command=[sys.executable, "-m", "agentia.runtime.tracestore"],
+        directory=home,
+        environment={"PYTHONUNBUFFERED": "1", "AGENTIA_HOME": str(home)},
+        priority=200,
+    )
+
+
+def otlp_endpoint() -> str:
+    """Where the apps export spans: AGENTIA_OTLP_ENDPOINT, else the local trace store."""
+    return os.environ.get("AGENTIA_OTLP_ENDPOINT") or f"http://127.0.0.1:{names.TRACESTORE_PORT}"
 
 
 def watchdog_spec(home: Path) -> ProgramSpec:

@@ -57,6 +57,7 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
         *infra_specs,
         mesh.placement_spec(bins, home),
         mesh.scheduler_spec(bins, home),
+        mesh.tracestore_spec(home),
         *mesh.service_specs(bins, home, tokens),
         mesh.watchdog_spec(home),
     ]

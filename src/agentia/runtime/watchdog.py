@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pika
 import yaml
+from prometheus_client import Counter, Gauge, start_http_server
 
 from agentia import names
 from agentia.logging import setup_logging
@@ -39,6 +40,15 @@ from agentia.runtime.secrets_file import ensure_tokens
 from agentia.runtime.supervisor import Supervisor, SupervisorError
 
 log = logging.getLogger("agentia.watchdog")
+QUEUE_READY = Gauge(
+    "agentia_queue_ready_messages",
+    "Messages waiting in a subscribed queue, not yet handed to a consumer (queue lag).",
+    ["queue"],
+)
+QUEUE_CONSUMERS = Gauge("agentia_queue_consumers", "Consumers of a subscribed queue.", ["queue"])
+RESTARTS = Counter(
+    "agentia_watchdog_restarts_total", "Sidecars the watchdog restarted.", ["sidecar"]
+)
 INTERVAL_S = 5.0
 STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
@@ -183,6 +193,9 @@ def check_once(
     except pika.exceptions.AMQPError:
         memory.strikes.clear()  # the broker itself is down: nothing a sidecar restart would fix
         return []
+    for queue, found in states.items():
+        QUEUE_READY.labels(queue).set(found.ready)
+        QUEUE_CONSUMERS.labels(queue).set(found.consumers)
     events = {a: app_events(a, app_token) for a in {s.app_id for s in watched}}
     # A consumer may hold every remaining message unacknowledged, so nothing is "ready":
     # while a subscriber sits idle with a consumer, ask the broker for its unacked count
@@ -223,6 +236,7 @@ def check_once(
             )
             sup.stop(name)
             sup.start(name, wait=False)
+            RESTARTS.labels(name).inc()
             restarted.append(name)
             for other in [s for s in subs if s.app_id == sub.app_id]:
                 memory.strikes.pop(other.queue, None)
@@ -266,6 +280,7 @@ def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> l
     log.warning("drain left events held: restarting the sidecar", extra={"held": held})
     sup.stop(name)
     sup.start(name, wait=False)
+    RESTARTS.labels(name).inc()
     return [name]
 
 
@@ -279,6 +294,7 @@ def main() -> None:
     sup = Supervisor(home)
     app_token = ensure_tokens(home).app_api_token
     memory = Memory()
+    start_http_server(names.WATCHDOG_METRICS_PORT, addr="127.0.0.1")
     while True:
         try:
             check_once(sup, creds.rabbitmq_url, app_token, subs, memory)
