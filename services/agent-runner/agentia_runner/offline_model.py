@@ -23,6 +23,7 @@ from typing import Any
 from agents import Handoff, Model, ModelProvider, ModelResponse, ModelSettings, ModelTracing, Tool
 from agents.agent_output import AgentOutputSchemaBase
 from agents.items import TResponseInputItem, TResponseOutputItem, TResponseStreamEvent
+from agents.tracing import GenerationSpanData, Span, generation_span
 from agents.usage import Usage
 from openai.types.responses import (
     Response,
@@ -194,6 +195,9 @@ class OfflineModel(Model):
             total_tokens=in_tokens + out_tokens,
         )
 
+    def _span(self, tracing: ModelTracing) -> Span[GenerationSpanData]:
+        return generation_span(model=self.name, disabled=tracing.is_disabled())
+
     async def get_response(
         self,
         system_instructions: str | None,
@@ -208,8 +212,11 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: Any,
     ) -> ModelResponse:
-        output = self.decide(system_instructions, input, tools, output_schema, handoffs)
-        return ModelResponse(output=[output], usage=self._usage(input, output), response_id=None)
+        with self._span(tracing) as span:
+            output = self.decide(system_instructions, input, tools, output_schema, handoffs)
+            usage = self._usage(input, output)
+            span.span_data.usage = _usage_dict(usage)
+        return ModelResponse(output=[output], usage=usage, response_id=None)
 
     async def stream_response(
         self,
@@ -225,8 +232,11 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: Any,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        output = self.decide(system_instructions, input, tools, output_schema, handoffs)
-        usage = self._usage(input, output)
+        # A model call as the SDK's own models trace theirs (agent-runner times it from here).
+        with self._span(tracing) as span:
+            output = self.decide(system_instructions, input, tools, output_schema, handoffs)
+            usage = self._usage(input, output)
+            span.span_data.usage = _usage_dict(usage)
         seq = iter(range(1_000_000))
         yield ResponseCreatedEvent(
             response=self._response([], usage), type="response.created", sequence_number=next(seq)
@@ -306,3 +316,7 @@ class OfflineModelProvider(ModelProvider):
 
     def get_model(self, model_name: str | None) -> Model:
         return OfflineModel(model_name or OFFLINE_MODEL_NAME)
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
