@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,18 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
                 if pattern == "**" or fnmatch.fnmatch(src, pattern.lstrip("!").rstrip("/")):
                     included = pattern.startswith("!")
             assert included, f"{src} is excluded from the build context"
+
+
+def test_the_dockerfile_copies_every_folder_the_package_is_built_from() -> None:
+    """`pip install .` in the image needs every package-dir of pyproject.toml."""
+    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())
+    folders = {p.split("/")[0] for p in project["tool"]["setuptools"]["package-dir"].values()}
+    copied = {
+        value.split()[0].rstrip("/")
+        for key, value in _instructions()
+        if key == "COPY" and not value.startswith("--from")
+    }
+    assert folders <= copied, f"not copied into the image: {folders - copied}"
 
 
 @pytest.mark.parametrize("app_id", names.APP_IDS)
