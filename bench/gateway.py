@@ -23,10 +23,10 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, local_keys, orchestrate
+from agentia.runtime import local_keys
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import RESULTS, wrk
+from bench.invoke_overhead import RESULTS, start_services, wrk
 
 DIRECT = """
 counter = 0
@@ -49,18 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     home = agentia_home()
     print("• starting infrastructure, agent-runner, memory and the gateway", flush=True)
-    sup, plan = orchestrate.start_infra(home, lambda m: None)
-    for app_id in (names.MEMORY, names.AGENT_RUNNER, names.GATEWAY):
-        for name in (app_id, f"{app_id}-dapr"):
-            sup.start(name, wait=False)
-    deadline = time.monotonic() + 120
-    while not all(
-        health.app_probe(a).ok and health.sidecar_probe(a).ok
-        for a in (names.MEMORY, names.AGENT_RUNNER, names.GATEWAY)
-    ):
-        if time.monotonic() > deadline:
-            sys.exit("the services did not come up; see .agentia/logs")
-        time.sleep(0.5)
+    _, plan = start_services((names.MEMORY, names.AGENT_RUNNER, names.GATEWAY))
     key_name = f"bench-{uuid.uuid4().hex[:6]}"
     key, _ = local_keys.create_key(home, key_name, "write", rate_limit_per_minute=10_000_000)
     local_keys.reload_gateway_secrets(home)

@@ -26,11 +26,10 @@ import httpx
 import psycopg
 
 from agentia import names
-from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, orchestrate
+from agentia.paths import repo_root
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import RESULTS
+from bench.invoke_overhead import RESULTS, start_services
 
 RUNNER = f"http://127.0.0.1:{names.PORTS[names.AGENT_RUNNER].app}"
 WF = "/internal/workflows"
@@ -77,20 +76,8 @@ def main() -> None:
         "--naive-turns", type=int, default=200, help="stop the naive one here (it grows as n²)"
     )
     args = parser.parse_args()
-    home = agentia_home()
     print("• starting infrastructure, the control plane, memory and agent-runner", flush=True)
-    sup, plan = orchestrate.start_infra(home, lambda m: None)
-    for app_id in (names.MEMORY, names.AGENT_RUNNER):
-        for name in (app_id, f"{app_id}-dapr"):
-            sup.start(name, wait=False)
-    deadline = time.monotonic() + 120
-    while not all(
-        health.app_probe(a).ok and health.sidecar_probe(a).ok
-        for a in (names.MEMORY, names.AGENT_RUNNER)
-    ):
-        if time.monotonic() > deadline:
-            sys.exit("the services did not come up; see .agentia/logs")
-        time.sleep(0.5)
+    _, plan = start_services((names.MEMORY, names.AGENT_RUNNER))
     headers = {"dapr-api-token": plan.tokens.app_api_token}
     rows: list[dict[str, int]] = []
     with (

@@ -24,8 +24,9 @@ import httpx
 from agentia import names
 from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import mesh, orchestrate
+from agentia.runtime import health, mesh, orchestrate
 from agentia.runtime.daprbin import ensure_dapr_binaries
+from agentia.runtime.supervisor import Supervisor
 
 RESULTS = repo_root() / "bench" / "results"
 
@@ -65,6 +66,23 @@ def wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["errors"] = float(errors.group(1)) if errors else 0.0
     return result
+
+
+def start_services(
+    app_ids: tuple[str, ...], timeout: float = 120
+) -> tuple[Supervisor, orchestrate.MeshPlan]:
+    """Infrastructure, the control plane and these mesh services with their sidecars, up and
+    healthy (the mesh's own processes, under its supervisor)."""
+    sup, plan = orchestrate.start_infra(agentia_home(), lambda m: None)
+    for app_id in app_ids:
+        for name in (app_id, mesh.sidecar_name(app_id)):
+            sup.start(name, wait=False)
+    deadline = time.monotonic() + timeout
+    while not all(health.app_probe(a).ok and health.sidecar_probe(a).ok for a in app_ids):
+        if time.monotonic() > deadline:
+            sys.exit(f"{', '.join(app_ids)} did not come up; see .agentia/logs")
+        time.sleep(0.5)
+    return sup, plan
 
 
 def start_app_with_sidecar(

@@ -23,10 +23,9 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, orchestrate
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import RESULTS, start_app_with_sidecar, wrk
+from bench.invoke_overhead import RESULTS, start_app_with_sidecar, start_services, wrk
 
 LUA = """
 counter = 0
@@ -109,16 +108,7 @@ def main() -> None:
     base_seq = asyncio.run(in_process(300, 1))
     base_conc = asyncio.run(in_process(600, args.connections))
     print("• starting infrastructure, control plane, agent-runner", flush=True)
-    sup, plan = orchestrate.start_infra(home, lambda m: None)
-    for name in (names.AGENT_RUNNER, f"{names.AGENT_RUNNER}-dapr"):
-        sup.start(name, wait=False)
-    deadline = time.monotonic() + 90
-    while not (
-        health.app_probe(names.AGENT_RUNNER).ok and health.sidecar_probe(names.AGENT_RUNNER).ok
-    ):
-        if time.monotonic() > deadline:
-            sys.exit("agent-runner did not come up")
-        time.sleep(0.5)
+    _, plan = start_services((names.AGENT_RUNNER,), timeout=90)
     logs = home / "logs" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     caller, procs = start_app_with_sidecar("bench-caller", plan.tokens, logs)

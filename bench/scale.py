@@ -27,10 +27,10 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, mesh, orchestrate
+from agentia.runtime import mesh
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import RESULTS, start_app_with_sidecar, wrk
+from bench.invoke_overhead import RESULTS, start_app_with_sidecar, start_services, wrk
 from bench.runs import LUA, background
 
 
@@ -66,16 +66,7 @@ def main() -> None:
     counts = sorted({int(c) for c in args.replicas.split(",")})
     home = agentia_home()
     print("• starting infrastructure, control plane, agent-runner", flush=True)
-    sup, plan = orchestrate.start_infra(home, lambda m: None)
-    for name in (names.AGENT_RUNNER, f"{names.AGENT_RUNNER}-dapr"):
-        sup.start(name, wait=False)
-    deadline = time.monotonic() + 90
-    while not (
-        health.app_probe(names.AGENT_RUNNER).ok and health.sidecar_probe(names.AGENT_RUNNER).ok
-    ):
-        if time.monotonic() > deadline:
-            sys.exit("agent-runner did not come up")
-        time.sleep(0.5)
+    _, plan = start_services((names.AGENT_RUNNER,), timeout=90)
     logs = home / "logs" / "bench" / f"scale-{uuid.uuid4().hex[:6]}"
     for n in range(2, max(counts) + 1):
         (logs / f"replica-{n}").mkdir(parents=True, exist_ok=True)

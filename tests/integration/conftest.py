@@ -81,6 +81,18 @@ class ProbeApp:
     def headers(self) -> dict[str, str]:
         return {"dapr-api-token": self.token}
 
+    def invoke(
+        self, target: str, verb: str, path: str, body: Any = None, timeout: float = 90
+    ) -> httpx.Response:
+        """Service invocation of ``target``'s ``path`` through this probe's sidecar."""
+        return httpx.request(
+            verb,
+            f"{self.dapr}/v1.0/invoke/{target}/method/{path}",
+            json=body,
+            headers=self.headers(),
+            timeout=timeout,
+        )
+
     def received(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.app}/received", timeout=5).json())
 

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from agentia import names
@@ -27,18 +26,8 @@ def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]
     return probe_apps("chat", subscribe=False)
 
 
-def invoke(app: ProbeApp, app_id: str, verb: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        verb,
-        f"{app.dapr}/v1.0/invoke/{app_id}/method/{path}",
-        json=body,
-        headers=app.headers(),
-        timeout=30,
-    )
-
-
 def state(app: ProbeApp, instance: str) -> dict[str, Any]:
-    resp = invoke(app, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+    resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -46,8 +35,7 @@ def state(app: ProbeApp, instance: str) -> dict[str, Any]:
 def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
     instance = f"chat-{uuid.uuid4().hex[:8]}"
     inp = {"agent_id": "assistant", "generation": 3, "context_items": 8}
-    resp = invoke(
-        ops,
+    resp = ops.invoke(
         names.AGENT_RUNNER,
         "POST",
         "internal/workflows",
@@ -56,8 +44,7 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
     assert resp.status_code == 201, resp.text
     texts = [CALC % (i, i) if i % 2 else f"hello {i}" for i in range(1, 8)]
     for text in texts:  # all at once: some arrive while the instance continues as new
-        raised = invoke(
-            ops,
+        raised = ops.invoke(
             names.AGENT_RUNNER,
             "POST",
             f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
@@ -66,13 +53,12 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
         assert raised.status_code == 200, raised.text
 
     def all_answered() -> bool:
-        resp = invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+        resp = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
         custom = resp.json().get("custom_status") if resp.status_code == 200 else None
         return isinstance(custom, dict) and custom.get("messages_done") == len(texts)
 
     wait_for(all_answered, 90, "seven messages answered")
-    end = invoke(
-        ops,
+    end = ops.invoke(
         names.AGENT_RUNNER,
         "POST",
         f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
@@ -81,7 +67,7 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
     assert end.status_code == 200, end.text
     wait_for(
         lambda: (
-            invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+            ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
             .json()
             .get("status")
             == "COMPLETED"
@@ -93,12 +79,12 @@ def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
     assert out["messages_done"] == 7 and out["ended"] == "end" and out["thread_id"] == instance
     assert out["last_answer"] == "[offline model] calculator returned: 49"
 
-    items = invoke(ops, names.MEMORY, "GET", f"internal/threads/{instance}/items").json()["items"]
+    items = ops.invoke(names.MEMORY, "GET", f"internal/threads/{instance}/items").json()["items"]
     users = [i["content"] for i in items if i.get("role") == "user"]
     assert users == texts, "every message once, in the order sent"
     outputs = [i["output"] for i in items if i.get("type") == "function_call_output"]
     assert outputs == [str(i * i) for i in (1, 3, 5, 7)]
 
-    steps = invoke(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}/steps").json()
+    steps = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}/steps").json()
     tools = [s for s in steps["steps"] if s["kind"] == "tool"]
     assert [s["executions"] for s in tools] == [1, 1, 1, 1]

@@ -30,16 +30,6 @@ def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]
     return probe_apps("drain", subscribe=False)
 
 
-def call(app: ProbeApp, target: str, verb: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        verb,
-        f"{app.dapr}/v1.0/invoke/{target}/method/{path}",
-        json=body,
-        headers=app.headers(),
-        timeout=90,
-    )
-
-
 def publish(app: ProbeApp, body: Any) -> None:
     resp = httpx.post(
         f"{app.dapr}/v1.0/publish/{names.PUBSUB}/{names.TOPIC_RUNS_BATCH}",
@@ -51,7 +41,7 @@ def publish(app: ProbeApp, body: Any) -> None:
 
 
 def status(app: ProbeApp, run_id: str) -> str | None:
-    resp = call(app, names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
+    resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
     return str(resp.json().get("status")) if resp.status_code == 200 else None
 
 
@@ -63,7 +53,7 @@ def waiting(infra: Infra) -> int:
 
 
 def drain(app: ProbeApp, **body: Any) -> dict[str, Any]:
-    resp = call(app, names.SCHEDULER, "POST", "internal/drains", {"idle_s": 1.0, **body})
+    resp = app.invoke(names.SCHEDULER, "POST", "internal/drains", {"idle_s": 1.0, **body})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -109,7 +99,7 @@ def test_the_queue_holds_runs_while_the_scheduler_is_down(ops: ProbeApp, infra: 
     for name in (names.SCHEDULER, mesh.sidecar_name(names.SCHEDULER)):
         infra.supervisor.start(name, wait=False)
     wait_for(
-        lambda: call(ops, names.SCHEDULER, "GET", "internal/info").status_code == 200,
+        lambda: ops.invoke(names.SCHEDULER, "GET", "internal/info").status_code == 200,
         60,
         "the scheduler back",
     )
@@ -130,19 +120,19 @@ def test_a_drain_schedule_starts_the_backlog_in_batches(ops: ProbeApp, infra: In
         "interval_s": 3,
         "target": {"kind": "drain", "batch_size": 4, "idle_s": 0.5},
     }
-    created = call(ops, names.SCHEDULER, "POST", "internal/schedules", body)
+    created = ops.invoke(names.SCHEDULER, "POST", "internal/schedules", body)
     assert created.status_code == 201, created.text
     try:
         wait_for(lambda: all(status(ops, r) == "success" for r in ids), 90, "the drained runs")
 
         def view() -> dict[str, Any]:
-            return dict(call(ops, names.SCHEDULER, "GET", f"internal/schedules/{sid}").json())
+            return dict(ops.invoke(names.SCHEDULER, "GET", f"internal/schedules/{sid}").json())
 
         # The fire is counted when its drain has waited for its last batch.
         wait_for(lambda: view().get("fires", 0) >= 1, 30, "the fire counted")
         assert view()["last_drain"]["topic"] == names.TOPIC_RUNS_BATCH
     finally:
-        call(ops, names.SCHEDULER, "DELETE", f"internal/schedules/{sid}")
+        ops.invoke(names.SCHEDULER, "DELETE", f"internal/schedules/{sid}")
 
 
 @pytest.mark.parametrize(
@@ -158,7 +148,7 @@ def test_a_drain_schedule_starts_the_backlog_in_batches(ops: ProbeApp, infra: In
 def test_bad_drains_are_refused_naming_the_field(
     ops: ProbeApp, body: dict[str, Any], field: str
 ) -> None:
-    resp = call(ops, names.SCHEDULER, "POST", "internal/drains", body)
+    resp = ops.invoke(names.SCHEDULER, "POST", "internal/drains", body)
     assert resp.status_code == 422, resp.text
     assert field in resp.text
 
@@ -179,7 +169,7 @@ def test_a_drain_cut_short_leaves_nothing_held_for_good(ops: ProbeApp, infra: In
     assert restarted == [mesh.sidecar_name(names.SCHEDULER)]
     wait_for(lambda: unacked_counts().get(QUEUE, 0) == 0, 30, "the held events back")
     wait_for(
-        lambda: call(ops, names.SCHEDULER, "GET", "internal/info").status_code == 200,
+        lambda: ops.invoke(names.SCHEDULER, "GET", "internal/info").status_code == 200,
         60,
         "the scheduler's sidecar back",
     )

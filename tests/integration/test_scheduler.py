@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from agentia import names
@@ -29,23 +28,13 @@ def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]
     return probe_apps("sched", subscribe=False)
 
 
-def call(app: ProbeApp, target: str, verb: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        verb,
-        f"{app.dapr}/v1.0/invoke/{target}/method/{path}",
-        json=body,
-        headers=app.headers(),
-        timeout=30,
-    )
-
-
 def schedule(app: ProbeApp, schedule_id: str) -> dict[str, Any]:
-    resp = call(app, names.SCHEDULER, "GET", f"internal/schedules/{schedule_id}")
+    resp = app.invoke(names.SCHEDULER, "GET", f"internal/schedules/{schedule_id}")
     return dict(resp.json()) if resp.status_code == 200 else {}
 
 
 def run_done(app: ProbeApp, run_id: str) -> bool:
-    resp = call(app, names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
+    resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
     return resp.status_code == 200 and resp.json().get("status") == "success"
 
 
@@ -56,7 +45,7 @@ def test_cron_fires_on_time_and_survives_a_scheduler_restart(ops: ProbeApp, infr
         "cron": "*/3 * * * * *",  # every 3 s (six fields: seconds first)
         "target": {"agent_id": "assistant", "input": "scheduled hello"},
     }
-    created = call(ops, names.SCHEDULER, "POST", "internal/schedules", body)
+    created = ops.invoke(names.SCHEDULER, "POST", "internal/schedules", body)
     assert created.status_code == 201, created.text
     assert created.json()["next_run"]
     wait_for(lambda: schedule(ops, sid).get("fires", 0) >= 2, 30, "two fires")
@@ -82,9 +71,9 @@ def test_cron_fires_on_time_and_survives_a_scheduler_restart(ops: ProbeApp, infr
         is None
     )
 
-    deleted = call(ops, names.SCHEDULER, "DELETE", f"internal/schedules/{sid}")
+    deleted = ops.invoke(names.SCHEDULER, "DELETE", f"internal/schedules/{sid}")
     assert deleted.status_code == 200, deleted.text
-    assert call(ops, names.SCHEDULER, "GET", f"internal/schedules/{sid}").status_code == 404
+    assert ops.invoke(names.SCHEDULER, "GET", f"internal/schedules/{sid}").status_code == 404
 
 
 def test_one_shot_starts_a_workflow_once(ops: ProbeApp) -> None:
@@ -99,13 +88,13 @@ def test_one_shot_starts_a_workflow_once(ops: ProbeApp) -> None:
             "input": {"agent_id": "assistant", "messages": ['calculator {"expression": "2+3"}']},
         },
     }
-    created = call(ops, names.SCHEDULER, "POST", "internal/schedules", body)
+    created = ops.invoke(names.SCHEDULER, "POST", "internal/schedules", body)
     assert created.status_code == 201, created.text
     wait_for(lambda: schedule(ops, sid).get("fires", 0) == 1, 30, "the one fire")
     instance = schedule(ops, sid)["last_run_id"]
 
     def completed() -> bool:
-        resp = call(ops, names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+        resp = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
         return resp.status_code == 200 and resp.json()["status"] == "COMPLETED"
 
     wait_for(completed, 60, "the scheduled workflow")
@@ -128,6 +117,6 @@ def test_bad_schedules_are_refused_naming_the_field(
     ops: ProbeApp, change: dict[str, Any], field: str
 ) -> None:
     body = {"target": {"agent_id": "assistant", "input": "x"}, **change}
-    resp = call(ops, names.SCHEDULER, "POST", "internal/schedules", body)
+    resp = ops.invoke(names.SCHEDULER, "POST", "internal/schedules", body)
     assert resp.status_code == 422, resp.text
     assert field in resp.text

@@ -19,7 +19,7 @@ import jwt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentia import names
-from agentia.apikeys import KeyRing
+from agentia.apikeys import KeyRecord, KeyRing
 from agentia.dapr import DaprClient, DaprError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,16 @@ class Principal:
     scope: str  # read | write
     rate_limit_per_minute: int | None = None
     token_budget_per_day: int | None = None
+
+
+def _principal(record: KeyRecord) -> Principal:
+    return Principal(
+        record.id,
+        record.name,
+        record.scope,
+        record.rate_limit_per_minute,
+        record.token_budget_per_day,
+    )
 
 
 class Denied(Exception):
@@ -84,27 +94,13 @@ class Authenticator:
             record = self.ring.verify(token)
             if record is None:
                 raise Denied(401, "the API key is not valid (unknown or revoked)")
-            return Principal(
-                record.id,
-                record.name,
-                record.scope,
-                record.rate_limit_per_minute,
-                record.token_budget_per_day,
-            )
+            return _principal(record)
         return self._jwt(token)
 
     def principal(self, key_id: str) -> Principal | None:
         """The key ``key_id`` (not its secret) as a principal, None when unknown or revoked."""
         record = self.ring.keys.get(key_id)
-        if record is None:
-            return None
-        return Principal(
-            record.id,
-            record.name,
-            record.scope,
-            record.rate_limit_per_minute,
-            record.token_budget_per_day,
-        )
+        return _principal(record) if record is not None else None
 
     def _jwt(self, token: str) -> Principal:
         if not self.jwt_key:
