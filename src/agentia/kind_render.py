@@ -86,7 +86,9 @@ def service_annotations(app_id: str) -> dict[str, str]:
         "dapr.io/metrics-port": str(ports.dapr_metrics),
         "dapr.io/enable-app-health-check": "true",
         "dapr.io/app-health-check-path": "/livez",
-        "dapr.io/app-health-probe-interval": "2",
+        "dapr.io/app-health-probe-interval": str(names.APP_HEALTH_PROBE_INTERVAL_S),
+        "dapr.io/app-health-probe-timeout": str(names.APP_HEALTH_PROBE_TIMEOUT_MS),
+        "dapr.io/app-health-threshold": str(names.APP_HEALTH_THRESHOLD),
         "dapr.io/graceful-shutdown-seconds": "20",
     }
 

@@ -47,3 +47,4 @@ def test_stalled(
     state: QueueState, before: AppEvents | None, now: AppEvents | None, expected: bool
 ) -> None:
     assert stalled(state, before, now) is expected
+

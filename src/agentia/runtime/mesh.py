@@ -145,7 +145,11 @@ def sidecar_command(
         "--app-health-check-path",
         "/livez",
         "--app-health-probe-interval",
-        "2",
+        str(names.APP_HEALTH_PROBE_INTERVAL_S),
+        "--app-health-probe-timeout",
+        str(names.APP_HEALTH_PROBE_TIMEOUT_MS),
+        "--app-health-threshold",
+        str(names.APP_HEALTH_THRESHOLD),
         "--log-as-json",
     ]
     for path in resources or [components_dir()]:

@@ -108,6 +108,7 @@ def queue_states(url: str, queues: list[str]) -> dict[str, QueueState]:
 class AppEvents:
     seen: int
     in_flight: int
+    uptime_s: float = float("inf")
 
 
 def app_events(app_id: str, app_token: str) -> AppEvents | None:
@@ -115,7 +116,9 @@ def app_events(app_id: str, app_token: str) -> AppEvents | None:
     url = f"http://127.0.0.1:{names.PORTS[app_id].app}/internal/info"
     try:
         body = httpx.get(url, headers={"dapr-api-token": app_token}, timeout=2).json()
-        return AppEvents(int(body["events_seen"]), int(body["events_in_flight"]))
+        return AppEvents(
+            int(body["events_seen"]), int(body["events_in_flight"]), float(body["uptime_s"])
+        )
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
 
@@ -217,7 +220,11 @@ def check_once(
     restarted = []
     for sub in watched:
         state = states.get(sub.queue)
-        if state is None or not stalled(state, memory.events.get(sub.app_id), events[sub.app_id]):
+        app = events[sub.app_id]
+        # An app that does not answer, or has just started, has no subscriptions on purpose:
+        # its sidecar drops them while the app is unhealthy and takes them again after.
+        settling = app is None or app.uptime_s < GRACE_S
+        if settling or state is None or not stalled(state, memory.events.get(sub.app_id), app):
             memory.strikes.pop(sub.queue, None)
             continue
         memory.strikes[sub.queue] = memory.strikes.get(sub.queue, 0) + 1
