@@ -47,4 +47,3 @@ def test_stalled(
     state: QueueState, before: AppEvents | None, now: AppEvents | None, expected: bool
 ) -> None:
     assert stalled(state, before, now) is expected
-
