@@ -149,3 +149,9 @@ def test_fixed_ports_are_below_the_ephemeral_range() -> None:
     fixed = [p for ports in names.PORTS.values() for p in vars(ports).values()]
     fixed += [v for k, v in vars(names).items() if k.endswith("_PORT") and isinstance(v, int)]
     assert fixed and all(0 < p < 32768 for p in fixed), sorted(p for p in fixed if p >= 32768)
+
+
+def test_app_health_probe_settings_are_ones_daprd_accepts() -> None:
+    # daprd exits at start-up otherwise: "'health-probe-timeout' must be smaller than ...".
+    assert names.APP_HEALTH_PROBE_TIMEOUT_MS < names.APP_HEALTH_PROBE_INTERVAL_S * 1000
+    assert names.APP_HEALTH_THRESHOLD >= 1
