@@ -103,9 +103,10 @@ SCHEDULER_ETCD_CLIENT_PORT: Final = 2389
 SCHEDULER_ETCD_PEER_PORT: Final = 2390
 PLACEMENT_RAFT_PORT: Final = 8201
 # How a sidecar probes its app's /livez: every 5 s, each probe given 3 s (Dapr wants the
-# timeout below the interval), unhealthy after 3 failures in a row. Dapr's 500 ms default timeout marked a busy app (its event loop held up
-# for half a second on 2 loaded cores) unhealthy, and an unhealthy app's subscriptions are
-# dropped and taken again: redelivery storms and the watchdog's restarts followed.
+# timeout below the interval), unhealthy after 3 failures in a row. Dapr's 500 ms default
+# marked a busy app (its event loop held up for half a second on 2 loaded cores) unhealthy,
+# and an unhealthy app's subscriptions are dropped and taken again: redelivery storms and
+# the watchdog's restarts followed.
 APP_HEALTH_PROBE_INTERVAL_S: Final = 5
 APP_HEALTH_PROBE_TIMEOUT_MS: Final = 3000
 APP_HEALTH_THRESHOLD: Final = 3
