@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Drainer = Callable[[DrainRequest], Awaitable[DrainReport]]
 
 
+class OwnerGone(Exception):
+    """The API key that owns the schedule was revoked: the schedule has nobody to run for."""
+
+
 class DrainBusy(Exception):
     """A drain is running already: the next one would only compete for the same queue."""
 
@@ -98,7 +102,7 @@ async def _refused(client: DaprClient, target: object) -> str | None:
     if resp.status_code == 429:
         return str(resp.json().get("detail", "over budget"))
     if resp.status_code == 404:
-        return f"the key {target.owner} that owns this schedule no longer exists"
+        raise OwnerGone(target.owner)
     if resp.status_code != 200:
         log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
     return None

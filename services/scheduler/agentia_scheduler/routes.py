@@ -21,7 +21,7 @@ from agentia.service import dapr_client
 from agentia_scheduler import metrics
 from agentia_scheduler.drain import drain_once
 from agentia_scheduler.draining import DrainReport
-from agentia_scheduler.firing import DrainBusy, Drainer, fire, stats_key
+from agentia_scheduler.firing import DrainBusy, Drainer, OwnerGone, fire, stats_key
 from agentia_scheduler.jobs import JobsClient
 from agentia_scheduler.schedules import (
     DrainRequest,
@@ -159,10 +159,15 @@ async def get_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
 async def delete_schedule(schedule_id: str, request: Request) -> dict[str, str]:
     client = dapr_client(request.app)
     await _load(client, schedule_id)
+    await _remove(request, schedule_id)
+    return {"schedule_id": schedule_id, "status": "deleted"}
+
+
+async def _remove(request: Request, schedule_id: str) -> None:
+    client = dapr_client(request.app)
     await _jobs(request).delete(schedule_id)
     await client.delete_state(names.STATE_STORE, schedule_key(schedule_id))
     await _update_index(client, schedule_id, add=False)
-    return {"schedule_id": schedule_id, "status": "deleted"}
 
 
 @router.post("/job/{name}")
@@ -178,7 +183,13 @@ async def on_job(name: str, request: Request) -> dict[str, str]:
     if await dapr_client(request.app).get_state(names.STATE_STORE, schedule_key(name)) is None:
         log.info("fire of a deleted schedule ignored", extra={"job": name})
         return {"status": "ignored"}
-    rid = await fire(dapr_client(request.app), schedule, drainer=drainer(request.app))
+    try:
+        rid = await fire(dapr_client(request.app), schedule, drainer=drainer(request.app))
+    except OwnerGone:
+        # A revoked key's schedules stop for good, rather than asking at every tick.
+        await _remove(request, name)
+        log.info("schedule of a revoked key deleted", extra={"schedule_id": name})
+        return {"status": "deleted: its owner key was revoked"}
     return {"status": "fired", "run_id": rid}
 
 
