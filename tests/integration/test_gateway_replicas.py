@@ -26,6 +26,9 @@ from .conftest import Infra, wait_for
 pytestmark = pytest.mark.integration
 FIRST = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
 SLOW = 'wait {"seconds": 2}'
+# Long enough to be seen running and still be running when the second run arrives, on a
+# loaded 2-core CI machine.
+LONG = 'wait {"seconds": 8}'
 
 
 @pytest.fixture(scope="module")
@@ -180,15 +183,16 @@ def test_interrupt_and_rollback_from_the_other_replica(
 ) -> None:
     a, b = replicas
     tid = a.post("/threads", json={}).json()["thread_id"]
-    first = a.post(f"/threads/{tid}/runs", json={"input": "first " + SLOW})
+    first = a.post(f"/threads/{tid}/runs", json={"input": "first " + LONG})
     assert first.status_code == 200, first.text
-    wait_for(
-        lambda: (
-            a.get(f"/threads/{tid}/runs/{first.json()['run_id']}").json()["status"] == "running"
-        ),
-        30,
-        "first run running",
-    )
+    first_url = f"/threads/{tid}/runs/{first.json()['run_id']}"
+
+    def first_running() -> bool:
+        status = a.get(first_url).json()["status"]
+        assert status in ("pending", "running"), f"first run ended ({status}) before it was seen"
+        return status == "running"
+
+    wait_for(first_running, 60, "first run running")
     second = b.post(
         f"/threads/{tid}/runs",
         json={"input": "second: hello", "multitask_strategy": strategy},
@@ -196,7 +200,7 @@ def test_interrupt_and_rollback_from_the_other_replica(
     assert second.status_code == 200, second.text
     done = b.get(f"/threads/{tid}/runs/{second.json()['run_id']}/join").json()
     assert done["run"]["status"] == "success"
-    old = a.get(f"/threads/{tid}/runs/{first.json()['run_id']}")
+    old = a.get(first_url)
     if strategy == "rollback":
         assert old.status_code == 404, old.text  # rolled back: the run is deleted too
     else:

@@ -46,10 +46,12 @@ async def on_run_event(request: Request) -> dict[str, str]:
         return {"status": "SUCCESS"}
     flow: RunFlow = request.app.state.runs
     try:
-        await flow.store.append_log(event.run_id, log_entry(event))
+        # The status first: a start held back by a contended log (RETRY below) would otherwise
+        # come back after the run ended, and the run would never show as running.
         if event.kind == "run.started":
             await flow.store.update(event.run_id, started)
-        elif event.kind in FINAL_KINDS and event.status in FINAL:
+        await flow.store.append_log(event.run_id, log_entry(event))
+        if event.kind in FINAL_KINDS and event.status in FINAL:
             await flow.settle(event.run_id, event.status, event.data)
     except Contended:
         return {"status": "RETRY"}  # many events of one run at once: Dapr redelivers this one
