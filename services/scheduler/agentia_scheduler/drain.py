@@ -85,7 +85,7 @@ def stream(grpc_address: str, api_token: str | None, topic: str) -> TopicStream:
 async def drain_once(
     client: DaprClient, grpc_address: str, api_token: str | None, req: DrainRequest
 ) -> DrainReport:
-    """Drain up to ``req.max_messages`` events of ``req.topic``."""
+    """Drain ``req.topic``'s backlog in batches, within the request's limits."""
     try:
         async with stream(grpc_address, api_token, req.topic) as source:
             report = await drain(source, _Sink(client, req.topic), req)

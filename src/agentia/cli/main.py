@@ -298,6 +298,7 @@ def chaos_run(
         "completed",
         "lost",
         "duplicated",
+        "workflows",
         "recovery_s",
         "verdict",
     )
@@ -306,6 +307,8 @@ def chaos_run(
     for col in cols:
         table.add_column(col)
     for r in reports:
+        if "workflows" in r:  # completed of started, for the experiments that start workflows
+            r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
     console.print(table)
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
