@@ -19,8 +19,14 @@ from agentia.events import Event
 
 CREATE_RETRY_S = 40.0  # about what the sidecar's outbound retry policy spends on an outage
 # How the sidecar words a create of an existing key: the PostgreSQL component upserts only
-# over an expired row, so a live one leaves "no item was updated"; 23505 is unique_violation.
-CONFLICT_MARKS = ("no item was updated", "23505")
+# over an expired row, so a live one leaves "no item was updated"; 23505 is unique_violation;
+# the Redis component's script fails with "failed to set key".
+CONFLICT_MARKS = ("no item was updated", "23505", "failed to set key")
+# Each store with create-only writes, and the component that makes them without retries.
+CREATE_STORES = {
+    names.STATE_STORE: names.STATE_STORE_CREATE,
+    names.CACHE_STORE: names.CACHE_STORE_CREATE,
+}
 
 
 class DaprError(RuntimeError):
@@ -201,29 +207,33 @@ class DaprClient:
             item["options"] = {"concurrency": "first-write", "consistency": "strong"}
         if metadata:
             item["metadata"] = metadata
-        if first_write and etag is None and store == names.STATE_STORE:
-            await self._create(item)
+        if first_write and etag is None and store in CREATE_STORES:
+            await self._create(store, item)
             return
         resp = await self._http.post(f"/v1.0/state/{store}", json=[item])
         self._raise_for(resp)
 
-    async def _create(self, item: dict[str, Any]) -> None:
-        """A create-only write through ``statestore-create`` (same table, no sidecar retries):
-        an existing key is a lost race, answered at once; an outage is retried here for as
-        long as the sidecar would have. After a retry, a duplicate holding our own value is
-        our earlier attempt that committed without an answer, not a lost race."""
+    async def _create(self, store: str, item: dict[str, Any]) -> None:
+        """A create-only write through ``store``'s create component (same data, no sidecar
+        retries): an existing key is a lost race, answered at once; an outage is retried here
+        for as long as the sidecar would have. After a retry, a duplicate holding our own
+        value is our earlier attempt that committed without an answer, not a lost race."""
         deadline = asyncio.get_running_loop().time() + CREATE_RETRY_S
         delay, retried = 0.5, False
         while True:
             try:
-                resp = await self._http.post(f"/v1.0/state/{names.STATE_STORE_CREATE}", json=[item])
+                resp = await self._http.post(f"/v1.0/state/{CREATE_STORES[store]}", json=[item])
                 if resp.status_code < 400:
                     return
                 reason = resp.text
                 if resp.status_code == 409 or any(m in reason for m in CONFLICT_MARKS):
-                    if retried and await self._holds(item):
-                        return
-                    raise ETagMismatch(409, f"key '{item['key']}' exists")
+                    # A store that is down can fail with the same words: a lost race only
+                    # if the key is there.
+                    found = await self._existing(store, item)
+                    if found is not None:
+                        if retried and found.value == item["value"]:
+                            return
+                        raise ETagMismatch(409, f"key '{item['key']}' exists")
                 if resp.status_code < 500:
                     self._raise_for(resp)
             except httpx.TransportError as exc:
@@ -250,9 +260,12 @@ class DaprClient:
             raise ETagMismatch(409, resp.text[:300])
         self._raise_for(resp)
 
-    async def _holds(self, item: dict[str, Any]) -> bool:
-        found = await self.get_state(names.STATE_STORE, str(item["key"]))
-        return found is not None and found.value == item["value"]
+    async def _existing(self, store: str, item: dict[str, Any]) -> StateItem | None:
+        """What ``store`` holds under the item's key; None if nothing or the store is down."""
+        try:
+            return await self.get_state(store, str(item["key"]))
+        except (DaprError, httpx.TransportError):
+            return None
 
     async def get_bulk_state(self, store: str, keys: list[str]) -> dict[str, StateItem]:
         """Several keys in one call; missing keys are left out."""

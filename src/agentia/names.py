@@ -27,6 +27,7 @@ STATE_STORE: Final = "statestore"  # PostgreSQL, actor/workflow state
 # The same table, for create-only writes: no sidecar retries, so a lost race answers at once.
 STATE_STORE_CREATE: Final = "statestore-create"
 CACHE_STORE: Final = "cache"  # Redis: hot reads, idempotency keys
+CACHE_STORE_CREATE: Final = "cache-create"  # the same Redis, for create-only writes
 LOCK_STORE: Final = "lock"  # Redis distributed lock
 SECRET_STORE: Final = "secrets"  # local.file locally, kubernetes on a cluster
 RATE_LIMIT_BINDING: Final = "ratelimit"  # Redis output binding: atomic INCR counters

@@ -31,6 +31,7 @@ def test_component_names_are_the_constants() -> None:
         names.STATE_STORE,
         names.STATE_STORE_CREATE,
         names.CACHE_STORE,
+        names.CACHE_STORE_CREATE,
         names.LOCK_STORE,
         names.SECRET_STORE,
         names.RATE_LIMIT_BINDING,
