@@ -112,3 +112,19 @@ def test_up_stops_when_docker_does_not_answer(
     result = CliRunner().invoke(kind.kind_app, ["up"])
     assert result.exit_code == 1
     assert "Docker engine is not answering" in result.output
+
+
+def test_down_deletes_the_cluster_by_name(fake_tools: tuple[Path, Path]) -> None:
+    log, _ = fake_tools
+    result = CliRunner().invoke(kind.kind_app, ["down"])
+    assert result.exit_code == 0, result.output
+    assert log.read_text().splitlines() == ["kind delete cluster --name agentia"]
+
+
+def test_down_without_kind_names_the_missing_tool(
+    fake_tools: tuple[Path, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "bin" / "kind").unlink()
+    result = CliRunner().invoke(kind.kind_app, ["down"])
+    assert result.exit_code == 1
+    assert "not found on PATH: kind" in result.output and "Traceback" not in result.output
