@@ -322,6 +322,25 @@ def up(
 
 
 @kind_app.command()
+def images(
+    build: Annotated[
+        bool, typer.Option(help="Build the images (--no-build: load those built before)")
+    ] = True,
+) -> None:
+    """Build the service images and load them into the kind cluster (what `up` does first)."""
+    try:
+        _need("docker", "kind")
+        if CLUSTER not in _run("listing kind clusters", ["kind", "get", "clusters"]).split():
+            raise KindError(f"no kind cluster '{CLUSTER}': run `agentia kind up` first")
+        loaded = _load_images(build)
+    except KindError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    for app_id, tagged in loaded.items():
+        console.print(f"{app_id}: {tagged}", highlight=False)
+
+
+@kind_app.command()
 def down() -> None:
     """Delete the kind cluster (and everything in it)."""
     try:

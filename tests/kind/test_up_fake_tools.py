@@ -128,3 +128,22 @@ def test_down_without_kind_names_the_missing_tool(
     result = CliRunner().invoke(kind.kind_app, ["down"])
     assert result.exit_code == 1
     assert "not found on PATH: kind" in result.output and "Traceback" not in result.output
+
+
+def test_images_builds_and_loads_each_service_or_asks_for_a_cluster(
+    fake_tools: tuple[Path, Path], tmp_path: Path
+) -> None:
+    log, _ = fake_tools
+    result = CliRunner().invoke(kind.kind_app, ["images"])
+    assert result.exit_code == 1
+    assert "no kind cluster 'agentia'" in result.output
+    with_cluster = FAKE.replace('"kind get clusters") ;;', '"kind get clusters") echo agentia;;')
+    (tmp_path / "bin" / "kind").write_text(with_cluster)
+    result = CliRunner().invoke(kind.kind_app, ["images"])
+    assert result.exit_code == 0, result.output
+    calls = log.read_text().splitlines()
+    assert len([c for c in calls if c.startswith("docker build")]) == len(names.APP_IDS)
+    loads = [c for c in calls if c.startswith("kind load docker-image")]
+    assert len(loads) == len(names.APP_IDS)
+    for app_id in names.APP_IDS:
+        assert f"{app_id}: agentia/{app_id}:" in result.output
