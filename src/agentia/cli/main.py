@@ -282,6 +282,14 @@ def chaos_run(
             chaos_runner.kind_preflight()
     except chaos_runner.ChaosError as exc:
         raise _fail(str(exc), 2) from None
+    if target == "local":  # each experiment starts from a healthy mesh: bring it up if needed
+        try:
+            probes = orchestrate.up(agentia_home(), _progress)
+        except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
+            raise _fail(str(exc)) from None
+        if not all(p.ok for p in probes):
+            console.print(_table(probes))
+            raise _fail("the mesh is not healthy; no experiment was run")
     reports = []
     for exp in names_:
         console.print(f"• running {exp} (this takes a minute or two)")
@@ -310,7 +318,7 @@ def chaos_run(
         if "workflows" in r:  # completed of started, for the experiments that start workflows
             r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
-    console.print(table)
+    console.print(table, width=max(console.width, 150))  # one line per experiment in CI logs too
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
     console.print(f"reports: {where}")
     if any(r["verdict"] != "pass" for r in reports):

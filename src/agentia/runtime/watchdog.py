@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ INTERVAL_S = 5.0
 STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
 UNACKED_EVERY_S = 15.0  # at most this often ask rabbitmqctl for unacknowledged counts
+TELL_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,15 @@ class Memory:
     events: dict[str, AppEvents | None] = field(default_factory=dict)
     unacked_at: float = 0.0  # when rabbitmqctl was last asked
     drains_cut: int = 0  # the scheduler's count of drains that ended before the queue did
+    told: dict[str, float] = field(default_factory=dict)  # when a hold-off was last logged
+
+    def tell(self, what: str, **extra: Any) -> None:
+        """Log why the watchdog holds off, at most once a minute per subject: the record
+        that explains a stall it did not act on."""
+        now = time.monotonic()
+        if now - self.told.get(what, -TELL_EVERY_S) >= TELL_EVERY_S:
+            self.told[what] = now
+            log.info(what, extra=extra)
 
 
 def check_once(
@@ -193,8 +203,9 @@ def check_once(
         return []
     try:
         states = queue_states(url, [s.queue for s in watched])
-    except pika.exceptions.AMQPError:
+    except pika.exceptions.AMQPError as exc:
         memory.strikes.clear()  # the broker itself is down: nothing a sidecar restart would fix
+        memory.tell("broker not answering: holding off", why=type(exc).__name__)
         return []
     for queue, found in states.items():
         QUEUE_READY.labels(queue).set(found.ready)
@@ -226,6 +237,13 @@ def check_once(
         settling = app is None or app.uptime_s < GRACE_S
         if settling or state is None or not stalled(state, memory.events.get(sub.app_id), app):
             memory.strikes.pop(sub.queue, None)
+            if state is not None and (state.consumers == 0 or state.ready > 0):
+                memory.tell(
+                    f"{sub.queue}: messages wait but the app is busy or settling: holding off",
+                    consumers=state.consumers,
+                    ready=state.ready,
+                    app=None if app is None else asdict(app),
+                )
             continue
         memory.strikes[sub.queue] = memory.strikes.get(sub.queue, 0) + 1
         name = sidecar_name(sub.app_id)
