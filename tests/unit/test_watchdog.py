@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentia import names
+from agentia.runtime import watchdog
 from agentia.runtime.watchdog import AppEvents, QueueState, Subscription, stalled, subscriptions
 
 
@@ -47,3 +50,44 @@ def test_stalled(
     state: QueueState, before: AppEvents | None, now: AppEvents | None, expected: bool
 ) -> None:
     assert stalled(state, before, now) is expected
+
+
+class FakeSupervisor:
+    """Stands in for the supervisor's RPC: every process started long ago; records restarts."""
+
+    def __init__(self) -> None:
+        self.restarted: list[str] = []
+
+    def stop(self, name: str) -> None:
+        self.restarted.append(name)
+
+    def start(self, name: str, wait: bool = True) -> None:
+        pass
+
+
+def test_held_messages_restart_the_sidecar_though_the_broker_is_asked_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Zombie consumers hold every message (none ready) and the app is handed nothing: the
+    unacked count, asked at most every 15 s, must carry over the checks in between."""
+    sub = Subscription(names.AGENT_RUNNER, names.TOPIC_RUNS_REQUESTED)
+    asked: list[float] = []
+    clock = [time.time()]
+
+    def unacked() -> dict[str, int]:
+        asked.append(clock[0])
+        return {sub.queue: 100}
+
+    procs = {names.AGENT_RUNNER: 0.0, f"{names.AGENT_RUNNER}-dapr": 0.0}
+    monkeypatch.setattr(watchdog, "running_since", lambda sup: procs)
+    monkeypatch.setattr(watchdog.time, "time", lambda: clock[0])
+    monkeypatch.setattr(watchdog, "queue_states", lambda url, qs: {sub.queue: QueueState(8, 0)})
+    monkeypatch.setattr(watchdog, "app_events", lambda app, token: AppEvents(286, 0, 600.0))
+    monkeypatch.setattr(watchdog, "unacked_counts", unacked)
+    sup: Any = FakeSupervisor()
+    memory = watchdog.Memory()
+    for _ in range(watchdog.STRIKES + 1):  # the first look only records the app's count
+        watchdog.check_once(sup, "amqp://", "token", [sub], memory)
+        clock[0] += watchdog.INTERVAL_S
+    assert sup.restarted == [f"{names.AGENT_RUNNER}-dapr"]
+    assert len(asked) < watchdog.STRIKES  # the broker was not asked at every check

@@ -173,6 +173,7 @@ class Memory:
     strikes: dict[str, int] = field(default_factory=dict)
     events: dict[str, AppEvents | None] = field(default_factory=dict)
     unacked_at: float = 0.0  # when rabbitmqctl was last asked
+    unacked: dict[str, int] = field(default_factory=dict)  # what it said then
     drains_cut: int = 0  # the scheduler's count of drains that ended before the queue did
     told: dict[str, float] = field(default_factory=dict)  # when a hold-off was last logged
 
@@ -222,12 +223,16 @@ def check_once(
         and states[s.queue].ready == 0
         and idle(memory.events.get(s.app_id), events[s.app_id])
     ]
+    # Between two asks the last answer stands: a check that forgot it would see nothing
+    # waiting and reset the strikes, so a stall seen only as held messages (a reconnect race
+    # leaves zombie consumers holding their prefetch) would never reach STRIKES.
     if quiet and now - memory.unacked_at > UNACKED_EVERY_S:
         memory.unacked_at = now
-        counts = unacked_counts()
-        for s in quiet:
-            if s.queue in counts:
-                states[s.queue] = QueueState(states[s.queue].consumers, 0, counts[s.queue])
+        memory.unacked = unacked_counts()
+    for s in quiet:
+        if s.queue in memory.unacked:
+            held = memory.unacked[s.queue]
+            states[s.queue] = QueueState(states[s.queue].consumers, 0, held)
     restarted = []
     for sub in watched:
         state = states.get(sub.queue)
