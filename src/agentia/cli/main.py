@@ -318,7 +318,8 @@ def chaos_run(
         if "workflows" in r:  # completed of started, for the experiments that start workflows
             r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
-    console.print(table, width=max(console.width, 150))  # one line per experiment in CI logs too
+    # One line per experiment in logs too (off a terminal Rich assumes 80 columns).
+    (console if console.is_terminal else Console(width=160)).print(table)
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
     console.print(f"reports: {where}")
     if any(r["verdict"] != "pass" for r in reports):
