@@ -163,6 +163,9 @@ def service_manifests(app_id: str) -> list[Doc]:
         _token_env("DAPR_API_TOKEN", names.SECRET_DAPR_API_TOKEN),
         _token_env("APP_API_TOKEN", names.SECRET_APP_API_TOKEN),
     ]
+    if app_id == names.TOOL_MCP:
+        # Only agents call tools here (the local mesh leaves the list open for test probes).
+        env.append({"name": "AGENTIA_TOOL_ALLOWED_CALLERS", "value": names.AGENT_RUNNER})
     container = {
         "name": app_id,
         "image": image(app_id),

@@ -162,6 +162,18 @@ def test_services_run_the_local_command_read_only_and_ready_only_with_their_side
         assert env["APP_PORT"]["value"] == str(names.PORTS[app_id].app)
 
 
+def test_only_agent_runner_may_call_the_tools_on_kind() -> None:
+    allowed = {
+        app_id: {
+            e["name"]: e.get("value")
+            for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        }.get("AGENTIA_TOOL_ALLOWED_CALLERS")
+        for app_id, dep in _service_deployments().items()
+    }
+    assert allowed[names.TOOL_MCP] == names.AGENT_RUNNER
+    assert all(v is None for a, v in allowed.items() if a != names.TOOL_MCP)
+
+
 def test_the_gateway_is_published_where_the_cluster_maps_the_host_port() -> None:
     public = next(d for d in rendered("dev") if d["metadata"]["name"] == "gateway-public")
     assert public["spec"]["type"] == "NodePort"
