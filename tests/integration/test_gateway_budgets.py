@@ -79,6 +79,9 @@ def test_usage_is_counted_once_and_the_budget_refuses(tenant: httpx.Client, infr
     detail = refused.json()["detail"]
     assert f"token budget of {BUDGET} per day used up" in detail and "00:00 UTC" in detail
     assert int(refused.headers["retry-after"]) > 0
+    # A workflow (a long-lived agent) is refused at the door as well.
+    workflow = tenant.post("/workflows", json={"workflow": "AgentLoop", "input": {}})
+    assert workflow.status_code == 429 and "token budget" in workflow.json()["detail"]
     # Refused at the door: no run was recorded, and reading stays allowed.
     assert tenant.post("/threads/search", json={}).status_code == 200
     assert tenant.get("/usage").json()["tokens_left_today"] == 0

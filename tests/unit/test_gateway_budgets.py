@@ -21,6 +21,9 @@ from agentia_gateway.budgets import added, creates_run, day_of, seconds_to_midni
         ("POST", "/threads/t1/runs/r1/cancel", False),
         ("GET", "/threads/t1/runs", False),
         ("POST", "/runs/crons", False),
+        ("POST", "/workflows", True),
+        ("GET", "/workflows", False),
+        ("POST", "/workflows/w1/events/approval", False),
     ],
 )
 def test_creates_run(method: str, path: str, expected: bool) -> None:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 FIELDS = ("input_tokens", "output_tokens", "requests")
 EMPTY: dict[str, int] = {"input_tokens": 0, "output_tokens": 0, "requests": 0, "runs": 0}
 RUN_PATHS = re.compile(r"^(/threads/[^/]+)?/runs(/wait|/stream)?$")
+# Starting a workflow (a long-lived agent) spends tokens too.
+WORKFLOW_START = "/workflows"
 
 
 def day_of(when: datetime) -> str:
@@ -51,7 +53,7 @@ def added(totals: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any
 
 
 def creates_run(method: str, path: str) -> bool:
-    return method == "POST" and RUN_PATHS.match(path) is not None
+    return method == "POST" and (RUN_PATHS.match(path) is not None or path == WORKFLOW_START)
 
 
 def seconds_to_midnight(now: datetime) -> int:
