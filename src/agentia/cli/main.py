@@ -68,15 +68,20 @@ def _table(probes: list[Probe]) -> Table:
     return table
 
 
+def _mesh_up() -> list[Probe]:
+    """Start whatever of the mesh is not running; a start-up error is a CLI error."""
+    try:
+        return orchestrate.up(agentia_home(), _progress)
+    except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def up() -> None:
     """Start everything: RabbitMQ, PostgreSQL, Redis, Dapr's control plane, the five services
     and their sidecars (installing what is missing), then show what is up."""
     home = agentia_home()
-    try:
-        probes = orchestrate.up(home, _progress)
-    except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
-        raise _fail(str(exc)) from None
+    probes = _mesh_up()
     console.print(_table(probes))
     console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
     console.print(
@@ -283,10 +288,7 @@ def chaos_run(
     except chaos_runner.ChaosError as exc:
         raise _fail(str(exc), 2) from None
     if target == "local":  # each experiment starts from a healthy mesh: bring it up if needed
-        try:
-            probes = orchestrate.up(agentia_home(), _progress)
-        except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
-            raise _fail(str(exc)) from None
+        probes = _mesh_up()
         if not all(p.ok for p in probes):
             console.print(_table(probes))
             raise _fail("the mesh is not healthy; no experiment was run")
