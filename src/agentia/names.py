@@ -103,6 +103,9 @@ SCHEDULER_METRICS_PORT: Final = 9191
 SCHEDULER_ETCD_CLIENT_PORT: Final = 2389
 SCHEDULER_ETCD_PEER_PORT: Final = 2390
 PLACEMENT_RAFT_PORT: Final = 8201
+SENTRY_PORT: Final = 31007  # Dapr's certificate authority (mTLS identities)
+SENTRY_HEALTHZ_PORT: Final = 8092
+SENTRY_METRICS_PORT: Final = 9193
 # How a sidecar probes its app's /livez: every 5 s, each probe given 3 s (Dapr wants the
 # timeout below the interval), unhealthy after 3 failures in a row. Dapr's 500 ms default
 # marked a busy app (its event loop held up for half a second on 2 loaded cores) unhealthy,

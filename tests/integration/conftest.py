@@ -60,23 +60,16 @@ def infra() -> Iterator[Infra]:
 
 
 @dataclass
-class ProbeApp:
-    """A probe app and its sidecar, both real processes."""
+class Sidecar:
+    """A running sidecar the tests call through; what it calls carries its app's identity."""
 
     app_id: str
     ports: names.AppPorts
-    topic: str
     token: str
-    procs: list[subprocess.Popen[bytes]]
-    log_dir: Path
 
     @property
     def dapr(self) -> str:
         return f"http://127.0.0.1:{self.ports.dapr_http}"
-
-    @property
-    def app(self) -> str:
-        return f"http://127.0.0.1:{self.ports.app}"
 
     def headers(self) -> dict[str, str]:
         return {"dapr-api-token": self.token}
@@ -84,7 +77,7 @@ class ProbeApp:
     def invoke(
         self, target: str, verb: str, path: str, body: Any = None, timeout: float = 90
     ) -> httpx.Response:
-        """Service invocation of ``target``'s ``path`` through this probe's sidecar."""
+        """Service invocation of ``target``'s ``path`` through this sidecar."""
         return httpx.request(
             verb,
             f"{self.dapr}/v1.0/invoke/{target}/method/{path}",
@@ -92,6 +85,20 @@ class ProbeApp:
             headers=self.headers(),
             timeout=timeout,
         )
+
+
+@dataclass
+class ProbeApp(Sidecar):
+    """A probe app and its sidecar, both real processes. Its app id is not in any callee's
+    access policy (agentia.access): mesh services refuse its invocations."""
+
+    topic: str
+    procs: list[subprocess.Popen[bytes]]
+    log_dir: Path
+
+    @property
+    def app(self) -> str:
+        return f"http://127.0.0.1:{self.ports.app}"
 
     def received(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.app}/received", timeout=5).json())
@@ -151,7 +158,7 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
             stderr=subprocess.STDOUT,
         )
         probe = ProbeApp(
-            app_id, ports, topic, infra.tokens.dapr_api_token, [side_proc, app_proc], tmp_path
+            app_id, ports, infra.tokens.dapr_api_token, topic, [side_proc, app_proc], tmp_path
         )
         started.append(probe)
 
@@ -191,3 +198,15 @@ def mesh_service(infra: Infra) -> Iterator[Callable[[str], None]]:
     if infra.supervisor.running():  # the mesh lifecycle test may have taken it all down
         for name in reversed(started):
             infra.supervisor.stop(name)
+
+
+@pytest.fixture(scope="session")
+def mesh_sidecar(infra: Infra, mesh_service: Callable[[str], None]) -> Callable[[str], Sidecar]:
+    """The sidecar of a running mesh service, to invoke others as that service would:
+    ``mesh_sidecar("gateway").invoke("memory", ...)``. The access policies apply."""
+
+    def get(app_id: str) -> Sidecar:
+        mesh_service(app_id)
+        return Sidecar(app_id, names.PORTS[app_id], infra.tokens.dapr_api_token)
+
+    return get

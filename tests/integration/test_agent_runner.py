@@ -14,7 +14,7 @@ import pytest
 from agentia import names
 from agentia.events import RunRequested
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, ProbeApp, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,12 @@ def watcher(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], N
     """A probe app subscribed to runs.events, with agent-runner up."""
     mesh_service(names.AGENT_RUNNER)
     return probe_apps("watch", topic=names.TOPIC_RUNS_EVENTS)
+
+
+@pytest.fixture
+def gateway(mesh_sidecar: Callable[[str], Sidecar]) -> Sidecar:
+    """The gateway's sidecar: agent-runner's run methods answer only the gateway."""
+    return mesh_sidecar(names.GATEWAY)
 
 
 def request_run(app: ProbeApp, agent: str, text: Any, run_id: str | None = None) -> str:
@@ -62,7 +68,7 @@ def wait_final(app: ProbeApp, run_id: str, timeout: float = 60) -> list[dict[str
     return events_of(app, run_id)
 
 
-def ledger(app: ProbeApp, run_id: str) -> dict[str, Any]:
+def ledger(app: Sidecar, run_id: str) -> dict[str, Any]:
     resp = httpx.get(
         f"{app.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}",
         headers=app.headers(),
@@ -72,7 +78,7 @@ def ledger(app: ProbeApp, run_id: str) -> dict[str, Any]:
     return dict(resp.json())
 
 
-def test_run_with_a_tool_call_streams_its_steps(watcher: ProbeApp) -> None:
+def test_run_with_a_tool_call_streams_its_steps(watcher: ProbeApp, gateway: Sidecar) -> None:
     run_id = request_run(watcher, "assistant", 'use the calculator {"expression": "6 * 7"}')
     events = wait_final(watcher, run_id)
     kinds = [e["kind"] for e in events]
@@ -83,7 +89,7 @@ def test_run_with_a_tool_call_streams_its_steps(watcher: ProbeApp) -> None:
     deltas = "".join(e["data"]["delta"] for e in events if e["kind"] == "message.delta")
     assert deltas == "[offline model] calculator returned: 42"
     assert events[-1]["data"]["output"] == deltas
-    assert ledger(watcher, run_id)["status"] == "success"
+    assert ledger(gateway, run_id)["status"] == "success"
     # Every event of the run is in the trace of the request that started it.
     envelopes = [e for e in watcher.received()["received"] if e["data"]["run_id"] == run_id]
     trace_ids = {e["traceparent"].split("-")[1] for e in envelopes}
@@ -98,12 +104,14 @@ def test_handoff_between_two_agents(watcher: ProbeApp) -> None:
     assert events[-1]["data"]["last_agent"] == "billing"
 
 
-def test_input_guardrail_trips_and_the_run_fails_with_a_reason(watcher: ProbeApp) -> None:
+def test_input_guardrail_trips_and_the_run_fails_with_a_reason(
+    watcher: ProbeApp, gateway: Sidecar
+) -> None:
     run_id = request_run(watcher, "triage", "here is my password: hunter2")
     events = wait_final(watcher, run_id)
     assert events[-1]["kind"] == "run.failed"
     assert "input guardrail tripped" in events[-1]["data"]["error"]
-    assert ledger(watcher, run_id)["status"] == "error"
+    assert ledger(gateway, run_id)["status"] == "error"
 
 
 def test_structured_output(watcher: ProbeApp) -> None:
@@ -121,7 +129,7 @@ def test_unknown_agent_fails_cleanly(watcher: ProbeApp) -> None:
     assert "unknown agent 'nobody'" in events[-1]["data"]["error"]
 
 
-def test_duplicate_delivery_of_a_run_is_processed_once(watcher: ProbeApp) -> None:
+def test_duplicate_delivery_of_a_run_is_processed_once(watcher: ProbeApp, gateway: Sidecar) -> None:
     run_id = request_run(watcher, "assistant", "hello")
     wait_final(watcher, run_id)
     request_run(watcher, "assistant", "hello", run_id=run_id)  # same run id, new event id
@@ -129,16 +137,16 @@ def test_duplicate_delivery_of_a_run_is_processed_once(watcher: ProbeApp) -> Non
     time.sleep(3)
     kinds = [e["kind"] for e in events_of(watcher, run_id)]
     assert kinds.count("run.started") == 1 and kinds.count("run.completed") == 1
-    assert ledger(watcher, run_id)["attempt"] == 1
+    assert ledger(gateway, run_id)["attempt"] == 1
 
 
-def test_create_and_wait_through_service_invocation(watcher: ProbeApp) -> None:
+def test_create_and_wait_through_service_invocation(watcher: ProbeApp, gateway: Sidecar) -> None:
     run_id = f"run-{uuid.uuid4().hex[:12]}"
     body = RunRequested(run_id=run_id, agent_id="assistant", input="what time is it? now")
     resp = httpx.post(
-        f"{watcher.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/wait",
+        f"{gateway.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/wait",
         json=body.model_dump(mode="json"),
-        headers=watcher.headers(),
+        headers=gateway.headers(),
         timeout=60,
     )
     assert resp.status_code == 200, resp.text
@@ -147,7 +155,7 @@ def test_create_and_wait_through_service_invocation(watcher: ProbeApp) -> None:
 
 
 def test_runner_killed_mid_run_finishes_the_run_after_restart(
-    watcher: ProbeApp, infra: Infra
+    watcher: ProbeApp, infra: Infra, gateway: Sidecar
 ) -> None:
     run_id = request_run(watcher, "assistant", 'please wait {"seconds": 5}')
     wait_for(
@@ -159,11 +167,11 @@ def test_runner_killed_mid_run_finishes_the_run_after_restart(
     events = wait_final(watcher, run_id, timeout=120)
     kinds = [e["kind"] for e in events]
     assert kinds.count("run.completed") == 1, kinds
-    record = ledger(watcher, run_id)
+    record = ledger(gateway, run_id)
     assert record["status"] == "success" and record["attempt"] == 2
 
 
-def test_cancel_is_honoured_between_steps(watcher: ProbeApp) -> None:
+def test_cancel_is_honoured_between_steps(watcher: ProbeApp, gateway: Sidecar) -> None:
     run_id = request_run(watcher, "assistant", 'please wait {"seconds": 3}')
     wait_for(
         lambda: any(e["kind"] == "tool.call" for e in events_of(watcher, run_id)),
@@ -171,12 +179,12 @@ def test_cancel_is_honoured_between_steps(watcher: ProbeApp) -> None:
         "the slow tool to start",
     )
     resp = httpx.post(
-        f"{watcher.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}/cancel",
-        headers=watcher.headers(),
+        f"{gateway.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}/cancel",
+        headers=gateway.headers(),
         timeout=10,
     )
     assert resp.status_code == 200, resp.text
     events = wait_final(watcher, run_id)
     assert events[-1]["kind"] == "run.cancelled"
     assert not any(e["kind"] == "message.delta" for e in events)  # stopped before answering
-    assert ledger(watcher, run_id)["status"] == "interrupted"
+    assert ledger(gateway, run_id)["status"] == "interrupted"

@@ -13,26 +13,26 @@ import pytest
 from agentia import names
 from agentia_workflows.contracts import CHAT_AGENT, MESSAGE_EVENT
 
-from .conftest import ProbeApp, wait_for
+from .conftest import Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 CALC = 'calculator {"expression": "%d*%d"}'
 
 
 @pytest.fixture
-def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def ops(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     for app_id in (names.MEMORY, names.AGENT_RUNNER):
         mesh_service(app_id)
-    return probe_apps("chat", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def state(app: ProbeApp, instance: str) -> dict[str, Any]:
+def state(app: Sidecar, instance: str) -> dict[str, Any]:
     resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def test_a_long_chat_stays_in_order_across_generations(ops: ProbeApp) -> None:
+def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
     instance = f"chat-{uuid.uuid4().hex[:8]}"
     inp = {"agent_id": "assistant", "generation": 3, "context_items": 8}
     resp = ops.invoke(

@@ -17,20 +17,20 @@ from agentia.runtime import mesh
 from agentia.runtime.secrets_file import read_secrets
 from agentia.runtime.watchdog import Memory, check_drains, queue_states, unacked_counts
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 QUEUE = names.drain_queue(names.TOPIC_RUNS_BATCH)
 
 
 @pytest.fixture
-def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def ops(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     for app_id in (names.MEMORY, names.AGENT_RUNNER, names.SCHEDULER):
         mesh_service(app_id)
-    return probe_apps("drain", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def publish(app: ProbeApp, body: Any) -> None:
+def publish(app: Sidecar, body: Any) -> None:
     resp = httpx.post(
         f"{app.dapr}/v1.0/publish/{names.PUBSUB}/{names.TOPIC_RUNS_BATCH}",
         json=body,
@@ -40,7 +40,7 @@ def publish(app: ProbeApp, body: Any) -> None:
     assert resp.status_code == 204, resp.text
 
 
-def status(app: ProbeApp, run_id: str) -> str | None:
+def status(app: Sidecar, run_id: str) -> str | None:
     resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
     return str(resp.json().get("status")) if resp.status_code == 200 else None
 
@@ -52,19 +52,19 @@ def waiting(infra: Infra) -> int:
     return state[QUEUE].ready
 
 
-def drain(app: ProbeApp, **body: Any) -> dict[str, Any]:
+def drain(app: Sidecar, **body: Any) -> dict[str, Any]:
     resp = app.invoke(names.SCHEDULER, "POST", "internal/drains", {"idle_s": 1.0, **body})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def empty(app: ProbeApp) -> None:
+def empty(app: Sidecar) -> None:
     """Leftovers of an earlier test run must not count here."""
     drain(app)
 
 
 def test_batch_runs_wait_for_a_drain_which_starts_them_batch_by_batch(
-    ops: ProbeApp, infra: Infra
+    ops: Sidecar, infra: Infra
 ) -> None:
     empty(ops)
     tag = uuid.uuid4().hex[:8]
@@ -87,7 +87,7 @@ def test_batch_runs_wait_for_a_drain_which_starts_them_batch_by_batch(
     assert drain(ops)["received"] == 0, "each event taken once"
 
 
-def test_the_queue_holds_runs_while_the_scheduler_is_down(ops: ProbeApp, infra: Infra) -> None:
+def test_the_queue_holds_runs_while_the_scheduler_is_down(ops: Sidecar, infra: Infra) -> None:
     empty(ops)
     for name in (mesh.sidecar_name(names.SCHEDULER), names.SCHEDULER):
         infra.supervisor.stop(name)
@@ -108,7 +108,7 @@ def test_the_queue_holds_runs_while_the_scheduler_is_down(ops: ProbeApp, infra: 
     wait_for(lambda: all(status(ops, r) == "success" for r in ids), 60, "the held runs")
 
 
-def test_a_drain_schedule_starts_the_backlog_in_batches(ops: ProbeApp, infra: Infra) -> None:
+def test_a_drain_schedule_starts_the_backlog_in_batches(ops: Sidecar, infra: Infra) -> None:
     empty(ops)
     tag = uuid.uuid4().hex[:8]
     ids = [f"sched-batch-{tag}-{i}" for i in range(6)]
@@ -146,14 +146,14 @@ def test_a_drain_schedule_starts_the_backlog_in_batches(ops: ProbeApp, infra: In
     ],
 )
 def test_bad_drains_are_refused_naming_the_field(
-    ops: ProbeApp, body: dict[str, Any], field: str
+    ops: Sidecar, body: dict[str, Any], field: str
 ) -> None:
     resp = ops.invoke(names.SCHEDULER, "POST", "internal/drains", body)
     assert resp.status_code == 422, resp.text
     assert field in resp.text
 
 
-def test_a_drain_cut_short_leaves_nothing_held_for_good(ops: ProbeApp, infra: Infra) -> None:
+def test_a_drain_cut_short_leaves_nothing_held_for_good(ops: Sidecar, infra: Infra) -> None:
     """Stopped by its time limit, a drain leaves events its sidecar holds unacknowledged;
     the watchdog's check restarts that sidecar and the broker has them back."""
     empty(ops)

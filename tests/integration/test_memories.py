@@ -15,18 +15,18 @@ import pytest
 from agentia import names
 from agentia.events import RunEvent
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def caller(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def caller(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     mesh_service(names.MEMORY)
-    return probe_apps("ltm", subscribe=False)
+    return mesh_sidecar(names.AGENT_RUNNER)
 
 
-def invoke(app: ProbeApp, path: str, body: Any = None, verb: str = "POST") -> httpx.Response:
+def invoke(app: Sidecar, path: str, body: Any = None, verb: str = "POST") -> httpx.Response:
     return httpx.request(
         verb,
         f"{app.dapr}/v1.0/invoke/{names.MEMORY}/method/{path}",
@@ -36,20 +36,20 @@ def invoke(app: ProbeApp, path: str, body: Any = None, verb: str = "POST") -> ht
     )
 
 
-def save(app: ProbeApp, ns: list[str], content: str, **kw: Any) -> dict[str, Any]:
+def save(app: Sidecar, ns: list[str], content: str, **kw: Any) -> dict[str, Any]:
     resp = invoke(app, "internal/memories", {"namespace": ns, "content": content, **kw})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def search(app: ProbeApp, ns: list[str], query: str | None, **kw: Any) -> list[dict[str, Any]]:
+def search(app: Sidecar, ns: list[str], query: str | None, **kw: Any) -> list[dict[str, Any]]:
     body = {"namespace_prefix": ns, "query": query, **kw}
     resp = invoke(app, "internal/memories/search", body)
     assert resp.status_code == 200, resp.text
     return list(resp.json()["memories"])
 
 
-def test_search_returns_the_relevant_memory_first(caller: ProbeApp) -> None:
+def test_search_returns_the_relevant_memory_first(caller: Sidecar) -> None:
     ns = ["memories", f"u-{uuid.uuid4().hex[:8]}"]
     facts = [
         "The user is allergic to peanuts.",
@@ -70,7 +70,7 @@ def test_search_returns_the_relevant_memory_first(caller: ProbeApp) -> None:
     assert invoke(caller, "internal/memories/search", {"namespace_prefix": []}).status_code == 422
 
 
-def test_saving_merges_instead_of_duplicating(caller: ProbeApp) -> None:
+def test_saving_merges_instead_of_duplicating(caller: Sidecar) -> None:
     ns = ["memories", f"u-{uuid.uuid4().hex[:8]}"]
     first = save(caller, ns, "The user's favourite colour is green.", slot="favourite colour")
     second = save(caller, ns, "The user's favourite colour is blue.", slot="favourite colour")
@@ -82,7 +82,7 @@ def test_saving_merges_instead_of_duplicating(caller: ProbeApp) -> None:
     assert len(search(caller, ns, None, limit=100)) == 2
 
 
-def _run(caller: ProbeApp, run_id: str, thread_id: str, text: str) -> None:
+def _run(caller: Sidecar, run_id: str, thread_id: str, text: str) -> None:
     resp = httpx.post(
         f"{caller.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/wait",
         json={"run_id": run_id, "agent_id": "assistant", "thread_id": thread_id, "input": text},
@@ -92,7 +92,7 @@ def _run(caller: ProbeApp, run_id: str, thread_id: str, text: str) -> None:
     assert resp.status_code == 200 and resp.json()["status"] == "success", resp.text
 
 
-def _distilled(caller: ProbeApp, run_id: str) -> dict[str, Any]:
+def _distilled(caller: Sidecar, run_id: str) -> dict[str, Any]:
     path = f"internal/memories/extractions/{run_id}"
     wait_for(
         lambda: invoke(caller, path, verb="GET").status_code == 200, 20, f"memories of {run_id}"
@@ -101,7 +101,7 @@ def _distilled(caller: ProbeApp, run_id: str) -> dict[str, Any]:
 
 
 def test_extraction_produces_then_updates_a_memory(
-    caller: ProbeApp, mesh_service: Callable[[str], None]
+    caller: Sidecar, mesh_service: Callable[[str], None]
 ) -> None:
     mesh_service(names.AGENT_RUNNER)
     user = f"u-{uuid.uuid4().hex[:8]}"
@@ -147,7 +147,7 @@ def test_extraction_produces_then_updates_a_memory(
 
 
 def test_memory_killed_mid_write_leaves_nothing_half_written(
-    caller: ProbeApp, infra: Infra, mesh_service: Callable[[str], None]
+    caller: Sidecar, infra: Infra, mesh_service: Callable[[str], None]
 ) -> None:
     tid = f"t-{uuid.uuid4().hex[:10]}"
     ns = ["test", f"kill-{uuid.uuid4().hex[:8]}"]

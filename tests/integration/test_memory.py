@@ -12,18 +12,18 @@ import pytest
 
 from agentia import names
 
-from .conftest import ProbeApp, wait_for
+from .conftest import Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def caller(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def caller(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     mesh_service(names.MEMORY)
-    return probe_apps("mem", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def call(app: ProbeApp, verb: str, path: str, body: Any = None) -> httpx.Response:
+def call(app: Sidecar, verb: str, path: str, body: Any = None) -> httpx.Response:
     return httpx.request(
         verb,
         f"{app.dapr}/v1.0/invoke/{names.MEMORY}/method/internal/threads{path}",
@@ -33,7 +33,7 @@ def call(app: ProbeApp, verb: str, path: str, body: Any = None) -> httpx.Respons
     )
 
 
-def test_session_round_trip(caller: ProbeApp) -> None:
+def test_session_round_trip(caller: Sidecar) -> None:
     tid = f"t-{uuid.uuid4().hex[:10]}"
     assert (
         call(caller, "POST", "", {"thread_id": tid, "metadata": {"user": "ann"}}).status_code == 200
@@ -51,7 +51,7 @@ def test_session_round_trip(caller: ProbeApp) -> None:
     assert call(caller, "POST", f"/{tid}/items/pop", {}).json()["item"] is None
 
 
-def test_bad_input_gets_a_4xx_with_a_reason(caller: ProbeApp) -> None:
+def test_bad_input_gets_a_4xx_with_a_reason(caller: Sidecar) -> None:
     missing = call(caller, "GET", "/no-such-thread")
     assert missing.status_code == 404 and "no thread" in missing.json()["detail"]
     bad_id = call(caller, "POST", "", {"thread_id": "has spaces"})
@@ -64,7 +64,7 @@ def test_bad_input_gets_a_4xx_with_a_reason(caller: ProbeApp) -> None:
     assert bad_limit.status_code == 422
 
 
-def test_two_concurrent_writers_on_one_thread_lose_nothing(caller: ProbeApp) -> None:
+def test_two_concurrent_writers_on_one_thread_lose_nothing(caller: Sidecar) -> None:
     tid = f"t-{uuid.uuid4().hex[:10]}"
 
     def writer(w: int) -> None:
@@ -85,7 +85,7 @@ def test_two_concurrent_writers_on_one_thread_lose_nothing(caller: ProbeApp) -> 
 
 
 def test_runs_on_a_thread_keep_the_conversation(
-    caller: ProbeApp, mesh_service: Callable[[str], None]
+    caller: Sidecar, mesh_service: Callable[[str], None]
 ) -> None:
     mesh_service(names.AGENT_RUNNER)
     tid = f"t-{uuid.uuid4().hex[:10]}"

@@ -12,18 +12,18 @@ import pytest
 
 from agentia import names
 
-from .conftest import ProbeApp
+from .conftest import Sidecar
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def caller(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def caller(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     mesh_service(names.MEMORY)
-    return probe_apps("kv", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def store(app: ProbeApp, path: str, body: Any) -> httpx.Response:
+def store(app: Sidecar, path: str, body: Any) -> httpx.Response:
     return httpx.post(
         f"{app.dapr}/v1.0/invoke/{names.MEMORY}/method/internal/store/{path}",
         json=body,
@@ -32,12 +32,12 @@ def store(app: ProbeApp, path: str, body: Any) -> httpx.Response:
     )
 
 
-def put(app: ProbeApp, ns: list[str], key: str, value: dict[str, Any], **kw: Any) -> None:
+def put(app: Sidecar, ns: list[str], key: str, value: dict[str, Any], **kw: Any) -> None:
     resp = store(app, "items/put", {"namespace": ns, "key": key, "value": value, **kw})
     assert resp.status_code == 204, resp.text
 
 
-def test_put_get_delete_and_replace(caller: ProbeApp) -> None:
+def test_put_get_delete_and_replace(caller: Sidecar) -> None:
     ns = ["test", uuid.uuid4().hex[:8], "ann@example.com"]
     put(caller, ns, "k1", {"text": "hello", "n": 1})
     got = store(caller, "items/get", {"namespace": ns, "key": "k1"}).json()
@@ -52,7 +52,7 @@ def test_put_get_delete_and_replace(caller: ProbeApp) -> None:
     assert store(caller, "items/delete", {"namespace": ns, "key": "k1"}).status_code == 404
 
 
-def test_search_filters_paging_and_semantic_query(caller: ProbeApp) -> None:
+def test_search_filters_paging_and_semantic_query(caller: Sidecar) -> None:
     root = ["test", uuid.uuid4().hex[:8]]
     docs = {
         "a": {"text": "The cat sleeps on the warm sofa", "n": 1, "tag": "pets"},
@@ -87,11 +87,11 @@ def test_search_filters_paging_and_semantic_query(caller: ProbeApp) -> None:
     assert search_prefix(caller, [root[0], root[1][:-1]]) == []
 
 
-def search_prefix(caller: ProbeApp, prefix: list[str]) -> list[Any]:
+def search_prefix(caller: Sidecar, prefix: list[str]) -> list[Any]:
     return list(store(caller, "items/search", {"namespace_prefix": prefix}).json()["items"])
 
 
-def test_list_namespaces(caller: ProbeApp) -> None:
+def test_list_namespaces(caller: Sidecar) -> None:
     root = ["test", uuid.uuid4().hex[:8]]
     for ns in (["u1", "facts"], ["u1", "prefs"], ["u2", "facts"], ["u2", "facts", "old"]):
         put(caller, [*root, *ns], "k", {"v": 1})
@@ -112,7 +112,7 @@ def test_list_namespaces(caller: ProbeApp) -> None:
     assert ls(limit=1, offset=1) == [[*root, "u1", "prefs"]]
 
 
-def test_ttl_expiry(caller: ProbeApp) -> None:
+def test_ttl_expiry(caller: Sidecar) -> None:
     ns = ["test", uuid.uuid4().hex[:8]]
     put(caller, ns, "short", {"v": 1}, ttl=0.02)  # 1.2 s
     put(caller, ns, "long", {"v": 2}, ttl=10)
@@ -124,7 +124,7 @@ def test_ttl_expiry(caller: ProbeApp) -> None:
     assert store(caller, "namespaces", {"prefix": ns}).json()["namespaces"] == [ns]
 
 
-def test_bad_input_gets_a_4xx_with_a_reason(caller: ProbeApp) -> None:
+def test_bad_input_gets_a_4xx_with_a_reason(caller: Sidecar) -> None:
     cases: list[tuple[str, dict[str, Any], int, str]] = [
         ("items/put", {"namespace": [], "key": "k", "value": {}}, 422, "namespace"),
         ("items/put", {"namespace": ["a/b"], "key": "k", "value": {}}, 422, "namespace[0]"),

@@ -16,29 +16,29 @@ from agentia import names
 from agentia.runtime import mesh
 from agentia_workflows.contracts import AGENT_LOOP
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def ops(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     for app_id in (names.MEMORY, names.AGENT_RUNNER, names.SCHEDULER):
         mesh_service(app_id)
-    return probe_apps("sched", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def schedule(app: ProbeApp, schedule_id: str) -> dict[str, Any]:
+def schedule(app: Sidecar, schedule_id: str) -> dict[str, Any]:
     resp = app.invoke(names.SCHEDULER, "GET", f"internal/schedules/{schedule_id}")
     return dict(resp.json()) if resp.status_code == 200 else {}
 
 
-def run_done(app: ProbeApp, run_id: str) -> bool:
+def run_done(app: Sidecar, run_id: str) -> bool:
     resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{run_id}")
     return resp.status_code == 200 and resp.json().get("status") == "success"
 
 
-def test_cron_fires_on_time_and_survives_a_scheduler_restart(ops: ProbeApp, infra: Infra) -> None:
+def test_cron_fires_on_time_and_survives_a_scheduler_restart(ops: Sidecar, infra: Infra) -> None:
     sid = f"cron-{uuid.uuid4().hex[:8]}"
     body = {
         "schedule_id": sid,
@@ -76,7 +76,7 @@ def test_cron_fires_on_time_and_survives_a_scheduler_restart(ops: ProbeApp, infr
     assert ops.invoke(names.SCHEDULER, "GET", f"internal/schedules/{sid}").status_code == 404
 
 
-def test_one_shot_starts_a_workflow_once(ops: ProbeApp) -> None:
+def test_one_shot_starts_a_workflow_once(ops: Sidecar) -> None:
     sid = f"once-{uuid.uuid4().hex[:8]}"
     at = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
     body = {
@@ -114,7 +114,7 @@ def test_one_shot_starts_a_workflow_once(ops: ProbeApp) -> None:
     ],
 )
 def test_bad_schedules_are_refused_naming_the_field(
-    ops: ProbeApp, change: dict[str, Any], field: str
+    ops: Sidecar, change: dict[str, Any], field: str
 ) -> None:
     body = {"target": {"agent_id": "assistant", "input": "x"}, **change}
     resp = ops.invoke(names.SCHEDULER, "POST", "internal/schedules", body)

@@ -15,19 +15,19 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agentia import names
 
-from .conftest import ProbeApp
+from .conftest import Sidecar
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def caller(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
+def caller(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
     mesh_service(names.TOOL_MCP)
-    return probe_apps("mcp", subscribe=False)
+    return mesh_sidecar(names.AGENT_RUNNER)
 
 
 def with_session(
-    app: ProbeApp, work: Callable[[ClientSession], Any], target: str = names.TOOL_MCP
+    app: Sidecar, work: Callable[[ClientSession], Any], target: str = names.TOOL_MCP
 ) -> Any:
     async def go() -> Any:
         url = f"{app.dapr}/v1.0/invoke/{target}/method/mcp"
@@ -42,7 +42,7 @@ def with_session(
     return asyncio.run(go())
 
 
-def test_official_client_lists_and_calls_every_builtin_tool(caller: ProbeApp) -> None:
+def test_official_client_lists_and_calls_every_builtin_tool(caller: Sidecar) -> None:
     async def work(s: ClientSession) -> dict[str, Any]:
         tools = {t.name: t for t in (await s.list_tools()).tools}
         calc = await s.call_tool("calculator", {"expression": "(2 + 3) * 4"})
@@ -62,7 +62,7 @@ def test_official_client_lists_and_calls_every_builtin_tool(caller: ProbeApp) ->
     assert got["slow"].content[0].text == "waited 0.1s"
 
 
-def test_bad_arguments_get_an_error_naming_the_field(caller: ProbeApp) -> None:
+def test_bad_arguments_get_an_error_naming_the_field(caller: Sidecar) -> None:
     async def work(s: ClientSession) -> list[Any]:
         return [
             await s.call_tool("calculator", {"expr": "1"}),
@@ -76,7 +76,7 @@ def test_bad_arguments_get_an_error_naming_the_field(caller: ProbeApp) -> None:
     assert zone.is_error and "timezone" in zone.content[0].text
 
 
-def test_calls_without_the_dapr_token_are_refused(caller: ProbeApp) -> None:
+def test_calls_without_the_dapr_token_are_refused(caller: Sidecar) -> None:
     resp = httpx.post(
         f"{caller.dapr}/v1.0/invoke/{names.TOOL_MCP}/method/mcp",
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
@@ -86,7 +86,7 @@ def test_calls_without_the_dapr_token_are_refused(caller: ProbeApp) -> None:
 
 
 def test_agent_run_calls_an_mcp_tool_through_the_mesh(
-    caller: ProbeApp, mesh_service: Callable[[str], None]
+    caller: Sidecar, mesh_service: Callable[[str], None]
 ) -> None:
     mesh_service(names.AGENT_RUNNER)
     run_id = f"run-{uuid.uuid4().hex[:12]}"

@@ -13,20 +13,20 @@ import pytest
 from agentia import names
 from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT, FAN_OUT, RECURRING_AGENT
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 CALC = 'calculator {"expression": "%s"}'
 
 
 @pytest.fixture
-def ops(probe_apps: Callable[..., ProbeApp], mesh_service: Callable[[str], None]) -> ProbeApp:
-    """A probe app whose sidecar invokes agent-runner's workflow routes."""
+def ops(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
+    """The gateway's sidecar, which may invoke agent-runner's workflow routes."""
     mesh_service(names.AGENT_RUNNER)
-    return probe_apps("wf", subscribe=False)
+    return mesh_sidecar(names.GATEWAY)
 
 
-def call(app: ProbeApp, verb: str, path: str, body: Any = None) -> httpx.Response:
+def call(app: Sidecar, verb: str, path: str, body: Any = None) -> httpx.Response:
     return httpx.request(
         verb,
         f"{app.dapr}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/workflows{path}",
@@ -36,31 +36,31 @@ def call(app: ProbeApp, verb: str, path: str, body: Any = None) -> httpx.Respons
     )
 
 
-def start(app: ProbeApp, workflow: str, inp: dict[str, Any]) -> str:
+def start(app: Sidecar, workflow: str, inp: dict[str, Any]) -> str:
     instance = f"t-{uuid.uuid4().hex[:10]}"
     resp = call(app, "POST", "", {"workflow": workflow, "input": inp, "instance_id": instance})
     assert resp.status_code == 201, resp.text
     return instance
 
 
-def status(app: ProbeApp, instance: str) -> dict[str, Any]:
+def status(app: Sidecar, instance: str) -> dict[str, Any]:
     resp = call(app, "GET", f"/{instance}")
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def status_now(app: ProbeApp, instance: str) -> dict[str, Any]:
+def status_now(app: Sidecar, instance: str) -> dict[str, Any]:
     """The status, or {} while agent-runner is not answering (e.g. restarting after a kill)."""
     resp = call(app, "GET", f"/{instance}")
     return dict(resp.json()) if resp.status_code == 200 else {}
 
 
-def wait_status(app: ProbeApp, instance: str, want: str, timeout: float = 60) -> dict[str, Any]:
+def wait_status(app: Sidecar, instance: str, want: str, timeout: float = 60) -> dict[str, Any]:
     wait_for(lambda: status_now(app, instance).get("status") == want, timeout, f"{instance} {want}")
     return status(app, instance)
 
 
-def wait_phase(app: ProbeApp, instance: str, phase: str, timeout: float = 60) -> None:
+def wait_phase(app: Sidecar, instance: str, phase: str, timeout: float = 60) -> None:
     def at_phase() -> bool:
         custom = status_now(app, instance).get("custom_status")
         return isinstance(custom, dict) and custom.get("phase") == phase
@@ -68,13 +68,13 @@ def wait_phase(app: ProbeApp, instance: str, phase: str, timeout: float = 60) ->
     wait_for(at_phase, timeout, f"{instance} at {phase}")
 
 
-def tool_steps(app: ProbeApp, instance: str) -> list[dict[str, Any]]:
+def tool_steps(app: Sidecar, instance: str) -> list[dict[str, Any]]:
     resp = call(app, "GET", f"/{instance}/steps")
     assert resp.status_code == 200, resp.text
     return [s for s in resp.json()["steps"] if s["kind"] == "tool"]
 
 
-def test_two_tool_steps_complete(ops: ProbeApp) -> None:
+def test_two_tool_steps_complete(ops: Sidecar) -> None:
     inp = {"agent_id": "assistant", "messages": [CALC % "2+3", CALC % "4*5"]}
     instance = start(ops, AGENT_LOOP, inp)
     out = wait_status(ops, instance, "COMPLETED")["output"]
@@ -91,7 +91,7 @@ def test_two_tool_steps_complete(ops: ProbeApp) -> None:
 
 
 def test_worker_killed_between_steps_finishes_with_each_effect_once(
-    ops: ProbeApp, infra: Infra
+    ops: Sidecar, infra: Infra
 ) -> None:
     inp = {
         "agent_id": "assistant",
@@ -107,7 +107,7 @@ def test_worker_killed_between_steps_finishes_with_each_effect_once(
     assert [(s["output"], s["executions"]) for s in steps] == [("2", 1), ("9", 1)]
 
 
-def test_approval_arrives_and_the_tool_runs(ops: ProbeApp) -> None:
+def test_approval_arrives_and_the_tool_runs(ops: Sidecar) -> None:
     inp = {
         "agent_id": "assistant",
         "messages": [CALC % "6*7"],
@@ -131,7 +131,7 @@ def test_approval_arrives_and_the_tool_runs(ops: ProbeApp) -> None:
     }
 
 
-def test_approval_timeout_takes_the_default(ops: ProbeApp) -> None:
+def test_approval_timeout_takes_the_default(ops: Sidecar) -> None:
     inp = {
         "agent_id": "assistant",
         "messages": [CALC % "6*7"],
@@ -146,7 +146,7 @@ def test_approval_timeout_takes_the_default(ops: ProbeApp) -> None:
     assert tool_steps(ops, instance) == []  # the tool never ran
 
 
-def test_timer_wakes_the_agent_and_continue_as_new_bounds_history(ops: ProbeApp) -> None:
+def test_timer_wakes_the_agent_and_continue_as_new_bounds_history(ops: Sidecar) -> None:
     inp = {"agent_id": "assistant", "message": "status report", "every_s": 1, "runs": 3}
     instance = start(ops, RECURRING_AGENT, inp)
     done = wait_status(ops, instance, "COMPLETED")
@@ -161,14 +161,14 @@ def test_timer_wakes_the_agent_and_continue_as_new_bounds_history(ops: ProbeApp)
         assert status(ops, f"{instance}-run-{run}")["status"] == "COMPLETED"
 
 
-def test_fan_out_fan_in_over_child_workflows(ops: ProbeApp) -> None:
+def test_fan_out_fan_in_over_child_workflows(ops: Sidecar) -> None:
     instance = start(ops, FAN_OUT, {"agents": ["assistant", "support"], "message": "hi"})
     out = wait_status(ops, instance, "COMPLETED")["output"]
     assert [a["agent_id"] for a in out["answers"]] == ["assistant", "support"]
     assert all(a["output"] == "[offline model] You said: hi" for a in out["answers"])
 
 
-def test_operations_pause_resume_terminate_list_purge(ops: ProbeApp) -> None:
+def test_operations_pause_resume_terminate_list_purge(ops: Sidecar) -> None:
     inp = {"agent_id": "assistant", "messages": ["a", "b"], "pause_between_s": 600}
     instance = start(ops, AGENT_LOOP, inp)
     wait_phase(ops, instance, "sleeping")
@@ -187,7 +187,7 @@ def test_operations_pause_resume_terminate_list_purge(ops: ProbeApp) -> None:
     assert gone.status_code == 404 and "no workflow instance" in gone.text
 
 
-def test_bad_starts_get_clear_errors(ops: ProbeApp) -> None:
+def test_bad_starts_get_clear_errors(ops: Sidecar) -> None:
     unknown = call(ops, "POST", "", {"workflow": "Nope", "input": {}})
     assert unknown.status_code == 422 and "unknown workflow 'Nope'" in unknown.text
     bad = call(ops, "POST", "", {"workflow": AGENT_LOOP, "input": {"agent_id": "assistant"}})

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from agentia import kind, names
+from agentia import access, kind, names
 from agentia.kind_dapr import DIFFERENCES, KUBERNETES_SECRET_STORE, load_local
 from agentia.kind_render import DRAIN_APP_ID, DRAIN_COMMAND, NAMESPACE, kind_dir, stale_generated
 from agentia.paths import repo_root
@@ -69,17 +69,58 @@ def key(d: Doc) -> tuple[str, str]:
     return (d["kind"], d["metadata"]["name"])
 
 
+def _all_generated() -> list[Doc]:
+    """Every generated Dapr resource: components/ and each service's Configuration."""
+    base = kind_dir() / "generated" / "dapr"
+    return [
+        d
+        for path in sorted(base.rglob("*.yaml"))
+        for d in yaml.safe_load_all(path.read_text())
+        if d
+    ]
+
+
 def test_the_overlays_apply_the_generated_resources_unchanged() -> None:
-    generated = [d for docs in _generated().values() for d in docs]
+    generated = _all_generated()
     for d in generated:
         d["metadata"]["namespace"] = NAMESPACE
     dev = [d for d in rendered("dev") if d["apiVersion"].startswith("dapr.io/")]
     assert sorted(dev, key=key) == sorted(generated, key=key)
-    # full adds only the collector as the traces' exporter.
+    # full adds only the collector as the traces' exporter, to every Configuration.
     full = {key(d): d for d in rendered("full") if d["apiVersion"].startswith("dapr.io/")}
-    config = copy.deepcopy(full[("Configuration", names.CONFIGURATION)])
-    assert config["spec"]["tracing"].pop("otel")["endpointAddress"].startswith("otel-collector.")
-    assert config == next(d for d in generated if d["kind"] == "Configuration")
+    configs = [d for d in generated if d["kind"] == "Configuration"]
+    assert len(configs) == 1 + len(names.APP_IDS)
+    for want in configs:
+        config = copy.deepcopy(full[key(want)])
+        otel = config["spec"]["tracing"].pop("otel")
+        assert otel["endpointAddress"].startswith("otel-collector."), key(want)
+        assert config == want
+
+
+def test_each_service_gets_its_access_policy_and_secret_scopes() -> None:
+    docs = {d["metadata"]["name"]: d for d in _all_generated() if d["kind"] == "Configuration"}
+    base = docs[names.CONFIGURATION]
+    assert "accessControl" not in base["spec"]
+    for app_id in names.APP_IDS:
+        spec = docs[f"{names.CONFIGURATION}-{app_id}"]["spec"]
+        assert spec["tracing"] == base["spec"]["tracing"]
+        assert spec["accessControl"]["defaultAction"] == "deny"
+        callers = {p["appId"] for p in spec["accessControl"]["policies"]}
+        assert callers == {g.caller for g in access.CALLERS[app_id]}
+        assert {p["namespace"] for p in spec["accessControl"]["policies"]} == {NAMESPACE}
+        (scope,) = spec["secrets"]["scopes"]
+        assert scope["defaultAccess"] == "deny"
+        assert scope["allowedSecrets"] == list(access.SECRETS[app_id])
+    tool_callers = {
+        p["appId"]: p
+        for p in docs[f"{names.CONFIGURATION}-tool-mcp"]["spec"]["accessControl"]["policies"]
+    }
+    assert set(tool_callers) == {names.AGENT_RUNNER}
+    # Each service's pod asks for its own Configuration.
+    for d in rendered("dev"):
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in names.APP_IDS:
+            annotations = d["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["dapr.io/config"] == f"{names.CONFIGURATION}-{d['metadata']['name']}"
 
 
 def test_every_custom_resource_has_its_crd_schema() -> None:
@@ -139,7 +180,9 @@ def test_sidecar_annotations_match_the_local_mesh() -> None:
     services = {}
     for where, pod in _dapr_pods():
         ann = pod["metadata"]["annotations"]
-        assert ann["dapr.io/config"] == names.CONFIGURATION, where
+        app_id = ann["dapr.io/app-id"]
+        own = f"{names.CONFIGURATION}-{app_id}" if app_id in names.APP_IDS else None
+        assert ann["dapr.io/config"] == (own or names.CONFIGURATION), where
         assert ann["dapr.io/api-token-secret"] == names.SECRET_DAPR_API_TOKEN, where
         # The sidecar mounts the service account token volume of its own pod.
         volume, _, mount = ann["dapr.io/volume-mounts"].partition(":")

@@ -21,7 +21,7 @@ from typing import Final
 from agentia.paths import cache_home, repo_root
 
 DAPR_VERSION: Final = "1.18.0"
-REQUIRED: Final = ("daprd", "placement", "scheduler")
+REQUIRED: Final = ("daprd", "placement", "scheduler", "sentry")
 
 
 class DaprBinariesError(RuntimeError):
@@ -35,7 +35,7 @@ class DaprBinaries:
     daprd: Path
     placement: Path
     scheduler: Path
-    sentry: Path | None
+    sentry: Path
     version: str
     source: str
 
@@ -66,12 +66,11 @@ def _from_folder(folder: Path, source: str, *, strict: bool) -> DaprBinaries | N
         if strict:
             raise DaprBinariesError(f"{source}: {folder} has no executable {', '.join(missing)}")
         return None
-    sentry = folder / "sentry"
     return DaprBinaries(
         daprd=paths["daprd"],
         placement=paths["placement"],
         scheduler=paths["scheduler"],
-        sentry=sentry if sentry.is_file() else None,
+        sentry=paths["sentry"],
         version=daprd_version(paths["daprd"]),
         source=source,
     )
@@ -120,7 +119,8 @@ def ensure_dapr_binaries(
     if not shutil.which("go"):
         raise DaprBinariesError(
             "no Dapr binaries found and Go is not installed: install Go >= 1.26 so Agentia can "
-            "build them, or set AGENTIA_DAPR_BIN_DIR to a folder with daprd, placement, scheduler"
+            "build them, or set AGENTIA_DAPR_BIN_DIR to a folder with daprd, placement, "
+            "scheduler and sentry"
         )
     target = cache_dir()
     tmp = target.with_name(f"{target.name}.building-{os.getpid()}")

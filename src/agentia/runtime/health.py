@@ -46,8 +46,15 @@ def _why(exc: httpx.HTTPError) -> str:
     return type(exc).__name__
 
 
+def sentry_probe() -> Probe:
+    return http_probe(
+        "sentry", "control-plane", f"http://127.0.0.1:{names.SENTRY_HEALTHZ_PORT}/healthz"
+    )
+
+
 def control_plane_probes() -> list[Probe]:
     return [
+        sentry_probe(),
         http_probe(
             "placement", "control-plane", f"http://127.0.0.1:{names.PLACEMENT_HEALTHZ_PORT}/healthz"
         ),

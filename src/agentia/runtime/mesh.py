@@ -7,11 +7,16 @@ Everything here is a :class:`ProgramSpec`; the supervisor runs them. Ports come 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentia import names
+import yaml
+
+from agentia import access, names
+from agentia.net import free_ports
 from agentia.paths import repo_root
 from agentia.runtime.daprbin import DaprBinaries
 from agentia.runtime.programs import ProgramSpec
@@ -27,10 +32,12 @@ SERVICE_MODULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Tokens:
-    """The two shared secrets between every app and its sidecar."""
+    """The two shared secrets between every app and its sidecar, and the root certificate
+    every sidecar trusts (public: Sentry's CA, which signs each sidecar's mTLS identity)."""
 
     dapr_api_token: str
     app_api_token: str
+    trust_anchors: str = ""
 
 
 def components_dir() -> Path:
@@ -43,6 +50,125 @@ def configuration_file() -> Path:
 
 def sidecar_name(app_id: str) -> str:
     return f"{app_id}-dapr"
+
+
+def certs_dir(home: Path) -> Path:
+    """Sentry's root and issuer certificates (self-signed, made on the first start)."""
+    return home / "certs"
+
+
+def trust_anchors_file(home: Path) -> Path:
+    return certs_dir(home) / "ca.crt"
+
+
+def sentry_config_file(home: Path) -> Path:
+    """Sentry's own Configuration: workload certificates live a day, then are renewed."""
+    path = home / "config" / "sentry.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Configuration",
+        "metadata": {"name": "daprsystem"},
+        "spec": {"mtls": {"enabled": True, "workloadCertTTL": "24h", "allowedClockSkew": "15m"}},
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _sentry_command(
+    bins: DaprBinaries, home: Path, port: int, healthz: int, metrics: int
+) -> list[str]:
+    return [
+        str(bins.sentry),
+        "--mode",
+        "standalone",
+        "--config",
+        str(sentry_config_file(home)),
+        "--issuer-credentials",
+        str(certs_dir(home)),
+        "--trust-domain",
+        access.CONTROL_PLANE_TRUST_DOMAIN,
+        "--port",
+        str(port),
+        "--listen-address",
+        "127.0.0.1",
+        "--healthz-port",
+        str(healthz),
+        "--healthz-listen-address",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics),
+        "--metrics-listen-address",
+        "127.0.0.1",
+        "--log-as-json",
+    ]
+
+
+def sentry_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
+    """Dapr's certificate authority: every sidecar, placement and the scheduler get their
+    mTLS identity (a SPIFFE id naming the app) from it."""
+    return ProgramSpec(
+        name="sentry",
+        group="control-plane",
+        command=_sentry_command(
+            bins, home, names.SENTRY_PORT, names.SENTRY_HEALTHZ_PORT, names.SENTRY_METRICS_PORT
+        ),
+        directory=home,
+        priority=150,
+    )
+
+
+def ensure_trust_anchors(bins: DaprBinaries, home: Path, timeout: float = 30) -> str:
+    """The mesh's root certificate (PEM). On the first start Sentry makes the root and issuer
+    pair itself: run it once, on spare ports, until it has written them."""
+    anchors = trust_anchors_file(home)
+    if not anchors.exists():
+        certs_dir(home).mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = home / "logs" / "sentry-first-start.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                _sentry_command(bins, home, *free_ports(3)),
+                cwd=home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            deadline = time.monotonic() + timeout
+            try:
+                while not anchors.exists() and proc.poll() is None:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+        if not anchors.exists():
+            raise RuntimeError(f"Sentry made no root certificate in {timeout:.0f}s; see {log}")
+    return anchors.read_text()
+
+
+def control_plane_tls(home: Path) -> list[str]:
+    """Flags that put placement and the scheduler behind mTLS with Sentry's identities."""
+    return [
+        "--tls-enabled",
+        "--trust-domain",
+        access.CONTROL_PLANE_TRUST_DOMAIN,
+        "--trust-anchors-file",
+        str(trust_anchors_file(home)),
+        "--sentry-address",
+        f"127.0.0.1:{names.SENTRY_PORT}",
+    ]
+
+
+def app_configuration_file(home: Path, app_id: str) -> Path:
+    """``app_id``'s Configuration: the shared one plus who may call it and which secrets it
+    may read (agentia.access)."""
+    base = yaml.safe_load(configuration_file().read_text())
+    path = home / "config" / f"{app_id}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = access.app_configuration(base, app_id)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def placement_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
@@ -66,6 +192,7 @@ def placement_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
             "--metrics-listen-address",
             "127.0.0.1",
             "--log-as-json",
+            *control_plane_tls(home),
         ],
         directory=home,
         priority=200,
@@ -100,7 +227,10 @@ def scheduler_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
             "127.0.0.1",
             "--etcd-initial-cluster",
             f"dapr-scheduler-server-0=http://127.0.0.1:{names.SCHEDULER_ETCD_PEER_PORT}",
+            "--identity-directory-write",
+            str(home / "data" / "scheduler-identity"),
             "--log-as-json",
+            *control_plane_tls(home),
         ],
         directory=home,
         priority=200,
@@ -141,6 +271,13 @@ def sidecar_command(
         f"127.0.0.1:{names.SCHEDULER_PORT}",
         "--config",
         str(config or configuration_file()),
+        # Sidecar-to-sidecar calls and the links to placement and the scheduler are mutual
+        # TLS, each side identified by a certificate from Sentry (DAPR_TRUST_ANCHORS).
+        "--enable-mtls",
+        "--sentry-address",
+        f"127.0.0.1:{names.SENTRY_PORT}",
+        "--control-plane-trust-domain",
+        access.CONTROL_PLANE_TRUST_DOMAIN,
         "--enable-app-health-check",
         "--app-health-check-path",
         "/livez",
@@ -166,6 +303,7 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
         "DAPR_GRPC_PORT": str(ports.dapr_grpc),
         "DAPR_API_TOKEN": tokens.dapr_api_token,
         "APP_API_TOKEN": tokens.app_api_token,
+        "DAPR_TRUST_ANCHORS": tokens.trust_anchors,
         "AGENTIA_OTLP_ENDPOINT": otlp_endpoint(),
         "PYTHONUNBUFFERED": "1",
     }
@@ -205,7 +343,7 @@ def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[Progra
     specs: list[ProgramSpec] = []
     for app_id, module in SERVICE_MODULES.items():
         ports = names.PORTS[app_id]
-        env = app_environment(app_id, ports, tokens)
+        env = {**app_environment(app_id, ports, tokens), **access.app_env(app_id)}
         specs.append(
             ProgramSpec(
                 name=app_id,
@@ -233,7 +371,9 @@ def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[Progra
             ProgramSpec(
                 name=sidecar_name(app_id),
                 group="sidecar",
-                command=sidecar_command(bins, app_id, ports),
+                command=sidecar_command(
+                    bins, app_id, ports, config=app_configuration_file(home, app_id)
+                ),
                 directory=home,
                 environment=env,
                 priority=400,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agentia import names
@@ -46,7 +46,7 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
     bins = ensure_dapr_binaries(progress)
     progress(f"dapr runtime {bins.version} ({bins.source}): {bins.daprd.parent}")
     creds = infra.load_or_create_credentials(home, settings)
-    tokens = ensure_tokens(home)
+    tokens = replace(ensure_tokens(home), trust_anchors=mesh.ensure_trust_anchors(bins, home))
     ensure_local_key(home)  # before the gateway starts: it reads the keys at start-up
     sup = Supervisor(home)
     managed = {
@@ -55,6 +55,7 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
     infra_specs = infra.prepare(home, settings, creds, progress, managed=managed)
     specs = [
         *infra_specs,
+        mesh.sentry_spec(bins, home),
         mesh.placement_spec(bins, home),
         mesh.scheduler_spec(bins, home),
         mesh.tracestore_spec(home),
@@ -76,8 +77,12 @@ def start_infra(home: Path, progress: Progress) -> tuple[Supervisor, MeshPlan]:
             sup.start(spec.name)
     infra.wait_ready(p.infra_settings, p.credentials, 120, progress)
     infra.bootstrap_after_start(p.infra_settings, p.credentials, progress)
+    # Sentry first: placement, the scheduler and every sidecar ask it for their identity.
+    progress("starting sentry")
+    sup.start("sentry")
+    wait_until(lambda: _all_ok([health.sentry_probe()]), 60, "sentry")
     for spec in p.specs:
-        if spec.group == "control-plane":
+        if spec.group == "control-plane" and spec.name != "sentry":
             progress(f"starting {spec.name}")
             sup.start(spec.name)
     wait_until(lambda: _all_ok(health.control_plane_probes()), 60, "dapr control plane")
