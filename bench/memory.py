@@ -29,10 +29,9 @@ import psycopg
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, orchestrate
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import start_app_with_sidecar
+from bench.invoke_overhead import start_services
 
 RESULTS = repo_root() / "bench" / "results"
 SIZES = (10_000, 100_000)
@@ -178,34 +177,20 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=300, help="session reads/writes per path")
     parser.add_argument("--searches", type=int, default=20, help="searches per size")
     args = parser.parse_args()
-    home = agentia_home()
-    print("• starting infrastructure, control plane, memory", flush=True)
-    sup, plan = orchestrate.start_infra(home, lambda m: None)
-    for name in (names.MEMORY, f"{names.MEMORY}-dapr"):
-        sup.start(name, wait=False)
-    deadline = time.monotonic() + 90
-    while not (health.app_probe(names.MEMORY).ok and health.sidecar_probe(names.MEMORY).ok):
-        if time.monotonic() > deadline:
-            sys.exit("memory did not come up")
-        time.sleep(0.5)
-    logs = home / "logs" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    caller, procs = start_app_with_sidecar("bench-caller", plan.tokens, logs)
+    print("• starting infrastructure, control plane, memory, agent-runner", flush=True)
+    # Calls go through agent-runner's sidecar, memory's main caller: memory answers only the
+    # gateway, agent-runner and tool-mcp (agentia.access).
+    _, plan = start_services((names.MEMORY, names.AGENT_RUNNER), timeout=90)
+    caller = names.PORTS[names.AGENT_RUNNER]
     base = f"http://127.0.0.1:{caller.dapr_http}/v1.0/invoke/{names.MEMORY}/method"
     headers = {"dapr-api-token": plan.tokens.dapr_api_token}
-    try:
-        with (
-            httpx.Client(headers=headers, timeout=120) as http,
-            psycopg.connect(postgres_url(), autocommit=True) as pg,
-        ):
-            print(f"• session reads and writes, {args.ops} each, Dapr and direct SQL", flush=True)
-            results: dict[str, Any] = session_bench(http, base, pg, args.ops)
-            results.update(search_bench(http, base, pg, args.searches))
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
+    with (
+        httpx.Client(headers=headers, timeout=120) as http,
+        psycopg.connect(postgres_url(), autocommit=True) as pg,
+    ):
+        print(f"• session reads and writes, {args.ops} each, Dapr and direct SQL", flush=True)
+        results: dict[str, Any] = session_bench(http, base, pg, args.ops)
+        results.update(search_bench(http, base, pg, args.searches))
     report(results, args)
 
 

@@ -25,7 +25,7 @@ from agentia import names
 from agentia.paths import agentia_home, repo_root
 
 sys.path.insert(0, str(repo_root()))
-from bench.invoke_overhead import RESULTS, start_app_with_sidecar, start_services, wrk
+from bench.invoke_overhead import RESULTS, start_services, wrk
 
 LUA = """
 counter = 0
@@ -107,11 +107,13 @@ def main() -> None:
     print("• in-process baseline (Agents SDK, offline model)", flush=True)
     base_seq = asyncio.run(in_process(300, 1))
     base_conc = asyncio.run(in_process(600, args.connections))
-    print("• starting infrastructure, control plane, agent-runner", flush=True)
-    _, plan = start_services((names.AGENT_RUNNER,), timeout=90)
+    print("• starting infrastructure, control plane, agent-runner, gateway", flush=True)
+    # Calls go through the gateway's sidecar: agent-runner's run methods answer only the
+    # gateway (agentia.access), as in production.
+    _, plan = start_services((names.AGENT_RUNNER, names.GATEWAY), timeout=90)
     logs = home / "logs" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
-    caller, procs = start_app_with_sidecar("bench-caller", plan.tokens, logs)
+    caller = names.PORTS[names.GATEWAY]
     token = {"dapr-api-token": plan.tokens.dapr_api_token}
     url = f"http://127.0.0.1:{caller.dapr_http}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/wait"
     try:
@@ -125,8 +127,6 @@ def main() -> None:
         bg = background(caller.dapr_http, plan.tokens.dapr_api_token, args.background)
     finally:
         Path(f.name).unlink(missing_ok=True)
-        for p in procs:
-            p.terminate()
     print(f"\n{'runs (offline model)':40} {'runs/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
     rows = [
         ("in-process SDK, 1 at a time (baseline)", base_seq),

@@ -65,12 +65,14 @@ def main() -> None:
     args = parser.parse_args()
     counts = sorted({int(c) for c in args.replicas.split(",")})
     home = agentia_home()
-    print("• starting infrastructure, control plane, agent-runner", flush=True)
-    _, plan = start_services((names.AGENT_RUNNER,), timeout=90)
+    print("• starting infrastructure, control plane, agent-runner, gateway", flush=True)
+    # Calls go through the gateway's sidecar: agent-runner answers run requests only from
+    # the gateway (agentia.access).
+    _, plan = start_services((names.AGENT_RUNNER, names.GATEWAY), timeout=90)
     logs = home / "logs" / "bench" / f"scale-{uuid.uuid4().hex[:6]}"
     for n in range(2, max(counts) + 1):
         (logs / f"replica-{n}").mkdir(parents=True, exist_ok=True)
-    caller, caller_procs = start_app_with_sidecar("bench-caller", plan.tokens, logs)
+    caller = names.PORTS[names.GATEWAY]
     token = {"dapr-api-token": plan.tokens.dapr_api_token}
     url = (
         f"http://127.0.0.1:{caller.dapr_http}/v1.0/invoke/{names.AGENT_RUNNER}"
@@ -104,7 +106,6 @@ def main() -> None:
         Path(f.name).unlink(missing_ok=True)
         for procs in extra:
             stop(procs)
-        stop(caller_procs)
     report(rows, counts, args)
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from agentia import access, names
 from agentia.net import free_ports
-from agentia.paths import repo_root
+from agentia.paths import agentia_home, repo_root
 from agentia.runtime.daprbin import DaprBinaries
 from agentia.runtime.programs import ProgramSpec
 
@@ -244,7 +244,10 @@ def sidecar_command(
     resources: list[Path] | None = None,
     config: Path | None = None,
 ) -> list[str]:
-    """The daprd command line for ``app_id`` (resources default to ``components/``)."""
+    """The daprd command line for ``app_id`` (resources default to ``components/``; a mesh
+    service's replica gets that service's Configuration, so its access policy holds too)."""
+    if config is None and app_id in names.APP_IDS:
+        config = app_configuration_file(agentia_home(), app_id)
     command = [
         str(bins.daprd),
         "--mode",
