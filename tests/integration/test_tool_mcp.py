@@ -62,6 +62,26 @@ def test_official_client_lists_and_calls_every_builtin_tool(caller: Sidecar) -> 
     assert got["slow"].content[0].text == "waited 0.1s"
 
 
+def test_memory_tools_reach_the_memory_service_as_tool_mcp(caller: Sidecar) -> None:
+    """agent-runner -> tool-mcp -> memory, each hop allowed by the access policies."""
+    namespace = ["memories", "toolmcp-mesh", uuid.uuid4().hex[:8]]
+
+    async def work(s: ClientSession) -> tuple[Any, Any]:
+        saved = await s.call_tool(
+            "memory_save",
+            {"content": "The user's favourite colour is teal.", "namespace": namespace},
+        )
+        found = await s.call_tool(
+            "memory_search", {"query": "favourite colour", "namespace": namespace}
+        )
+        return saved, found
+
+    saved, found = with_session(caller, work)
+    assert not saved.is_error and saved.structured_content["created"] is True, saved
+    memories = found.structured_content["memories"]
+    assert memories and "teal" in memories[0]["content"]
+
+
 def test_bad_arguments_get_an_error_naming_the_field(caller: Sidecar) -> None:
     async def work(s: ClientSession) -> list[Any]:
         return [
