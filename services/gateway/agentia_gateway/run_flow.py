@@ -21,10 +21,12 @@ from agentia import names
 from agentia.events import RunRequested
 from agentia.service import dapr_client
 from agentia.telemetry import tag_current_span
+from agentia_gateway import metrics
 from agentia_gateway.budgets import Budgets
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
+from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
 from agentia_gateway.upstream import call
 
@@ -58,16 +60,17 @@ class RunFlow:
         self.settings: GatewaySettings = app.state.settings
         self.client = dapr_client(app)
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
-        self.budgets = Budgets(self.client)
-        self._agents: tuple[float, set[str]] = (0.0, set())
+        self.budgets = Budgets(self.client, self.settings.model_prices)
+        self._agents: tuple[float, dict[str, str]] = (0.0, {})
 
-    async def agents(self) -> set[str]:
+    async def agents(self) -> dict[str, str]:
+        """The agents agent-runner knows, with the model each one's definition names."""
         at, known = self._agents
         if time.monotonic() - at > AGENTS_TTL_S:
             specs = await call(
                 self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
             )
-            known = {s["name"] for s in specs}
+            known = {s["name"]: str(s.get("model") or "offline") for s in specs}
             self._agents = (time.monotonic(), known)
         return known
 
@@ -85,13 +88,21 @@ class RunFlow:
     # -- creating and starting ----------------------------------------------------------
 
     async def create(
-        self, body: RunCreate, thread_id: str | None, owner: str | None = None
+        self, body: RunCreate, thread_id: str | None, owner: Principal | None = None
     ) -> dict[str, Any]:
         """Validate and record a run, and admit it to its thread's lane (not started yet).
-        ``owner`` is the key (tenant) whose budget the run's model usage counts against."""
+        ``owner`` is the key (tenant) whose budget the run's model usage counts against; a run
+        whose agent's model is at the key's limit for that model is refused (429)."""
         agent = body.agent or DEFAULT_AGENT
-        if agent not in await self.agents():
+        agents = await self.agents()
+        if agent not in agents:
             raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+        if owner is not None:
+            try:
+                await self.budgets.admit_model(owner, agents[agent])
+            except Denied as denied:
+                metrics.REFUSED.labels("429").inc()
+                raise HTTPException(429, denied.reason, denied.headers) from None
         try:
             msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
             value = run_input(body.input, msgs or None)
@@ -119,7 +130,7 @@ class RunFlow:
             "multitask_strategy": body.multitask_strategy,
             "on_disconnect": body.on_disconnect,
             "item_count_before": int(thread["item_count"]) if thread else 0,
-            "owner": owner,
+            "owner": owner.id if owner is not None else None,
         }
         await self.store.create(record)
         tag_current_span(run_id=record["run_id"], thread_id=thread_id)
@@ -208,7 +219,7 @@ class RunFlow:
         # Counted once per run (a marker); the event names the owner of runs started elsewhere.
         owner = record.get("owner") if record is not None else result.get("owner")
         if owner and result.get("usage"):
-            await self.budgets.count(str(owner), run_id, result["usage"])
+            await self.budgets.count(str(owner), run_id, result["usage"], result.get("models"))
         if record is None or record.get("thread_id") is None:
             return
         thread_id = record["thread_id"]

@@ -15,6 +15,7 @@ from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
 from agentia_gateway.run_store import FINAL
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
+from agentia_gateway.security import Principal
 from agentia_gateway.streaming import FINAL_KINDS, StreamState, sse
 
 router = APIRouter(tags=["Runs"], responses=ERRORS)
@@ -36,10 +37,10 @@ def _flow(request: Request) -> RunFlow:
     return flow
 
 
-def _owner(request: Request) -> str | None:
+def _owner(request: Request) -> Principal | None:
     """The key (tenant) making the request, set by the gateway's authentication."""
-    principal = getattr(request.state, "principal", None)
-    return principal.id if principal is not None else None
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
 
 
 async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
