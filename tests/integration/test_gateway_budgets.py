@@ -18,7 +18,7 @@ from agentia.dapr import cloudevent
 from agentia.events import RunEvent
 from agentia.runtime import local_keys
 
-from .conftest import Infra, wait_for
+from .conftest import Infra, ProbeApp, wait_for
 
 pytestmark = pytest.mark.integration
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
@@ -158,6 +158,7 @@ def tenants(infra: Infra, mesh_service: Callable[[str], None]) -> Iterator[dict[
         "minute": {"model_limits": {"offline": ModelLimit(per_minute=2)}},
         "day": {"model_limits": {"offline": ModelLimit(per_day=1)}},
         "other": {"model_limits": {"openai:gpt-4o": ModelLimit(per_day=1)}},
+        "queue": {"model_limits": {"offline": ModelLimit(per_minute=1)}},
     }
     made: dict[str, str] = {}
     for kind, fields in kinds.items():
@@ -290,3 +291,45 @@ def test_a_model_limit_per_day_refuses_runs_and_cron_fires(
         ), view
     finally:
         client.delete(f"/runs/crons/{cron_id}")
+
+
+def _drain(ops: ProbeApp) -> dict[str, Any]:
+    resp = ops.invoke(names.SCHEDULER, "POST", "internal/drains", {"idle_s": 1.0})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def _status(client: httpx.Client, run_id: str) -> str:
+    return str(client.get(f"/runs/{run_id}").json()["status"])
+
+
+def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_allows(
+    tenants: dict[str, httpx.Client], probe_apps: Callable[..., ProbeApp]
+) -> None:
+    """With ``Prefer: over-budget=queue`` a background run over the key's limit is answered
+    202 and waits on runs.batch; a drain parks it while the limit holds and starts it at the
+    first drain after the limit allows (here: the next minute)."""
+    client = tenants["queue"]  # one request a minute to the offline model
+    ops = probe_apps("budget-drain", subscribe=False)
+    _drain(ops)  # leftovers of earlier runs must not count here
+    if time.time() % 60 > 20:  # the run, the queueing and the first drain in one minute
+        time.sleep(61 - time.time() % 60)
+    first = client.post("/runs/wait", json={"assistant_id": "assistant", "input": "hi"})
+    assert first.status_code == 200, first.text
+    _runs_counted(client, 1)
+    body = {"assistant_id": "assistant", "input": "queued"}
+    assert client.post("/runs", json=body).status_code == 429  # no preference: refused
+    queued = client.post("/runs", json=body, headers={"Prefer": "over-budget=queue"})
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["preference-applied"] == "over-budget=queue"
+    run_id = queued.json()["run_id"]
+    assert queued.json()["status"] == "pending"
+    parked = _drain(ops)
+    assert parked["deferred"] >= 1 and parked["stopped"] == "idle", parked
+    assert _status(client, run_id) == "pending", "started while over the limit"
+    time.sleep(61 - time.time() % 60)  # the next minute: the limit allows a request again
+    started = _drain(ops)
+    assert started["unparked"] >= 1 and started["started"] >= 1, started
+    wait_for(lambda: _status(client, run_id) == "success", 60, "the queued run finished")
+    _runs_counted(client, 2)  # and counted for its key
+    assert _metric("agentia_budget_queued_total") >= 1

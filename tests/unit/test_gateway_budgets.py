@@ -26,7 +26,7 @@ from agentia_gateway.accounting import (
     seconds_to_next_minute,
     tokens,
 )
-from agentia_gateway.budgets import creates_run
+from agentia_gateway.budgets import creates_run, may_queue
 from agentia_gateway.settings import GatewaySettings
 
 NOON = datetime(2026, 12, 2, 12, 0, 20, tzinfo=UTC)
@@ -230,3 +230,22 @@ def test_prices_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         _settings(monkeypatch, '{"x": {"input_usd_per_1m": "0.0000001", "output_usd_per_1m": 0}}')
     with pytest.raises(ValidationError, match="input_usd_per_1m"):
         _settings(monkeypatch, '{"x": {"input_usd_per_1m": "-1", "output_usd_per_1m": 0}}')
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "prefer", "expected"),
+    [
+        ("POST", "/runs", "over-budget=queue", True),
+        ("POST", "/runs", "respond-async, Over-Budget=Queue", True),
+        ("POST", "/runs", "return=minimal; over-budget=queue", True),
+        ("POST", "/runs", None, False),
+        ("POST", "/runs", "over-budget=refuse", False),
+        ("POST", "/runs/wait", "over-budget=queue", False),  # a client is waiting
+        ("POST", "/threads/t1/runs", "over-budget=queue", False),  # the thread's lane
+        ("POST", "/workflows", "over-budget=queue", False),
+    ],
+)
+def test_only_background_stateless_runs_may_queue(
+    method: str, path: str, prefer: str | None, expected: bool
+) -> None:
+    assert may_queue(method, path, prefer) is expected

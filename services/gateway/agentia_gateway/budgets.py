@@ -52,6 +52,23 @@ def creates_run(method: str, path: str) -> bool:
     return method == "POST" and (RUN_PATHS.match(path) is not None or path == WORKFLOW_START)
 
 
+# A client's ``Prefer: over-budget=queue`` (RFC 7240): queue a background run over budget on
+# the broker (``runs.batch``, started by a drain once the budget allows) instead of a 429.
+QUEUE_PREFERENCE = "over-budget=queue"
+QUEUE_PATH = "/runs"
+
+
+def prefers_queue(prefer: str | None) -> bool:
+    tokens_ = [p.strip().lower() for part in (prefer or "").split(",") for p in part.split(";")]
+    return QUEUE_PREFERENCE in tokens_
+
+
+def may_queue(method: str, path: str, prefer: str | None) -> bool:
+    """Whether this request, refused over budget, is queued instead: stateless background runs
+    (a thread's runs keep its lane's order, and wait/stream have a client waiting)."""
+    return method == "POST" and path == QUEUE_PATH and prefers_queue(prefer)
+
+
 def refused(refusal: Refusal) -> Denied:
     metrics.BUDGET_REFUSED.labels(refusal.kind).inc()
     return Denied(429, refusal.reason, {"Retry-After": str(refusal.retry_after_s)})

@@ -37,3 +37,7 @@ BUDGET_REFUSED = Counter(
     "Runs refused (429) over a budget or limit, by kind (tokens, cost, model_minute, model_day).",
     ["kind"],
 )
+QUEUED = Counter(
+    "agentia_budget_queued_total",
+    "Runs over a budget or limit queued on runs.batch (Prefer: over-budget=queue), not refused.",
+)

@@ -88,11 +88,18 @@ class RunFlow:
     # -- creating and starting ----------------------------------------------------------
 
     async def create(
-        self, body: RunCreate, thread_id: str | None, owner: Principal | None = None
+        self,
+        body: RunCreate,
+        thread_id: str | None,
+        owner: Principal | None = None,
+        over_budget: str | None = None,
+        may_queue: bool = False,
     ) -> dict[str, Any]:
         """Validate and record a run, and admit it to its thread's lane (not started yet).
         ``owner`` is the key (tenant) whose budget the run's model usage counts against; a run
-        whose agent's model is at the key's limit for that model is refused (429)."""
+        whose agent's model is at the key's limit for that model is refused (429), or, when
+        ``may_queue``, recorded with ``queued`` (the reason; as for ``over_budget``, why the
+        door let it through) for :meth:`enqueue`."""
         agent = body.agent or DEFAULT_AGENT
         agents = await self.agents()
         if agent not in agents:
@@ -101,8 +108,10 @@ class RunFlow:
             try:
                 await self.budgets.admit_model(owner, agents[agent])
             except Denied as denied:
-                metrics.REFUSED.labels("429").inc()
-                raise HTTPException(429, denied.reason, denied.headers) from None
+                if not may_queue:
+                    metrics.REFUSED.labels("429").inc()
+                    raise HTTPException(429, denied.reason, denied.headers) from None
+                over_budget = over_budget or denied.reason
         try:
             msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
             value = run_input(body.input, msgs or None)
@@ -132,6 +141,8 @@ class RunFlow:
             "item_count_before": int(thread["item_count"]) if thread else 0,
             "owner": owner.id if owner is not None else None,
         }
+        if over_budget is not None:
+            record["queued"] = over_budget
         await self.store.create(record)
         tag_current_span(run_id=record["run_id"], thread_id=thread_id)
         if thread_id is None:
@@ -167,6 +178,12 @@ class RunFlow:
 
     async def publish(self, record: dict[str, Any]) -> None:
         await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
+
+    async def enqueue(self, record: dict[str, Any]) -> None:
+        """Queue a run over its key's budget on the broker (``runs.batch``): a drain starts it
+        once the key's budget allows (it asks the gateway first, as crons do)."""
+        metrics.QUEUED.inc()
+        await self.client.publish(names.TOPIC_RUNS_BATCH, self._request(record))
 
     async def run_and_wait(self, record: dict[str, Any]) -> dict[str, Any]:
         """Create-and-wait: invoke agent-runner when the run holds its lane; else wait."""
