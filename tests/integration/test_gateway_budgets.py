@@ -159,6 +159,7 @@ def tenants(infra: Infra, mesh_service: Callable[[str], None]) -> Iterator[dict[
         "day": {"model_limits": {"offline": ModelLimit(per_day=1)}},
         "other": {"model_limits": {"openai:gpt-4o": ModelLimit(per_day=1)}},
         "queue": {"model_limits": {"offline": ModelLimit(per_minute=1)}},
+        "workflow": {"token_budget_per_day": 1_000_000},
     }
     made: dict[str, str] = {}
     for kind, fields in kinds.items():
@@ -333,3 +334,50 @@ def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_all
     wait_for(lambda: _status(client, run_id) == "success", 60, "the queued run finished")
     _runs_counted(client, 2)  # and counted for its key
     assert _metric("agentia_budget_queued_total") >= 1
+
+
+def _completed(client: httpx.Client, instance: str) -> Callable[[], bool]:
+    return lambda: client.get(f"/workflows/{instance}").json().get("status") == "COMPLETED"
+
+
+def _model_steps(client: httpx.Client, instance: str) -> int:
+    steps = client.get(f"/workflows/{instance}/steps").json()["steps"]
+    return sum(1 for s in steps if s["kind"] == "model")
+
+
+def _requests(client: httpx.Client) -> int:
+    return int(client.get("/usage").json()["days"][0]["requests"])
+
+
+def test_a_workflows_model_turns_count_against_the_key_that_started_it(
+    tenants: dict[str, httpx.Client],
+) -> None:
+    client = tenants["workflow"]
+    instance = f"wf-{uuid.uuid4().hex[:8]}"
+    messages = ['calculator {"expression": "2+2"}', "hello"]
+    body = {
+        "workflow": "AgentLoop",
+        "input": {"agent_id": "assistant", "messages": messages},
+        "instance_id": instance,
+    }
+    assert client.post("/workflows", json=body).status_code == 201
+    wait_for(_completed(client, instance), 60, "the workflow completed")
+    turns = _model_steps(client, instance)
+    assert turns == 3  # a tool call and its answer, then the second message's answer
+    wait_for(lambda: _requests(client) >= turns, 30, "the workflow's turns counted")
+    time.sleep(1)  # a late duplicate would show here
+    today = client.get("/usage").json()
+    day = today["days"][0]
+    assert day["requests"] == turns and day["runs"] == 0, day  # once each, and no run
+    (row,) = day["models"]
+    assert row["model"] == "offline" and row["cost_micro_usd"] > 0
+    assert today["tokens_used_today"] == row["tokens"] > 0
+
+    # A ChatAgent's messages count for the key too.
+    chat = f"chat-{uuid.uuid4().hex[:8]}"
+    start = {"workflow": "ChatAgent", "input": {"agent_id": "assistant"}, "instance_id": chat}
+    assert client.post("/workflows", json=start).status_code == 201
+    said = client.post("/workflows/" + chat + "/events/message", json={"text": "hi", "id": "m1"})
+    assert said.status_code == 200, said.text
+    wait_for(lambda: _requests(client) > turns, 60, "the chat's turn counted")
+    client.post(f"/workflows/{chat}/events/message", json={"end": True})

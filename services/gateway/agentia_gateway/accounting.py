@@ -122,13 +122,15 @@ def added(
     models: dict[str, Any] | None = None,
     prices: dict[str, ModelPrice] | None = None,
     now: datetime | None = None,
+    runs: int = 1,
 ) -> dict[str, Any]:
-    """The day's totals with one more run's usage, its cost and its per-model rows."""
+    """The day's totals with one more run's usage, its cost and its per-model rows (a
+    workflow's model turn adds usage but no run: ``runs=0``)."""
     old = totals or {}
     split = by_model(usage, models)
     costs = run_cost(prices or {}, split)
     new: dict[str, Any] = {f: int(old.get(f, 0)) + int(usage.get(f) or 0) for f in FIELDS}
-    new["runs"] = int(old.get("runs", 0)) + 1
+    new["runs"] = int(old.get("runs", 0)) + runs
     new["cost_micro_usd"] = int(old.get("cost_micro_usd", 0)) + sum(costs.values())
     rows = {m: dict(r) for m, r in (old.get("models") or {}).items()}
     minute = {m: dict(w) for m, w in (old.get("minute") or {}).items()}
@@ -136,7 +138,7 @@ def added(
     for model, row in split.items():
         cur = rows.get(model, {})
         rows[model] = {f: int(cur.get(f, 0)) + row[f] for f in FIELDS}
-        rows[model]["runs"] = int(cur.get("runs", 0)) + 1
+        rows[model]["runs"] = int(cur.get("runs", 0)) + runs
         rows[model]["cost_micro_usd"] = int(cur.get("cost_micro_usd", 0)) + costs[model]
         window = minute.get(model, {})
         before = int(window.get("requests", 0)) if window.get("at") == at else 0

@@ -48,6 +48,22 @@ def marker_key(run_id: str) -> str:
     return f"gw-usage-run:{run_id}"
 
 
+def workflow_owner_key(instance_id: str) -> str:
+    return f"gw-wf-owner:{instance_id}"
+
+
+def owner_candidates(instance_id: str) -> list[str]:
+    """The instance id and the ids it may be the child of, longest first: children are named
+    after their parent (FanOut's ``{parent}-{i}-{agent}``, RecurringAgent's
+    ``{parent}-run-{n}``), and the nearest ancestor with an owner owns the child."""
+    found = [instance_id]
+    cut = instance_id.rfind("-")
+    while cut > 0:
+        found.append(instance_id[:cut])
+        cut = instance_id.rfind("-", 0, cut)
+    return found
+
+
 def creates_run(method: str, path: str) -> bool:
     return method == "POST" and (RUN_PATHS.match(path) is not None or path == WORKFLOW_START)
 
@@ -135,8 +151,10 @@ class Budgets:
         run_id: str,
         usage: dict[str, Any],
         models: dict[str, Any] | None = None,
+        runs: int = 1,
     ) -> bool:
-        """Add one run's usage to its owner's day, once; False when it was counted before."""
+        """Add one run's usage to its owner's day, once; False when it was counted before.
+        (``run_id`` is a workflow turn's usage id for a turn, counted with ``runs=0``.)"""
         marker = marker_key(run_id)
         for _ in range(ATTEMPTS):
             if await self.client.get_state(names.STATE_STORE, marker) is not None:
@@ -153,7 +171,7 @@ class Budgets:
                         {
                             "key": key,
                             "value": added(
-                                item.value if item else None, usage, models, self.prices, now
+                                item.value if item else None, usage, models, self.prices, now, runs
                             ),
                             "etag": item.etag if item else None,
                             "first_write": item is None,
@@ -162,14 +180,16 @@ class Budgets:
                 )
             except ETagMismatch:
                 continue  # another run of this owner counted at the same moment: re-read
-            self._observe(owner, usage, models)
+            self._observe(owner, usage, models, runs)
             return True
         raise Contended(totals_key(owner, "today"))
 
-    def _observe(self, owner: str, usage: dict[str, Any], models: dict[str, Any] | None) -> None:
+    def _observe(
+        self, owner: str, usage: dict[str, Any], models: dict[str, Any] | None, runs: int
+    ) -> None:
         for kind in ("input", "output"):
             metrics.TOKENS_USED.labels(owner, kind).inc(int(usage.get(f"{kind}_tokens") or 0))
-        metrics.RUNS_COUNTED.labels(owner).inc()
+        metrics.RUNS_COUNTED.labels(owner).inc(runs)
         split = by_model(usage, models)
         costs = run_cost(self.prices, split)
         for model, row in split.items():
@@ -177,3 +197,40 @@ class Budgets:
                 metrics.MODEL_TOKENS.labels(owner, model, kind).inc(row[f"{kind}_tokens"])
             metrics.MODEL_REQUESTS.labels(owner, model).inc(row["requests"])
             metrics.COST.labels(owner, model).inc(costs[model])
+
+    # -- workflows: their model turns count against the key that started them ---------------
+
+    async def own_workflow(self, owner: str, instance_id: str) -> dict[str, Any] | None:
+        """Record ``owner`` as the key of workflow ``instance_id`` (before it starts, so its
+        first turn finds it); returns the previous record, for :meth:`disown_workflow`."""
+        key = workflow_owner_key(instance_id)
+        item = await self.client.get_state(names.STATE_STORE, key)
+        await self.client.save_state(names.STATE_STORE, key, {"owner": owner})
+        return dict(item.value) if item is not None else None
+
+    async def disown_workflow(self, instance_id: str, previous: dict[str, Any] | None) -> None:
+        """The start failed: the instance's owner is as it was."""
+        key = workflow_owner_key(instance_id)
+        if previous is None:
+            await self.client.delete_state(names.STATE_STORE, key)
+        else:
+            await self.client.save_state(names.STATE_STORE, key, previous)
+
+    async def workflow_owner(self, instance_id: str) -> str | None:
+        candidates = owner_candidates(instance_id)
+        found = await self.client.get_bulk_state(
+            names.STATE_STORE, [workflow_owner_key(c) for c in candidates]
+        )
+        for c in candidates:
+            item = found.get(workflow_owner_key(c))
+            if item is not None and item.value.get("owner"):
+                return str(item.value["owner"])
+        return None
+
+    async def count_turn(self, usage_id: str, data: dict[str, Any]) -> bool:
+        """A workflow's model turn (a ``model.usage`` event): counted once for the key that
+        started the workflow; a workflow no key started (a schedule's) is not counted."""
+        owner = await self.workflow_owner(str(data.get("instance_id", "")))
+        if owner is None or not data.get("usage"):
+            return False
+        return await self.count(owner, usage_id, data["usage"], data.get("models"), runs=0)
