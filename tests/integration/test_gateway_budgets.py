@@ -158,7 +158,7 @@ def tenants(infra: Infra, mesh_service: Callable[[str], None]) -> Iterator[dict[
         "minute": {"model_limits": {"offline": ModelLimit(per_minute=2)}},
         "day": {"model_limits": {"offline": ModelLimit(per_day=1)}},
         "other": {"model_limits": {"openai:gpt-4o": ModelLimit(per_day=1)}},
-        "queue": {"model_limits": {"offline": ModelLimit(per_minute=1)}},
+        "queue": {"model_limits": {"offline": ModelLimit(per_minute=2)}},
         "workflow": {"token_budget_per_day": 1_000_000},
     }
     made: dict[str, str] = {}
@@ -309,15 +309,17 @@ def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_all
 ) -> None:
     """With ``Prefer: over-budget=queue`` a background run over the key's limit is answered
     202 and waits on runs.batch; a drain parks it while the limit holds and starts it at the
-    first drain after the limit allows (here: the next minute)."""
-    client = tenants["queue"]  # one request a minute to the offline model
+    first drain after the limit allows (here: the next minute). One cancelled while it waits
+    ends at once and, drained, is not run."""
+    client = tenants["queue"]  # two requests a minute to the offline model
     ops = probe_apps("budget-drain", subscribe=False)
     _drain(ops)  # leftovers of earlier runs must not count here
-    if time.time() % 60 > 20:  # the run, the queueing and the first drain in one minute
+    if time.time() % 60 > 20:  # the runs, the queueing and the first drain in one minute
         time.sleep(61 - time.time() % 60)
-    first = client.post("/runs/wait", json={"assistant_id": "assistant", "input": "hi"})
-    assert first.status_code == 200, first.text
-    _runs_counted(client, 1)
+    for n in (1, 2):
+        ran = client.post("/runs/wait", json={"assistant_id": "assistant", "input": "hi"})
+        assert ran.status_code == 200, ran.text
+        _runs_counted(client, n)
     body = {"assistant_id": "assistant", "input": "queued"}
     assert client.post("/runs", json=body).status_code == 429  # no preference: refused
     queued = client.post("/runs", json=body, headers={"Prefer": "over-budget=queue"})
@@ -325,6 +327,12 @@ def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_all
     assert queued.headers["preference-applied"] == "over-budget=queue"
     run_id = queued.json()["run_id"]
     assert queued.json()["status"] == "pending"
+    # A second one, cancelled while it waits: it ends at once and never runs.
+    dropped = client.post("/runs", json=body, headers={"Prefer": "over-budget=queue"})
+    assert dropped.status_code == 202, dropped.text
+    dropped_id = dropped.json()["run_id"]
+    assert client.post(f"/runs/{dropped_id}/cancel").status_code == 200
+    assert _status(client, dropped_id) == "interrupted"
     parked = _drain(ops)
     assert parked["deferred"] >= 1 and parked["stopped"] == "idle", parked
     assert _status(client, run_id) == "pending", "started while over the limit"
@@ -332,7 +340,19 @@ def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_all
     started = _drain(ops)
     assert started["unparked"] >= 1 and started["started"] >= 1, started
     wait_for(lambda: _status(client, run_id) == "success", 60, "the queued run finished")
-    _runs_counted(client, 2)  # and counted for its key
+    _runs_counted(client, 3)  # and counted for its key
+    # The cancelled one was drained too, and agent-runner did not run it: no model request.
+    wait_for(
+        lambda: (
+            ops.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{dropped_id}").status_code == 200
+        ),
+        30,
+        "the cancelled run drained",
+    )
+    ledger = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/runs/{dropped_id}").json()
+    assert ledger["status"] == "interrupted" and not ledger.get("usage"), ledger
+    assert _status(client, dropped_id) == "interrupted"
+    assert int(client.get("/usage").json()["days"][0]["runs"]) == 3
     assert _metric("agentia_budget_queued_total") >= 1
 
 

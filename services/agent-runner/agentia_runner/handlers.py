@@ -188,6 +188,9 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
     async def cancelled() -> bool:
         return await client.get_state(names.CACHE_STORE, cancel_key(req.run_id)) is not None
 
+    if req.metadata.get("drained_from") and await cancelled():
+        # Queued (on runs.batch) and cancelled while it waited: it never starts.
+        return Outcome("interrupted", error="cancelled before it started")
     run_input: Any = req.input if isinstance(req.input, list) else str(req.input or "")
     try:
         return await execute(

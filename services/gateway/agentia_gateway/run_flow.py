@@ -280,6 +280,11 @@ class RunFlow:
                 await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
                 return dict(await self.store.get(run_id) or record)
         await call(self.client, names.AGENT_RUNNER, f"internal/runs/{run_id}/cancel")
+        if record.get("queued") and record["status"] == "pending":
+            # Queued over budget, not started: it ends now; the drain that starts it later
+            # finds it cancelled (agent-runner checks a drained run before it runs).
+            await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
+            return dict(await self.store.get(run_id) or record)
         return dict(record)
 
     # -- what a run produced ---------------------------------------------------------------------
