@@ -15,12 +15,64 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Scope = Literal["read", "write"]
 PREFIX = "agk"
 KEY_RE = re.compile(r"^agk_([0-9a-f]{12})_([A-Za-z0-9_-]{40,64})$")
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
+# A model as agent definitions name it: offline, openai:gpt-4o-mini, compatible:llama3.1:8b.
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/@+-]{0,127}$")
+LIMIT_RE = re.compile(r"^(?P<model>[^=]+)=(?P<count>[0-9]+)/(?P<per>min|day)$")
+
+
+class ModelLimit(BaseModel):
+    """How many model requests a key's runs may make to one model (requests counted from the
+    model responses, as usage is)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_minute: int | None = Field(
+        default=None, ge=1, description="Model requests per UTC minute; None: no limit."
+    )
+    per_day: int | None = Field(
+        default=None, ge=1, description="Model requests per UTC day; None: no limit."
+    )
+
+
+def check_model_name(model: str) -> str:
+    if not MODEL_RE.match(model):
+        raise ValueError(
+            f"'{model}' is not a model name (as agent definitions name them: offline, "
+            "openai:<model>, compatible:<model>)"
+        )
+    return model
+
+
+def parse_model_limits(specs: list[str]) -> dict[str, ModelLimit]:
+    """``["offline=60/min", "offline=1000/day"]`` as limits by model; ValueError naming the
+    bad one."""
+    limits: dict[str, ModelLimit] = {}
+    for spec in specs:
+        m = LIMIT_RE.match(spec.strip())
+        if m is None or int(m.group("count")) < 1:
+            raise ValueError(f"'{spec}': write MODEL=N/min or MODEL=N/day, N at least 1")
+        model = check_model_name(m.group("model").strip())
+        field = "per_minute" if m.group("per") == "min" else "per_day"
+        current = limits.get(model, ModelLimit())
+        limits[model] = current.model_copy(update={field: int(m.group("count"))})
+    return limits
+
+
+def describe_limits(limits: dict[str, ModelLimit]) -> str:
+    """Limits as the CLI takes them: ``offline=60/min offline=1000/day``."""
+    parts = []
+    for model, limit in sorted(limits.items()):
+        if limit.per_minute:
+            parts.append(f"{model}={limit.per_minute}/min")
+        if limit.per_day:
+            parts.append(f"{model}={limit.per_day}/day")
+    return " ".join(parts)
 
 
 class KeyRecord(BaseModel):
@@ -38,7 +90,25 @@ class KeyRecord(BaseModel):
         ge=1,
         description="Model tokens (input + output) its runs may use per UTC day; None: no budget.",
     )
+    cost_budget_micro_usd_per_day: int | None = Field(
+        default=None,
+        ge=1,
+        description="What its runs' model usage may cost per UTC day, in micro-dollars "
+        "(1 USD = 1,000,000), priced by the gateway's price table; None: no budget.",
+    )
+    model_limits: dict[str, ModelLimit] = Field(
+        default_factory=dict,
+        description="Model requests per minute / per day, by model name; a model not named "
+        "here is not limited.",
+    )
     created_at: str = Field(description="When the key was made (ISO 8601, UTC).")
+
+    @field_validator("model_limits")
+    @classmethod
+    def _model_names(cls, value: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
+        for model in value:
+            check_model_name(model)
+        return value
 
 
 class KeyRing(BaseModel):
@@ -76,6 +146,8 @@ def new_key(
     scope: Scope,
     rate_limit_per_minute: int | None = None,
     token_budget_per_day: int | None = None,
+    cost_budget_micro_usd_per_day: int | None = None,
+    model_limits: dict[str, ModelLimit] | None = None,
 ) -> tuple[str, KeyRecord]:
     """A fresh key (shown once to the user) and the record to store."""
     key_id = secrets.token_hex(6)
@@ -87,6 +159,8 @@ def new_key(
         sha256=hashlib.sha256(key.encode()).hexdigest(),
         rate_limit_per_minute=rate_limit_per_minute,
         token_budget_per_day=token_budget_per_day,
+        cost_budget_micro_usd_per_day=cost_budget_micro_usd_per_day,
+        model_limits=model_limits or {},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return key, record

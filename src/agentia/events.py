@@ -70,6 +70,11 @@ class RunEvent(Event):
     data: dict[str, Any] = Field(default_factory=dict, description="Kind-specific payload.")
 
 
+# A workflow's model turn used the model: ``run_id`` is the turn's step key (counted once),
+# ``data`` has ``instance_id``, ``usage`` and ``models`` (as a run's final event does).
+MODEL_USAGE_KIND = "model.usage"
+
+
 class MemoryChanged(Event):
     """The memory service changed a thread or a memory."""
 

@@ -58,3 +58,32 @@ def test_logs_of_unknown_process() -> None:
     result = runner.invoke(app, ["logs", "nosuch"])
     assert result.exit_code == 2
     assert "no log for 'nosuch'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cost-budget", "five"], "--cost-budget"),
+        (["--cost-budget", "0.0000001"], "more than 6 decimals"),
+        (["--cost-budget", "0"], "above 0"),
+        (["--model-limit", "offline=60/hour"], "--model-limit"),
+        (["--model-limit", "bad model=1/min"], "not a model name"),
+    ],
+)
+def test_keys_create_refuses_bad_budgets_and_limits(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["keys", "create", "tenant", *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+def test_keys_create_stores_cost_budget_and_model_limits(home: Path) -> None:
+    from agentia.runtime import local_keys
+
+    args = ["--cost-budget", "5.00", "--model-limit", "offline=60/min"]
+    result = runner.invoke(
+        app, ["keys", "create", "tenant", *args, "--model-limit", "offline=9/day"]
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = local_keys.key_ring(home).keys.values()
+    assert record.cost_budget_micro_usd_per_day == 5_000_000
+    limit = record.model_limits["offline"]
+    assert (limit.per_minute, limit.per_day) == (60, 9)

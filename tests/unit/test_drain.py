@@ -12,7 +12,7 @@ import pytest
 
 from agentia import names
 from agentia.events import RunRequested
-from agentia_scheduler.draining import Answer, Delivery, drain, run_request
+from agentia_scheduler.draining import Answer, Delivery, Refusal, drain, run_request
 from agentia_scheduler.schedules import DrainRequest, DrainTarget, ScheduleRequest
 
 
@@ -47,6 +47,29 @@ class Sink:
     runs: list[RunRequested] = field(default_factory=list)
     dead: list[tuple[str, str]] = field(default_factory=list)
     asked: list[list[str]] = field(default_factory=list)
+
+    over: set[str] = field(default_factory=set)  # keys over budget
+    gone: set[str] = field(default_factory=set)  # keys revoked
+    queue: Queue | None = None  # where parked runs go back to
+    parked: list[RunRequested] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    async def refused(self, req: RunRequested) -> Refusal | None:
+        self.checked.append(req.run_id)
+        if req.owner in self.gone:
+            return Refusal(f"key {req.owner} is gone", final=True)
+        return Refusal(f"budget of {req.owner} used up") if req.owner in self.over else None
+
+    async def park(self, req: RunRequested) -> None:
+        self.parked.append(req)
+
+    async def unpark(self) -> int:
+        assert self.queue is not None
+        for req in self.parked:
+            body = json.dumps(req.model_dump(mode="json")).encode()
+            self.queue.items.append(Pulled(f"again-{req.run_id}", body))
+        count, self.parked = len(self.parked), []
+        return count
 
     async def start_run(self, req: RunRequested) -> None:
         if req.run_id == self.fail_on:
@@ -120,3 +143,36 @@ def test_drain_targets_and_requests_are_validated() -> None:
     assert isinstance(req.target, DrainTarget) and req.target.batch_size == 10
     with pytest.raises(ValueError, match="batch_timeout_s"):
         DrainRequest(batch_timeout_s=500)  # longer than the sidecar waits for an answer
+
+
+def owned(run_id: str, owner: str | None) -> Pulled:
+    body = {"run_id": run_id, "agent_id": "assistant", "owner": owner}
+    return Pulled(f"e-{run_id}", json.dumps(body).encode())
+
+
+def test_runs_over_their_keys_budget_are_parked_and_go_round_at_each_drain() -> None:
+    """A queued run whose key is over budget is parked (the queue still ends empty); the
+    next drain publishes it again first, and it starts once its key may."""
+    queue = Queue([owned("a", "poor"), owned("b", "rich"), owned("c", None), owned("d", "poor")])
+    sink = Sink(over={"poor"}, queue=queue)
+    report = asyncio.run(drain(queue, sink, DrainRequest(batch_size=10, idle_s=0.1), 0.1))
+    assert [r.run_id for r in sink.runs] == ["b", "c"]
+    assert (report.deferred, report.started, report.stopped) == (2, 2, "idle")
+    assert [r.run_id for r in sink.parked] == ["a", "d"] and not queue.items
+    assert set(queue.answers.values()) == {"success"}  # every copy taken was answered
+    assert "c" not in sink.checked  # a run with no owner has no budget to ask about
+    # Still over budget: they go round once and are parked again.
+    again = asyncio.run(drain(queue, sink, DrainRequest(idle_s=0.1), 0.1))
+    assert (again.unparked, again.deferred, again.started) == (2, 2, 0)
+    sink.over.clear()  # the next day, or the next minute
+    last = asyncio.run(drain(queue, sink, DrainRequest(idle_s=0.1), 0.1))
+    assert (last.unparked, last.started) == (2, 2) and not sink.parked
+    assert [r.run_id for r in sink.runs] == ["b", "c", "a", "d"]
+
+
+def test_a_run_whose_key_is_gone_is_kept_as_a_dead_letter() -> None:
+    queue = Queue([owned("a", "revoked"), owned("b", "rich")])
+    sink = Sink(gone={"revoked"}, queue=queue)
+    report = asyncio.run(drain(queue, sink, DrainRequest(idle_s=0.1), 0.1))
+    assert [r.run_id for r in sink.runs] == ["b"] and report.dead_lettered == 1
+    assert sink.dead == [("e-a", "key revoked is gone")]

@@ -78,6 +78,23 @@ def test_execute_reports_steps_and_usage() -> None:
     )
     assert [k for k, _ in seen if k.startswith("tool.")] == ["tool.call", "tool.result"]
     assert outcome.usage["requests"] == 2
+    # The same usage, split by the agent definition's model name.
+    assert outcome.models == {"offline": outcome.usage}
+
+
+def test_execute_splits_usage_by_model_across_a_handoff() -> None:
+    async def emit(kind: str, data: dict[str, object]) -> None:
+        return None
+
+    expert = Agent(name="expert", instructions="x", model="offline:large")
+    front = Agent(name="front", instructions="x", model="offline:small", handoffs=[expert])
+    outcome = asyncio.run(execute(front, "please ask expert", CFG, emit))
+    assert outcome.status == "success" and outcome.last_agent == "expert"
+    assert set(outcome.models) == {"offline:small", "offline:large"}
+    assert outcome.models["offline:small"]["requests"] == 1
+    assert outcome.models["offline:large"]["requests"] == 1
+    for field in ("input_tokens", "output_tokens", "requests"):
+        assert sum(m[field] for m in outcome.models.values()) == outcome.usage[field]
 
 
 def test_execute_turns_a_guardrail_into_an_error_outcome() -> None:

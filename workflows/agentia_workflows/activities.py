@@ -10,6 +10,7 @@ actually started (so a test, or an operator, can see a repeated side effect).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -43,6 +44,15 @@ class Catalog(Protocol):
     def model(self, name: str) -> Model: ...
 
 
+class UsageReports(Protocol):
+    """Where a model turn's usage goes (the gateway counts it against the workflow's key).
+    Reported again when a recorded turn is asked for again: the step key makes it once."""
+
+    async def report(
+        self, usage_id: str, instance_id: str, model: str, usage: dict[str, int]
+    ) -> None: ...
+
+
 class StepLedger(Protocol):
     """Durable records of steps, by key."""
 
@@ -53,6 +63,15 @@ class StepLedger(Protocol):
 
 def step_key(instance_id: str, step: int) -> str:
     return f"wfstep:{instance_id}:{step}"
+
+
+def usage_of(usage: Any) -> dict[str, int]:
+    """A model response's usage as counts (one request, whatever the response reported)."""
+    return {
+        "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+        "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+        "requests": 1,
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -74,9 +93,25 @@ def _text(output: list[Any]) -> str:
 class AgentActivities:
     """Model turns and tool calls of the durable agent loop."""
 
-    def __init__(self, catalog: Catalog, ledger: StepLedger) -> None:
+    def __init__(
+        self, catalog: Catalog, ledger: StepLedger, usage: UsageReports | None = None
+    ) -> None:
         self.catalog = catalog
         self.ledger = ledger
+        self.usage = usage
+
+    def turn_usage(self, key: str, agent_id: str, used: dict[str, int]) -> dict[str, Any]:
+        """What a turn's ledger record keeps of its usage: the model, the counts, and an id
+        of its own (a reused instance id runs its steps again: new ids, counted again)."""
+        model = str(self.catalog.agent(agent_id).model or "offline")
+        return {"id": f"{key}:{uuid.uuid4().hex[:12]}", "model": model, **used}
+
+    async def report(self, key: str, instance_id: str, record: dict[str, Any]) -> None:
+        """Report a recorded turn's usage (records from before usage was kept have none)."""
+        used = record.get("usage")
+        if self.usage is not None and used:
+            counts = {k: int(used.get(k, 0)) for k in ("input_tokens", "output_tokens", "requests")}
+            await self.usage.report(str(used["id"]), instance_id, str(used["model"]), counts)
 
     def _function_tools(self, agent: Agent[Any]) -> list[FunctionTool]:
         # Local function tools only: MCP sessions are not kept across activities yet.
@@ -84,8 +119,9 @@ class AgentActivities:
 
     async def ask(
         self, agent_id: str, items: list[dict[str, Any]]
-    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]]]:
-        """One call of the agent's model on ``items``: (tool calls, final text, new items)."""
+    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]], dict[str, int]]:
+        """One call of the agent's model on ``items``: (tool calls, final text, new items,
+        usage)."""
         agent = self.catalog.agent(agent_id)
         model = self.catalog.model(str(agent.model or "offline"))
         instructions = agent.instructions if isinstance(agent.instructions, str) else None
@@ -107,11 +143,11 @@ class AgentActivities:
             if isinstance(o, ResponseFunctionToolCall)
         ]
         produced = [_jsonable(i) for i in response.to_input_items()]
-        return calls, None if calls else _text(response.output), produced
+        return calls, None if calls else _text(response.output), produced, usage_of(response.usage)
 
     async def ask_streaming(
         self, agent_id: str, items: list[dict[str, Any]], on_delta: Delta
-    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]]]:
+    ) -> tuple[list[ToolCallRequest], str | None, list[dict[str, Any]], dict[str, int]]:
         """Like :meth:`ask`, with the model's text deltas passed to ``on_delta`` as they come."""
         agent = self.catalog.agent(agent_id)
         model = self.catalog.model(str(agent.model or "offline"))
@@ -141,26 +177,27 @@ class AgentActivities:
             if isinstance(o, ResponseFunctionToolCall)
         ]
         produced = [_jsonable(o) for o in final.output]
-        return calls, None if calls else _text(final.output), produced
+        return calls, None if calls else _text(final.output), produced, usage_of(final.usage)
 
     async def model_turn(self, inp: ModelTurnInput) -> ModelTurnOutput:
         """Ask the agent's model for its next move; a recorded turn is returned as is."""
         key = step_key(inp.instance_id, inp.step)
         record = await self.ledger.get(key)
         if record and record.get("done"):
+            await self.report(key, inp.instance_id, record)
             return ModelTurnOutput.model_validate(record["result"])
-        calls, text, produced = await self.ask(inp.agent_id, list(inp.items))
+        calls, text, produced, used = await self.ask(inp.agent_id, list(inp.items))
         result = ModelTurnOutput(items=produced, tool_calls=calls, text=text)
-        await self.ledger.save(
-            key,
-            {
-                "kind": "model",
-                "name": inp.agent_id,
-                "done": True,
-                "executions": 1,
-                "result": result.model_dump(mode="json"),
-            },
-        )
+        record = {
+            "kind": "model",
+            "name": inp.agent_id,
+            "done": True,
+            "executions": 1,
+            "result": result.model_dump(mode="json"),
+            "usage": self.turn_usage(key, inp.agent_id, used),
+        }
+        await self.ledger.save(key, record)
+        await self.report(key, inp.instance_id, record)
         return result
 
     async def tool_call(self, inp: ToolCallInput) -> ToolCallOutput:

@@ -84,6 +84,7 @@ class ChatActivities:
         key = step_key(inp.instance_id, inp.step)
         record = await self.agent.ledger.get(key)
         if record and record.get("done"):
+            await self.agent.report(key, inp.instance_id, record)
             return ChatTurnOutput.model_validate(record["result"])
         claim_check = inp.transcript is None
         if claim_check:
@@ -99,7 +100,7 @@ class ChatActivities:
         async def delta(text: str) -> None:
             await emit("message.delta", {"delta": text})
 
-        calls, text, produced = await self.agent.ask_streaming(inp.agent_id, seen, delta)
+        calls, text, produced, used = await self.agent.ask_streaming(inp.agent_id, seen, delta)
         for call in calls:
             await emit(
                 "tool.call",
@@ -121,16 +122,16 @@ class ChatActivities:
             items=None if claim_check else produced,
             events=emit.count,
         )
-        await self.agent.ledger.save(
-            key,
-            {
-                "kind": "model",
-                "name": inp.agent_id,
-                "done": True,
-                "executions": 1,
-                "result": result.model_dump(mode="json"),
-            },
-        )
+        record = {
+            "kind": "model",
+            "name": inp.agent_id,
+            "done": True,
+            "executions": 1,
+            "result": result.model_dump(mode="json"),
+            "usage": self.agent.turn_usage(key, inp.agent_id, used),
+        }
+        await self.agent.ledger.save(key, record)
+        await self.agent.report(key, inp.instance_id, record)
         return result
 
     async def chat_tools(self, inp: ChatToolsInput) -> ChatToolsOutput:

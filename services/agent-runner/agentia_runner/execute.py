@@ -36,6 +36,31 @@ class Outcome:
     error: str | None = None
     last_agent: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    # Usage per model (the agent definition's ``model``, e.g. ``offline``), from the model
+    # responses as they streamed: a run with handoffs may use several models.
+    models: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def model_name(agent: Agent[Any]) -> str:
+    """The name of the agent's model as its definition gives it (``offline`` when unset)."""
+    model = agent.model
+    if model is None:
+        return "offline"
+    return model if isinstance(model, str) else str(getattr(model, "model", type(model).__name__))
+
+
+def add_response(models: dict[str, dict[str, int]], model: str, usage: Any) -> None:
+    """Count one model response (its ``usage`` may be missing: a request all the same)."""
+    row = models.setdefault(model, {"input_tokens": 0, "output_tokens": 0, "requests": 0})
+    row["requests"] += 1
+    row["input_tokens"] += int(getattr(usage, "input_tokens", 0) or 0)
+    row["output_tokens"] += int(getattr(usage, "output_tokens", 0) or 0)
+
+
+def total(models: dict[str, dict[str, int]]) -> dict[str, int]:
+    """The run's usage over all its models."""
+    fields = ("input_tokens", "output_tokens", "requests")
+    return {f: sum(row[f] for row in models.values()) for f in fields}
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,11 +87,22 @@ async def execute(
     result = Runner.run_streamed(
         agent, run_input, run_config=run_config, max_turns=max_turns, session=session
     )
+    models: dict[str, dict[str, int]] = {}
+
+    def ended(status: str, error: str, last_agent: str | None = None) -> Outcome:
+        # Tokens spent before a failure or a cancel were spent all the same.
+        usage = total(models) if models else {}
+        return Outcome(status, error=error, last_agent=last_agent, usage=usage, models=models)
+
     try:
         async for ev in result.stream_events():
             if ev.type == "raw_response_event":
                 if ev.data.type == "response.output_text.delta":
                     await emit("message.delta", {"delta": ev.data.delta})
+                elif ev.data.type == "response.completed":
+                    # The response streams while its agent is the current one.
+                    used = getattr(ev.data.response, "usage", None)
+                    add_response(models, model_name(result.current_agent), used)
                 continue
             if ev.type == "agent_updated_stream_event":
                 await emit("agent.updated", {"agent": ev.new_agent.name})
@@ -92,17 +128,17 @@ async def execute(
                 result.cancel()
                 raise RunCancelled()
     except RunCancelled:
-        return Outcome("interrupted", error="cancelled", last_agent=result.last_agent.name)
+        return ended("interrupted", "cancelled", result.last_agent.name)
     except InputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        return Outcome("error", error=f"input guardrail tripped: {info}")
+        return ended("error", f"input guardrail tripped: {info}")
     except OutputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        return Outcome("error", error=f"output guardrail tripped: {info}")
+        return ended("error", f"output guardrail tripped: {info}")
     except MaxTurnsExceeded:
-        return Outcome("error", error=f"more than {max_turns} turns")
+        return ended("error", f"more than {max_turns} turns")
     except AgentsException as exc:
-        return Outcome("error", error=f"{type(exc).__name__}: {exc}")
+        return ended("error", f"{type(exc).__name__}: {exc}")
     usage = result.context_wrapper.usage
     output = result.final_output
     if hasattr(output, "model_dump"):
@@ -116,4 +152,5 @@ async def execute(
             "output_tokens": usage.output_tokens,
             "requests": usage.requests,
         },
+        models=models,
     )

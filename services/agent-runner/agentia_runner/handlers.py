@@ -110,6 +110,7 @@ async def run_once(
         error=outcome.error,
         last_agent=outcome.last_agent,
         usage=outcome.usage,
+        models=outcome.models,
         # Recorded before it is published: a crash in between re-publishes the same event
         # (same id, so consumers see it once) instead of running the agent again.
         final_event={"kind": kind[outcome.status], "seq": last_seq},
@@ -161,8 +162,10 @@ async def _publish_final(
     sink = EventSink(client, record["run_id"], 0, traceparent)
     sink.seq = int(final["seq"])
     # The owner rides on the final event: whoever counts usage (the gateway) needs no record
-    # of its own for runs it did not start (a schedule's, a drain's).
-    data = {k: record.get(k) for k in ("output", "error", "last_agent", "usage", "owner")}
+    # of its own for runs it did not start (a schedule's, a drain's); ``models`` splits the
+    # usage by model, for per-model counts, prices and limits.
+    keys = ("output", "error", "last_agent", "usage", "models", "owner")
+    data = {k: record.get(k) for k in keys}
     await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
     record["final_published"] = True
     await client.save_state(names.STATE_STORE, key, record)
@@ -185,6 +188,9 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
     async def cancelled() -> bool:
         return await client.get_state(names.CACHE_STORE, cancel_key(req.run_id)) is not None
 
+    if req.metadata.get("drained_from") and await cancelled():
+        # Queued (on runs.batch) and cancelled while it waited: it never starts.
+        return Outcome("interrupted", error="cancelled before it started")
     run_input: Any = req.input if isinstance(req.input, list) else str(req.input or "")
     try:
         return await execute(

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError
-from agentia.events import RunEvent
+from agentia.events import MODEL_USAGE_KIND, RunEvent
 from agentia.service import dapr_client
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
@@ -108,6 +108,28 @@ class PublishedEvents:
         await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
 
 
+class PublishedUsage:
+    """A workflow's model-turn usage on ``runs.events``, for the gateway to count against the
+    key that started the workflow; the usage id (the turn's, kept in its step record) is the
+    event's run id, which the gateway counts once."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+
+    async def report(
+        self, usage_id: str, instance_id: str, model: str, usage: dict[str, int]
+    ) -> None:
+        event = RunEvent(
+            event_id=f"{usage_id}.usage",
+            run_id=usage_id,
+            seq=0,
+            kind=MODEL_USAGE_KIND,
+            status="running",
+            data={"instance_id": instance_id, "usage": usage, "models": {model: usage}},
+        )
+        await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
+
+
 class WorkflowWorker:
     """Starts the runtime in the background (start-up never waits on it) and stops it."""
 
@@ -124,6 +146,7 @@ class WorkflowWorker:
         activities = AgentActivities(
             RegistryCatalog(app.state.registry, app.state.model_provider),
             StateLedger(dapr_client(app)),
+            PublishedUsage(dapr_client(app)),
         )
         client = dapr_client(app)
         chats = ChatActivities(activities, MemoryTranscripts(client), PublishedEvents(client))

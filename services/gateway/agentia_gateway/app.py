@@ -29,7 +29,7 @@ from agentia_gateway import (
     usage_api,
     workflows_api,
 )
-from agentia_gateway.budgets import creates_run
+from agentia_gateway.budgets import creates_run, may_queue
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
@@ -102,7 +102,12 @@ def create_app() -> FastAPI:
             authorize(principal, request.method, path)
             await request.app.state.limiter.hit(principal)
             if creates_run(request.method, path):
-                await request.app.state.runs.budgets.admit(principal)
+                try:
+                    await request.app.state.runs.budgets.admit(principal)
+                except Denied as denied:
+                    if not may_queue(request.method, path, request.headers.get("prefer")):
+                        raise
+                    request.state.over_budget = denied.reason  # the route queues the run
         except Denied as denied:
             metrics.REFUSED.labels(str(denied.status)).inc()
             headers = dict(denied.headers)

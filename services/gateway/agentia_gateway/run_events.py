@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 from fastapi import APIRouter, Request
 
-from agentia.events import RunEvent
+from agentia.events import MODEL_USAGE_KIND, RunEvent
 from agentia.service import keep_dead_letter
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.run_store import FINAL, Contended, now
@@ -48,6 +48,9 @@ async def on_run_event(request: Request) -> dict[str, str]:
     try:
         # The status first: a start held back by a contended log (RETRY below) would otherwise
         # come back after the run ended, and the run would never show as running.
+        if event.kind == MODEL_USAGE_KIND:  # a workflow's model turn: usage only, no run
+            await flow.budgets.count_turn(event.run_id, event.data)
+            return {"status": "SUCCESS"}
         if event.kind == "run.started":
             await flow.store.update(event.run_id, started)
         await flow.store.append_log(event.run_id, log_entry(event))

@@ -21,10 +21,12 @@ from agentia import names
 from agentia.events import RunRequested
 from agentia.service import dapr_client
 from agentia.telemetry import tag_current_span
+from agentia_gateway import metrics
 from agentia_gateway.budgets import Budgets
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
+from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
 from agentia_gateway.upstream import call
 
@@ -58,16 +60,17 @@ class RunFlow:
         self.settings: GatewaySettings = app.state.settings
         self.client = dapr_client(app)
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
-        self.budgets = Budgets(self.client)
-        self._agents: tuple[float, set[str]] = (0.0, set())
+        self.budgets = Budgets(self.client, self.settings.model_prices)
+        self._agents: tuple[float, dict[str, str]] = (0.0, {})
 
-    async def agents(self) -> set[str]:
+    async def agents(self) -> dict[str, str]:
+        """The agents agent-runner knows, with the model each one's definition names."""
         at, known = self._agents
         if time.monotonic() - at > AGENTS_TTL_S:
             specs = await call(
                 self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
             )
-            known = {s["name"] for s in specs}
+            known = {s["name"]: str(s.get("model") or "offline") for s in specs}
             self._agents = (time.monotonic(), known)
         return known
 
@@ -85,13 +88,30 @@ class RunFlow:
     # -- creating and starting ----------------------------------------------------------
 
     async def create(
-        self, body: RunCreate, thread_id: str | None, owner: str | None = None
+        self,
+        body: RunCreate,
+        thread_id: str | None,
+        owner: Principal | None = None,
+        over_budget: str | None = None,
+        may_queue: bool = False,
     ) -> dict[str, Any]:
         """Validate and record a run, and admit it to its thread's lane (not started yet).
-        ``owner`` is the key (tenant) whose budget the run's model usage counts against."""
+        ``owner`` is the key (tenant) whose budget the run's model usage counts against; a run
+        whose agent's model is at the key's limit for that model is refused (429), or, when
+        ``may_queue``, recorded with ``queued`` (the reason; as for ``over_budget``, why the
+        door let it through) for :meth:`enqueue`."""
         agent = body.agent or DEFAULT_AGENT
-        if agent not in await self.agents():
+        agents = await self.agents()
+        if agent not in agents:
             raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+        if owner is not None:
+            try:
+                await self.budgets.admit_model(owner, agents[agent])
+            except Denied as denied:
+                if not may_queue:
+                    metrics.REFUSED.labels("429").inc()
+                    raise HTTPException(429, denied.reason, denied.headers) from None
+                over_budget = over_budget or denied.reason
         try:
             msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
             value = run_input(body.input, msgs or None)
@@ -119,8 +139,10 @@ class RunFlow:
             "multitask_strategy": body.multitask_strategy,
             "on_disconnect": body.on_disconnect,
             "item_count_before": int(thread["item_count"]) if thread else 0,
-            "owner": owner,
+            "owner": owner.id if owner is not None else None,
         }
+        if over_budget is not None:
+            record["queued"] = over_budget
         await self.store.create(record)
         tag_current_span(run_id=record["run_id"], thread_id=thread_id)
         if thread_id is None:
@@ -156,6 +178,12 @@ class RunFlow:
 
     async def publish(self, record: dict[str, Any]) -> None:
         await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
+
+    async def enqueue(self, record: dict[str, Any]) -> None:
+        """Queue a run over its key's budget on the broker (``runs.batch``): a drain starts it
+        once the key's budget allows (it asks the gateway first, as crons do)."""
+        metrics.QUEUED.inc()
+        await self.client.publish(names.TOPIC_RUNS_BATCH, self._request(record))
 
     async def run_and_wait(self, record: dict[str, Any]) -> dict[str, Any]:
         """Create-and-wait: invoke agent-runner when the run holds its lane; else wait."""
@@ -208,7 +236,7 @@ class RunFlow:
         # Counted once per run (a marker); the event names the owner of runs started elsewhere.
         owner = record.get("owner") if record is not None else result.get("owner")
         if owner and result.get("usage"):
-            await self.budgets.count(str(owner), run_id, result["usage"])
+            await self.budgets.count(str(owner), run_id, result["usage"], result.get("models"))
         if record is None or record.get("thread_id") is None:
             return
         thread_id = record["thread_id"]
@@ -252,6 +280,11 @@ class RunFlow:
                 await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
                 return dict(await self.store.get(run_id) or record)
         await call(self.client, names.AGENT_RUNNER, f"internal/runs/{run_id}/cancel")
+        if record.get("queued") and record["status"] == "pending":
+            # Queued over budget, not started: it ends now; the drain that starts it later
+            # finds it cancelled (agent-runner checks a drained run before it runs).
+            await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
+            return dict(await self.store.get(run_id) or record)
         return dict(record)
 
     # -- what a run produced ---------------------------------------------------------------------

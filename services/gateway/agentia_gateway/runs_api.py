@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
 from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
 from agentia_gateway.run_store import FINAL
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
+from agentia_gateway.security import Principal
 from agentia_gateway.streaming import FINAL_KINDS, StreamState, sse
 
 router = APIRouter(tags=["Runs"], responses=ERRORS)
@@ -27,6 +29,18 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "Server-sent events", "content": {"text/event-stream": {}}}
 }
 ATTEMPT_SPAN = 100_000  # agent-runner numbers each attempt's events from attempt * this
+Prefer = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="RFC 7240 preferences; `over-budget=queue`: a run over the key's budget "
+        "or model limit is queued (202) instead of refused (429).",
+    ),
+]
+QUEUED_DOC = (
+    "Queued over the key's budget or model limit (`Prefer: over-budget=queue`): the run "
+    "waits on the broker (runs.batch) and a drain starts it once the budget allows"
+)
 GAP_GRACE_S = 2.0
 KEEPALIVE_S = 10.0
 
@@ -36,10 +50,10 @@ def _flow(request: Request) -> RunFlow:
     return flow
 
 
-def _owner(request: Request) -> str | None:
+def _owner(request: Request) -> Principal | None:
     """The key (tenant) making the request, set by the gateway's authentication."""
-    principal = getattr(request.state, "principal", None)
-    return principal.id if principal is not None else None
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
 
 
 async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
@@ -263,11 +277,25 @@ async def join_run_stream(
 # -- stateless -------------------------------------------------------------------------------------
 
 
-@router.post("/runs", response_model=Run, tags=["Stateless Runs"])
-async def create_stateless_run(body: RunCreate, request: Request) -> Run:
+@router.post(
+    "/runs",
+    response_model=Run,
+    tags=["Stateless Runs"],
+    responses={202: {"model": Run, "description": QUEUED_DOC}},
+)
+async def create_stateless_run(
+    body: RunCreate, request: Request, response: Response, prefer: Prefer = None
+) -> Run:
     flow = _flow(request)
-    record = await flow.create(body, None, _owner(request))
-    await flow.publish(record)
+    queue = prefers_queue(prefer)
+    over = getattr(request.state, "over_budget", None) if queue else None
+    record = await flow.create(body, None, _owner(request), over, may_queue=queue)
+    if record.get("queued"):
+        await flow.enqueue(record)
+        response.status_code = 202
+        response.headers["Preference-Applied"] = QUEUE_PREFERENCE
+    else:
+        await flow.publish(record)
     return Run.model_validate(public_run(record))
 
 

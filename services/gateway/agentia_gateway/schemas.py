@@ -31,7 +31,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Conflict",
         413: "Body too large",
         422: "A field is missing or not valid (the reason names it)",
-        429: "Rate limit reached, or the key's token budget for the day used up",
+        429: "Rate limit reached, the key's token or cost budget for the day used up, or its "
+        "limit of requests to the run's model reached",
         503: "A dependency is unavailable; retry",
     }.items()
 }

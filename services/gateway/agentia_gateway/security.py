@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ import jwt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentia import names
-from agentia.apikeys import KeyRecord, KeyRing
+from agentia.apikeys import KeyRecord, KeyRing, ModelLimit
 from agentia.dapr import DaprClient, DaprError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class Principal:
     scope: str  # read | write
     rate_limit_per_minute: int | None = None
     token_budget_per_day: int | None = None
+    cost_budget_micro_usd_per_day: int | None = None
+    model_limits: dict[str, ModelLimit] = field(default_factory=dict)
 
 
 def _principal(record: KeyRecord) -> Principal:
@@ -48,6 +50,8 @@ def _principal(record: KeyRecord) -> Principal:
         record.scope,
         record.rate_limit_per_minute,
         record.token_budget_per_day,
+        record.cost_budget_micro_usd_per_day,
+        record.model_limits,
     )
 
 

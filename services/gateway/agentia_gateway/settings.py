@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from agentia.settings import ServiceSettings
+from agentia_gateway.accounting import DEFAULT_PRICES, ModelPrice
 
 
 class GatewaySettings(ServiceSettings):
@@ -30,6 +31,14 @@ class GatewaySettings(ServiceSettings):
     )
     stream_poll_s: float = Field(default=0.05, validation_alias="AGENTIA_STREAM_POLL_S", gt=0)
     run_log_ttl_s: int = Field(default=86_400, validation_alias="AGENTIA_RUN_LOG_TTL_S", ge=60)
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        validation_alias="AGENTIA_MODEL_PRICES",
+        description="USD per 1M input / output tokens by model, as JSON: "
+        '{"openai:gpt-4o-mini": {"input_usd_per_1m": "0.15", "output_usd_per_1m": "0.60"}}. '
+        "A model is priced by its own name, else its provider's (openai), else '*'; an "
+        "unpriced model costs nothing. Default: the offline model at 1.00 / 2.00 (nominal).",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

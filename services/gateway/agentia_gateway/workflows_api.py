@@ -6,6 +6,7 @@ calls its internal routes through Dapr service invocation only.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -51,7 +52,16 @@ async def _call(request: Request, method: str, http_method: str = "GET", body: A
 
 @router.post("", status_code=201)
 async def start_workflow(body: WorkflowStart, request: Request) -> Any:
-    return await _call(request, BASE, "POST", body.model_dump(exclude_none=True))
+    """Start a workflow; its model turns count against the calling key's budgets."""
+    instance_id = body.instance_id or uuid.uuid4().hex
+    budgets = request.app.state.runs.budgets
+    previous = await budgets.own_workflow(request.state.principal.id, instance_id)
+    start = {**body.model_dump(exclude_none=True), "instance_id": instance_id}
+    try:
+        return await _call(request, BASE, "POST", start)
+    except HTTPException:
+        await budgets.disown_workflow(instance_id, previous)
+        raise
 
 
 @router.get("")

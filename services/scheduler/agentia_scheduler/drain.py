@@ -17,21 +17,24 @@ import json
 import logging
 import os
 import sys
+import urllib.parse
 from typing import Any
 
+import httpx
 from pydantic import SecretStr, ValidationError
 
 from agentia import names
-from agentia.dapr import DaprClient
+from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
 from agentia.events import DeadLetter, RunRequested
-from agentia_scheduler.draining import Delivery, DrainReport, drain
+from agentia_scheduler.draining import Delivery, DrainReport, Refusal, drain
 from agentia_scheduler.schedules import DrainRequest
 
 log = logging.getLogger(__name__)
 
 
 FINAL = ("success", "error", "interrupted")
+PARK_ATTEMPTS = 8
 
 
 class _Sink:
@@ -41,9 +44,76 @@ class _Sink:
     def __init__(self, client: DaprClient, topic: str) -> None:
         self._client = client
         self._topic = topic
+        self._parked = f"drain-parked:{topic}"
 
     async def start_run(self, req: RunRequested) -> None:
         await self._client.publish(names.TOPIC_RUNS_REQUESTED, req)
+
+    async def refused(self, req: RunRequested) -> Refusal | None:
+        """Whether the run's key may start it now, as the gateway (which owns budgets) says;
+        when the gateway cannot answer, the run starts, as crons' runs do."""
+        query = urllib.parse.urlencode({"agent_id": req.agent_id})
+        try:
+            resp = await self._client.invoke(
+                names.GATEWAY, f"internal/budgets/{req.owner}?{query}", http_method="GET"
+            )
+        except httpx.HTTPError as exc:
+            log.warning("budget not checked", extra={"why": type(exc).__name__})
+            return None
+        if resp.status_code == 429:
+            return Refusal(str(resp.json().get("detail", "over budget")))
+        if resp.status_code == 404:
+            return Refusal(f"the run's key {req.owner} is gone (revoked)", final=True)
+        if resp.status_code != 200:
+            log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
+        return None
+
+    async def park(self, req: RunRequested) -> None:
+        """Keep a run that may not start yet, for the next drain (one document per topic)."""
+        for _ in range(PARK_ATTEMPTS):
+            item = await self._client.get_state(names.STATE_STORE, self._parked)
+            parked = dict(item.value.get("runs", {})) if item else {}
+            parked[req.run_id] = req.model_dump(mode="json")
+            try:
+                await self._client.save_state(
+                    names.STATE_STORE,
+                    self._parked,
+                    {"runs": parked},
+                    etag=item.etag if item else None,
+                    first_write=item is None,
+                )
+                return
+            except ETagMismatch:
+                continue
+        raise DaprError(409, f"{self._parked} contended")
+
+    async def unpark(self) -> int:
+        """Publish the parked runs on the topic again; a publish that fails leaves its run
+        parked. Published before it is unparked: a crash in between publishes it twice,
+        and the run id makes the second a duplicate."""
+        try:
+            item = await self._client.get_state(names.STATE_STORE, self._parked)
+            if item is None or not item.value.get("runs"):
+                return 0
+            sent = []
+            for run_id, body in item.value["runs"].items():
+                await self._client.publish(self._topic, RunRequested.model_validate(body))
+                sent.append(run_id)
+            for _ in range(PARK_ATTEMPTS):
+                left = {k: v for k, v in item.value["runs"].items() if k not in sent}
+                try:
+                    await self._client.save_state(
+                        names.STATE_STORE, self._parked, {"runs": left}, etag=item.etag
+                    )
+                    return len(sent)
+                except ETagMismatch:
+                    item = await self._client.get_state(names.STATE_STORE, self._parked)
+                    if item is None:
+                        return len(sent)
+        except (DaprError, httpx.HTTPError) as exc:
+            log.warning("parked runs not published again", extra={"why": str(exc)[:200]})
+            raise
+        return len(sent)
 
     async def finished(self, run_ids: list[str]) -> set[str]:
         """Which of ``run_ids`` agent-runner's ledger has as finished."""

@@ -16,12 +16,20 @@ A drain ends when the queue is empty on purpose: the sidecar hands a stream more
 than were asked for (its prefetch window), and Dapr 1.18 leaves the ones still unanswered
 when a stream closes held unacknowledged until the sidecar's broker connection closes.
 Only an empty queue leaves none; an early stop (time limit, error) is reported as such.
+
+Runs queued over their key's budget (the gateway's ``Prefer: over-budget=queue``) carry
+their ``owner``: before starting one, the drain asks whether its key may start it now. A
+run that may not is parked (kept durably, then acknowledged) so that the queue still ends
+empty; each drain first publishes the parked runs back on the topic, so a parked run goes
+round once per drain and starts at the first drain after its key's budget allows. Nothing
+is dropped: a run whose key is gone is kept as a dead letter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import pydantic
@@ -46,8 +54,22 @@ class Source(Protocol):
     async def answer(self, event: Delivery, answer: Answer) -> None: ...
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a queued run may not start now."""
+
+    reason: str
+    final: bool = False  # it never may (its key is gone): kept as a dead letter
+
+
 class Sink(Protocol):
     async def start_run(self, req: RunRequested) -> None: ...
+
+    async def refused(self, req: RunRequested) -> Refusal | None: ...
+
+    async def park(self, req: RunRequested) -> None: ...
+
+    async def unpark(self) -> int: ...
 
     async def finished(self, run_ids: list[str]) -> set[str]: ...
 
@@ -62,6 +84,12 @@ class DrainReport(BaseModel):
     started: int = Field(description="Run requests published on runs.requested.")
     dead_lettered: int = Field(description="Unreadable events kept as dead letters.")
     batches: int = Field(description="Batches started.")
+    deferred: int = Field(
+        default=0, description="Runs parked for a later drain: their key over budget."
+    )
+    unparked: int = Field(
+        default=0, description="Runs parked by earlier drains, published again at the start."
+    )
     unfinished: int = Field(description="Runs not finished when their batch's wait ran out.")
     stopped: str = Field(description="Why it stopped: 'idle' (queue empty), time, error.")
     took_s: float = Field(description="How long the drain took, seconds.")
@@ -84,6 +112,7 @@ def run_request(data: Any, event_id: str) -> RunRequested:
 class _Tally:
     def __init__(self) -> None:
         self.received = self.started = self.dead = self.batches = self.unfinished = 0
+        self.deferred = 0
 
 
 async def _take_batch(
@@ -109,6 +138,17 @@ async def _take_batch(
             continue
         request.metadata.setdefault("drained_from", req.topic)
         try:
+            refusal = await sink.refused(request) if request.owner else None
+            if refusal is not None and refusal.final:
+                await sink.keep_dead_letter(event, refusal.reason)
+                await source.answer(event, "success")
+                tally.dead += 1
+                continue
+            if refusal is not None:
+                await sink.park(request)  # kept before this copy is acknowledged
+                await source.answer(event, "success")
+                tally.deferred += 1
+                continue
             await sink.start_run(request)
         except Exception as exc:  # any failure leaves the event queued, unanswered
             return runs, f"error: {type(exc).__name__}: {str(exc)[:200]}"
@@ -137,6 +177,12 @@ async def drain(
     started_at = time.monotonic()
     deadline = started_at + req.max_seconds
     tally = _Tally()
+    # Runs parked by earlier drains go round again (a failure leaves them parked: it is
+    # the sink's to log, and the next drain tries again).
+    try:
+        unparked = await sink.unpark()
+    except Exception:
+        unparked = 0
     # The first event may take a moment: the broker attaches a new consumer first.
     wait = max(first_wait_s, req.idle_s)
     while True:
@@ -154,6 +200,8 @@ async def drain(
         started=tally.started,
         dead_lettered=tally.dead,
         batches=tally.batches,
+        deferred=tally.deferred,
+        unparked=unparked,
         unfinished=tally.unfinished,
         stopped=stop,
         took_s=round(time.monotonic() - started_at, 3),

@@ -8,6 +8,7 @@ tick as taken, and the run id makes a repeated publish a duplicate the runner ig
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -93,8 +94,10 @@ async def _refused(client: DaprClient, target: object) -> str | None:
     if not isinstance(target, RunTarget) or not target.owner:
         return None
     try:
+        # The agent names the model whose limits apply, as for a run a client starts.
+        query = urllib.parse.urlencode({"agent_id": target.agent_id})
         resp = await client.invoke(
-            names.GATEWAY, f"internal/budgets/{target.owner}", http_method="GET"
+            names.GATEWAY, f"internal/budgets/{target.owner}?{query}", http_method="GET"
         )
     except httpx.HTTPError as exc:
         log.warning("budget not checked", extra={"why": type(exc).__name__})

@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentia.apikeys import NAME_RE, Scope
+from agentia.apikeys import NAME_RE, Scope, describe_limits, parse_model_limits
+from agentia.money import micro_usd, usd
 from agentia.paths import agentia_home
 from agentia.runtime import local_keys
 
@@ -29,6 +30,20 @@ def create(
         int | None,
         typer.Option(min=1, help="Model tokens its runs may use per UTC day (default: no budget)."),
     ] = None,
+    cost_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="USD its runs' model usage may cost per UTC day, e.g. 5.00 (priced by the "
+            "gateway's AGENTIA_MODEL_PRICES; default: no budget)."
+        ),
+    ] = None,
+    model_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Model requests per minute or per day for one model, e.g. offline=60/min or "
+            "openai:gpt-4o=1000/day; repeat for more (default: none).",
+        ),
+    ] = None,
 ) -> None:
     """Make a key and print it once: it is stored only as a hash."""
     import re
@@ -39,8 +54,28 @@ def create(
     if not re.match(NAME_RE, name):
         why = f"use letters, digits, space, ._@- ({NAME_RE})"
         raise typer.BadParameter(why, param_hint="NAME")
+    cost = None
+    if cost_budget is not None:
+        try:
+            cost = micro_usd(cost_budget)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cost-budget") from None
+        if cost < 1:
+            raise typer.BadParameter("a cost budget must be above 0", param_hint="--cost-budget")
     try:
-        key, record = local_keys.create_key(agentia_home(), name, scope, rate_limit, token_budget)  # type: ignore[arg-type]
+        limits = parse_model_limits(model_limit or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model-limit") from None
+    try:
+        key, record = local_keys.create_key(
+            agentia_home(),
+            name,
+            scope,  # type: ignore[arg-type]
+            rate_limit,
+            token_budget,
+            cost,
+            limits,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(key)
@@ -59,11 +94,23 @@ def _reload() -> None:
 @keys_app.command("list")
 def list_keys() -> None:
     """The keys (ids, names, scopes; never the keys)."""
-    table = Table("id", "name", "scope", "rate limit/min", "tokens/day", "created")
+    table = Table(
+        "id", "name", "scope", "rate limit/min", "tokens/day", "USD/day", "model limits", "created"
+    )
     for record in local_keys.key_ring(agentia_home()).keys.values():
         limit = str(record.rate_limit_per_minute or "default")
         budget = str(record.token_budget_per_day or "no budget")
-        table.add_row(record.id, record.name, record.scope, limit, budget, record.created_at)
+        cost = record.cost_budget_micro_usd_per_day
+        table.add_row(
+            record.id,
+            record.name,
+            record.scope,
+            limit,
+            budget,
+            usd(cost) if cost else "no budget",
+            describe_limits(record.model_limits) or "none",
+            record.created_at,
+        )
     console.print(table)
 
 

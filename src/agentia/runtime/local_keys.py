@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from agentia import names
-from agentia.apikeys import KeyRecord, KeyRing, Scope, new_key
+from agentia.apikeys import KeyRecord, KeyRing, ModelLimit, Scope, new_key
 from agentia.runtime.mesh import sidecar_name
 from agentia.runtime.secrets_file import read_secrets, write_secrets
 from agentia.runtime.supervisor import Supervisor
@@ -36,12 +36,21 @@ def create_key(
     scope: Scope,
     rate_limit_per_minute: int | None = None,
     token_budget_per_day: int | None = None,
+    cost_budget_micro_usd_per_day: int | None = None,
+    model_limits: dict[str, ModelLimit] | None = None,
 ) -> tuple[str, KeyRecord]:
     """Make a key; the caller shows it once. Names are unique."""
     ring = key_ring(home)
     if any(r.name == name for r in ring.keys.values()):
         raise ValueError(f"a key named '{name}' exists already (revoke it first)")
-    key, record = new_key(name, scope, rate_limit_per_minute, token_budget_per_day)
+    key, record = new_key(
+        name,
+        scope,
+        rate_limit_per_minute,
+        token_budget_per_day,
+        cost_budget_micro_usd_per_day,
+        model_limits,
+    )
     ring.keys[record.id] = record
     _save(home, ring)
     return key, record
