@@ -53,7 +53,9 @@ def _only(*operations: tuple[str, str]) -> tuple[Operation, ...]:
 # - memory answers the gateway, agent-runner (sessions, workflow transcripts) and tool-mcp
 #   (the memory_search / memory_save tools);
 # - the scheduler answers the gateway (crons, drains) and tool-mcp (schedule_agent_run);
-# - the gateway answers only the scheduler's budget question (its public API is plain HTTP).
+# - the gateway answers only the budget question of the scheduler and of the drain CronJob
+#   (its public API is plain HTTP);
+# - the drain CronJob (Kubernetes) reads runs, as the scheduler's drain does locally.
 CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
     names.AGENT_RUNNER: (
         Grant(names.GATEWAY),
@@ -66,6 +68,8 @@ CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
             ),
         ),
         Grant(names.MEMORY, _only(("/internal/runs/*", "GET"))),
+        # The drain CronJob on Kubernetes (locally the scheduler drains).
+        Grant(names.SCHEDULER_DRAIN, _only(("/internal/runs/*", "GET"))),
     ),
     names.TOOL_MCP: (Grant(names.AGENT_RUNNER),),
     names.MEMORY: (
@@ -79,7 +83,10 @@ CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
         Grant(names.GATEWAY),
         Grant(names.TOOL_MCP, _only(("/internal/schedules", "POST"))),
     ),
-    names.GATEWAY: (Grant(names.SCHEDULER, _only(("/internal/budgets/*", "GET"))),),
+    names.GATEWAY: (
+        Grant(names.SCHEDULER, _only(("/internal/budgets/*", "GET"))),
+        Grant(names.SCHEDULER_DRAIN, _only(("/internal/budgets/*", "GET"))),
+    ),
 }
 
 # App -> the secrets it may read through the Dapr secrets API. Components still resolve
