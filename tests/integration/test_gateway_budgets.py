@@ -18,7 +18,7 @@ from agentia.dapr import cloudevent
 from agentia.events import RunEvent
 from agentia.runtime import local_keys
 
-from .conftest import Infra, ProbeApp, wait_for
+from .conftest import Infra, Sidecar, wait_for
 
 pytestmark = pytest.mark.integration
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
@@ -294,7 +294,7 @@ def test_a_model_limit_per_day_refuses_runs_and_cron_fires(
         client.delete(f"/runs/crons/{cron_id}")
 
 
-def _drain(ops: ProbeApp) -> dict[str, Any]:
+def _drain(ops: Sidecar) -> dict[str, Any]:
     resp = ops.invoke(names.SCHEDULER, "POST", "internal/drains", {"idle_s": 1.0})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
@@ -305,14 +305,14 @@ def _status(client: httpx.Client, run_id: str) -> str:
 
 
 def test_a_run_over_its_limit_is_queued_on_request_and_starts_when_the_limit_allows(
-    tenants: dict[str, httpx.Client], probe_apps: Callable[..., ProbeApp]
+    tenants: dict[str, httpx.Client], mesh_sidecar: Callable[[str], Sidecar]
 ) -> None:
     """With ``Prefer: over-budget=queue`` a background run over the key's limit is answered
     202 and waits on runs.batch; a drain parks it while the limit holds and starts it at the
     first drain after the limit allows (here: the next minute). One cancelled while it waits
     ends at once and, drained, is not run."""
     client = tenants["queue"]  # two requests a minute to the offline model
-    ops = probe_apps("budget-drain", subscribe=False)
+    ops = mesh_sidecar(names.GATEWAY)  # drains and run reads, as `agentia drain` does
     _drain(ops)  # leftovers of earlier runs must not count here
     if time.time() % 60 > 20:  # the runs, the queueing and the first drain in one minute
         time.sleep(61 - time.time() % 60)
