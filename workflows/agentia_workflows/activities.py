@@ -74,6 +74,18 @@ def usage_of(usage: Any) -> dict[str, int]:
     }
 
 
+def model_step_record(agent_id: str, result: Any, usage: dict[str, Any]) -> dict[str, Any]:
+    """The step record of a finished model turn: its output, and the usage it reports once."""
+    return {
+        "kind": "model",
+        "name": agent_id,
+        "done": True,
+        "executions": 1,
+        "result": result.model_dump(mode="json"),
+        "usage": usage,
+    }
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json", exclude_none=True)
@@ -188,14 +200,7 @@ class AgentActivities:
             return ModelTurnOutput.model_validate(record["result"])
         calls, text, produced, used = await self.ask(inp.agent_id, list(inp.items))
         result = ModelTurnOutput(items=produced, tool_calls=calls, text=text)
-        record = {
-            "kind": "model",
-            "name": inp.agent_id,
-            "done": True,
-            "executions": 1,
-            "result": result.model_dump(mode="json"),
-            "usage": self.turn_usage(key, inp.agent_id, used),
-        }
+        record = model_step_record(inp.agent_id, result, self.turn_usage(key, inp.agent_id, used))
         await self.ledger.save(key, record)
         await self.report(key, inp.instance_id, record)
         return result

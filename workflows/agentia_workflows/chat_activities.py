@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Protocol
 
-from agentia_workflows.activities import AgentActivities, step_key
+from agentia_workflows.activities import AgentActivities, model_step_record, step_key
 from agentia_workflows.contracts import (
     ChatToolsInput,
     ChatToolsOutput,
@@ -122,14 +122,9 @@ class ChatActivities:
             items=None if claim_check else produced,
             events=emit.count,
         )
-        record = {
-            "kind": "model",
-            "name": inp.agent_id,
-            "done": True,
-            "executions": 1,
-            "result": result.model_dump(mode="json"),
-            "usage": self.agent.turn_usage(key, inp.agent_id, used),
-        }
+        record = model_step_record(
+            inp.agent_id, result, self.agent.turn_usage(key, inp.agent_id, used)
+        )
         await self.agent.ledger.save(key, record)
         await self.agent.report(key, inp.instance_id, record)
         return result
