@@ -91,6 +91,7 @@ def start_app_with_sidecar(
     logs: Path,
     factory: str = "bench.echo_app:create_app",
     extra_env: dict[str, str] | None = None,
+    mtls: bool = True,
 ) -> tuple[names.AppPorts, list[subprocess.Popen[bytes]]]:
     ports = names.AppPorts(*free_ports(5))
     env = {**os.environ, **mesh.app_environment(app_id, ports, tokens), **(extra_env or {})}
@@ -114,7 +115,7 @@ def start_app_with_sidecar(
     )
     bins = ensure_dapr_binaries(lambda m: None)
     side = subprocess.Popen(
-        [*mesh.sidecar_command(bins, app_id, ports), "--log-level", "warn"],
+        [*mesh.sidecar_command(bins, app_id, ports, mtls=mtls), "--log-level", "warn"],
         cwd=agentia_home(),
         env=env,
         stdout=(logs / f"{app_id}-dapr.log").open("wb"),
@@ -148,26 +149,46 @@ def main() -> None:
     try:
         target, p1 = start_app_with_sidecar("bench-target", plan.tokens, logs)
         caller, p2 = start_app_with_sidecar("bench-caller", plan.tokens, logs)
-        procs = p1 + p2
+        # The same pair without mTLS: what Sentry's certificates cost, in the same run.
+        _, p3 = start_app_with_sidecar("bench-plain-target", plan.tokens, logs, mtls=False)
+        plain_caller, p4 = start_app_with_sidecar(
+            "bench-plain-caller", plan.tokens, logs, mtls=False
+        )
+        procs = p1 + p2 + p3 + p4
         token = {"dapr-api-token": plan.tokens.dapr_api_token}
         direct_url = f"http://127.0.0.1:{target.app}/ping"
         dapr_url = f"http://127.0.0.1:{caller.dapr_http}/v1.0/invoke/bench-target/method/ping"
-        for url, hdr in ((direct_url, {}), (dapr_url, token)):  # warm up both paths
+        plain_url = (
+            f"http://127.0.0.1:{plain_caller.dapr_http}/v1.0/invoke/bench-plain-target/method/ping"
+        )
+        paths = ((direct_url, {}), (plain_url, token), (dapr_url, token))
+        for url, hdr in paths:  # warm up every path
             wrk(url, 3, args.connections, hdr)
         print(f"• measuring direct HTTP for {args.duration}s", flush=True)
         direct = wrk(direct_url, args.duration, args.connections, {})
-        print(f"• measuring through two sidecars for {args.duration}s", flush=True)
+        print(f"• measuring through two sidecars without mTLS for {args.duration}s", flush=True)
+        plain = wrk(plain_url, args.duration, args.connections, token)
+        print(f"• measuring through two sidecars with mTLS for {args.duration}s", flush=True)
         dapr = wrk(dapr_url, args.duration, args.connections, token)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=20)
-    report(direct, dapr, args)
+    report(direct, plain, dapr, args)
 
 
-def report(direct: dict[str, float], dapr: dict[str, float], args: argparse.Namespace) -> None:
-    rows = [("direct HTTP (baseline)", direct), ("through two Dapr sidecars", dapr)]
+def report(
+    direct: dict[str, float],
+    plain: dict[str, float],
+    dapr: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    rows = [
+        ("direct HTTP (baseline)", direct),
+        ("two sidecars, no mTLS", plain),
+        ("two sidecars, mTLS (mesh)", dapr),
+    ]
     print(f"\n{'path':28} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for label, r in rows:
         print(
@@ -175,13 +196,12 @@ def report(direct: dict[str, float], dapr: dict[str, float], args: argparse.Name
             f"{r['p99_ms']:8.2f} {r['errors']:7.0f}"
         )
     added = {k: dapr[k] - direct[k] for k in ("p50_ms", "p90_ms", "p99_ms")}
+    by_mtls = {k: dapr[k] - plain[k] for k in ("p50_ms", "p90_ms", "p99_ms")}
+    for label, a in (("added by the sidecars", added), ("of which mTLS", by_mtls)):
+        print(f"{label:28} {'':9} {a['p50_ms']:8.2f} {a['p90_ms']:8.2f} {a['p99_ms']:8.2f}")
     print(
-        f"{'added by the sidecars':28} {'':9} {added['p50_ms']:8.2f} {added['p90_ms']:8.2f} "
-        f"{added['p99_ms']:8.2f}"
-    )
-    print(
-        f"throughput ratio (sidecars / direct): {dapr['rps'] / direct['rps']:.2f}; "
-        "Dapr's published figure: +1.4 ms p90, +2.1 ms p99"
+        f"throughput ratio (sidecars / direct): {dapr['rps'] / direct['rps']:.2f}, without mTLS "
+        f"{plain['rps'] / direct['rps']:.2f}; Dapr's published figure: +1.4 ms p90, +2.1 ms p99"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "invoke_overhead.json"
@@ -193,8 +213,10 @@ def report(direct: dict[str, float], dapr: dict[str, float], args: argparse.Name
                 "connections": args.connections,
                 "cores": os.cpu_count(),
                 "direct": direct,
+                "dapr_plain": plain,
                 "dapr": dapr,
                 "added_ms": added,
+                "added_by_mtls_ms": by_mtls,
             },
             indent=1,
         )

@@ -243,6 +243,8 @@ def sidecar_command(
     ports: names.AppPorts,
     resources: list[Path] | None = None,
     config: Path | None = None,
+    *,
+    mtls: bool = True,
 ) -> list[str]:
     """The daprd command line for ``app_id`` (resources default to ``components/``; a mesh
     service's replica gets that service's Configuration, so its access policy holds too)."""
@@ -268,19 +270,8 @@ def sidecar_command(
         str(ports.dapr_internal_grpc),
         "--metrics-port",
         str(ports.dapr_metrics),
-        "--placement-host-address",
-        f"127.0.0.1:{names.PLACEMENT_PORT}",
-        "--scheduler-host-address",
-        f"127.0.0.1:{names.SCHEDULER_PORT}",
         "--config",
         str(config or configuration_file()),
-        # Sidecar-to-sidecar calls and the links to placement and the scheduler are mutual
-        # TLS, each side identified by a certificate from Sentry (DAPR_TRUST_ANCHORS).
-        "--enable-mtls",
-        "--sentry-address",
-        f"127.0.0.1:{names.SENTRY_PORT}",
-        "--control-plane-trust-domain",
-        access.CONTROL_PLANE_TRUST_DOMAIN,
         "--enable-app-health-check",
         "--app-health-check-path",
         "/livez",
@@ -292,6 +283,22 @@ def sidecar_command(
         str(names.APP_HEALTH_THRESHOLD),
         "--log-as-json",
     ]
+    if mtls:
+        # Sidecar-to-sidecar calls and the links to placement and the scheduler are mutual
+        # TLS, each side identified by a certificate from Sentry (DAPR_TRUST_ANCHORS). Off
+        # only for the benchmark's plain baseline pair, which cannot reach the control plane
+        # then and runs without actors, workflows and jobs.
+        command += [
+            "--placement-host-address",
+            f"127.0.0.1:{names.PLACEMENT_PORT}",
+            "--scheduler-host-address",
+            f"127.0.0.1:{names.SCHEDULER_PORT}",
+            "--enable-mtls",
+            "--sentry-address",
+            f"127.0.0.1:{names.SENTRY_PORT}",
+            "--control-plane-trust-domain",
+            access.CONTROL_PLANE_TRUST_DOMAIN,
+        ]
     for path in resources or [components_dir()]:
         command += ["--resources-path", str(path)]
     return command
