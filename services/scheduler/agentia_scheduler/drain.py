@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import sys
-import urllib.parse
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
 from agentia.events import DeadLetter, RunRequested
+from agentia_scheduler.budget_check import OwnerGone, budget_refusal
 from agentia_scheduler.draining import Delivery, DrainReport, Refusal, drain
 from agentia_scheduler.schedules import DrainRequest
 
@@ -50,23 +50,12 @@ class _Sink:
         await self._client.publish(names.TOPIC_RUNS_REQUESTED, req)
 
     async def refused(self, req: RunRequested) -> Refusal | None:
-        """Whether the run's key may start it now, as the gateway (which owns budgets) says;
-        when the gateway cannot answer, the run starts, as crons' runs do."""
-        query = urllib.parse.urlencode({"agent_id": req.agent_id})
+        """Whether the run's key may start it now, as the gateway (which owns budgets) says."""
         try:
-            resp = await self._client.invoke(
-                names.GATEWAY, f"internal/budgets/{req.owner}?{query}", http_method="GET"
-            )
-        except httpx.HTTPError as exc:
-            log.warning("budget not checked", extra={"why": type(exc).__name__})
-            return None
-        if resp.status_code == 429:
-            return Refusal(str(resp.json().get("detail", "over budget")))
-        if resp.status_code == 404:
+            reason = await budget_refusal(self._client, str(req.owner), req.agent_id)
+        except OwnerGone:
             return Refusal(f"the run's key {req.owner} is gone (revoked)", final=True)
-        if resp.status_code != 200:
-            log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
-        return None
+        return Refusal(reason) if reason is not None else None
 
     async def park(self, req: RunRequested) -> None:
         """Keep a run that may not start yet, for the next drain (one document per topic)."""

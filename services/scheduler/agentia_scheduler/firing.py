@@ -8,17 +8,15 @@ tick as taken, and the run id makes a repeated publish a duplicate the runner ig
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-
-import httpx
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import RunRequested
 from agentia_scheduler import metrics
+from agentia_scheduler.budget_check import budget_refusal
 from agentia_scheduler.draining import DrainReport
 from agentia_scheduler.schedules import (
     DrainRequest,
@@ -31,10 +29,6 @@ from agentia_scheduler.schedules import (
 
 log = logging.getLogger(__name__)
 Drainer = Callable[[DrainRequest], Awaitable[DrainReport]]
-
-
-class OwnerGone(Exception):
-    """The API key that owns the schedule was revoked: the schedule has nobody to run for."""
 
 
 class DrainBusy(Exception):
@@ -88,27 +82,12 @@ async def fire(
 
 
 async def _refused(client: DaprClient, target: object) -> str | None:
-    """Why the tick's run must not start (its owner's budget is used up, the owner key is
-    gone), or None. The gateway owns budgets; when it cannot answer, the run starts, as the
-    gateway itself lets runs through when usage cannot be read."""
+    """Why the tick's run must not start (its owner's budget is used up), or None; raises
+    OwnerGone when the owner key is gone."""
     if not isinstance(target, RunTarget) or not target.owner:
         return None
-    try:
-        # The agent names the model whose limits apply, as for a run a client starts.
-        query = urllib.parse.urlencode({"agent_id": target.agent_id})
-        resp = await client.invoke(
-            names.GATEWAY, f"internal/budgets/{target.owner}?{query}", http_method="GET"
-        )
-    except httpx.HTTPError as exc:
-        log.warning("budget not checked", extra={"why": type(exc).__name__})
-        return None
-    if resp.status_code == 429:
-        return str(resp.json().get("detail", "over budget"))
-    if resp.status_code == 404:
-        raise OwnerGone(target.owner)
-    if resp.status_code != 200:
-        log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
-    return None
+    reason: str | None = await budget_refusal(client, target.owner, target.agent_id)
+    return reason
 
 
 async def _start(
