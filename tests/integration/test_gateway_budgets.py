@@ -103,6 +103,20 @@ def _cron_view(client: httpx.Client, cron_id: str) -> dict[str, Any]:
     return dict(resp.json()) if resp.status_code == 200 else {}
 
 
+def _skipping_cron(client: httpx.Client, text: str) -> dict[str, Any]:
+    """A cron of this key firing every second, seen after two skipped fires, then deleted."""
+    made = client.post(
+        "/runs/crons", json={"assistant_id": "assistant", "interval_s": 1, "input": text}
+    )
+    assert made.status_code == 200, made.text
+    cron_id = made.json()["cron_id"]
+    try:
+        wait_for(lambda: _cron_view(client, cron_id).get("skipped", 0) >= 2, 30, "skipped fires")
+        return _cron_view(client, cron_id)
+    finally:
+        client.delete(f"/runs/crons/{cron_id}")
+
+
 def test_scheduled_runs_count_against_their_owner_and_stop_at_the_budget(
     tenant: httpx.Client, infra: Infra
 ) -> None:
@@ -134,18 +148,9 @@ def test_scheduled_runs_count_against_their_owner_and_stop_at_the_budget(
 
     # The tenant's budget is used up (the test above): its cron fires and starts nothing.
     assert tenant.get("/usage").json()["tokens_left_today"] == 0, "runs after the budget test"
-    made = tenant.post(
-        "/runs/crons", json={"assistant_id": "assistant", "interval_s": 1, "input": "over"}
-    )
-    assert made.status_code == 200, made.text
-    cron_id = made.json()["cron_id"]
-    try:
-        wait_for(lambda: _cron_view(tenant, cron_id).get("skipped", 0) >= 2, 30, "skipped fires")
-        view = _cron_view(tenant, cron_id)
-        assert view["runs"] == 0, "no run started over budget"
-        assert "token budget of" in view["last_skip"]["reason"], view
-    finally:
-        tenant.delete(f"/runs/crons/{cron_id}")
+    view = _skipping_cron(tenant, "over")
+    assert view["runs"] == 0, "no run started over budget"
+    assert "token budget of" in view["last_skip"]["reason"], view
 
 
 @pytest.fixture(scope="module")
@@ -279,19 +284,10 @@ def test_a_model_limit_per_day_refuses_runs_and_cron_fires(
     other = tenants["other"].post("/runs/wait", json={"assistant_id": "assistant", "input": "x"})
     assert other.status_code == 200, other.text
     # A cron of this key fires, asks the gateway, and starts nothing while the limit holds.
-    made = client.post(
-        "/runs/crons", json={"assistant_id": "assistant", "interval_s": 1, "input": "tick"}
-    )
-    assert made.status_code == 200, made.text
-    cron_id = made.json()["cron_id"]
-    try:
-        wait_for(lambda: _cron_view(client, cron_id).get("skipped", 0) >= 2, 30, "skipped fires")
-        view = _cron_view(client, cron_id)
-        assert (
-            view["runs"] == 0 and "model limit of 1 requests per day" in view["last_skip"]["reason"]
-        ), view
-    finally:
-        client.delete(f"/runs/crons/{cron_id}")
+    view = _skipping_cron(client, "tick")
+    assert (
+        view["runs"] == 0 and "model limit of 1 requests per day" in view["last_skip"]["reason"]
+    ), view
 
 
 def _drain(ops: Sidecar) -> dict[str, Any]:

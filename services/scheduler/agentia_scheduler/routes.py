@@ -19,9 +19,10 @@ from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.service import dapr_client
 from agentia_scheduler import metrics
+from agentia_scheduler.budget_check import OwnerGone
 from agentia_scheduler.drain import drain_once
 from agentia_scheduler.draining import DrainReport
-from agentia_scheduler.firing import DrainBusy, Drainer, OwnerGone, fire, stats_key
+from agentia_scheduler.firing import DrainBusy, Drainer, fire, stats_key
 from agentia_scheduler.jobs import JobsClient
 from agentia_scheduler.schedules import (
     DrainRequest,
