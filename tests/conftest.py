@@ -1,9 +1,19 @@
-"""Suite-wide ordering: the test that takes the whole mesh down runs last."""
+"""Suite-wide set-up: the test that takes the whole mesh down runs last; crash points on."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from agentia.runtime import mesh
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("mesh_lifecycle") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The mesh the tests start (or restart) serves crash points (agentia.faults), which
+    # the crash-point tests arm; a mesh started by `agentia up` alone does not.
+    os.environ.setdefault(mesh.FAULT_INJECTION_ENV, "1")

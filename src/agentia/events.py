@@ -92,6 +92,19 @@ class ToolEvent(Event):
     published_by: str = Field(description="App id of the tool server that published it.")
 
 
+class AgentCatalog(Event):
+    """The agents a runner can run, published by agent-runner when it starts and now and then
+    after: the gateway keeps the newest, so it can accept runs (and refuse unknown agents)
+    without asking agent-runner, up or not."""
+
+    agents: list[dict[str, Any]] = Field(
+        description="Each agent definition as agent-runner checked it: name, description, "
+        "model, tools and the rest of its file."
+    )
+    digest: str = Field(description="Hash of the definitions: equal digests, equal catalogs.")
+    published_by: str = Field(description="The runner replica that published it.")
+
+
 class DeadLetter(BaseModel):
     """An event that exhausted its retries, kept durably so it can be inspected and replayed."""
 
@@ -103,5 +116,5 @@ class DeadLetter(BaseModel):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.cloudevent_type(): cls for cls in (RunRequested, RunEvent, MemoryChanged)
+    cls.cloudevent_type(): cls for cls in (RunRequested, RunEvent, MemoryChanged, AgentCatalog)
 }

@@ -38,6 +38,8 @@ CONFIGURATION: Final = "agentia-config"
 TOPIC_RUNS_REQUESTED: Final = "runs.requested"
 TOPIC_RUNS_EVENTS: Final = "runs.events"
 TOPIC_MEMORY_EVENTS: Final = "memory.events"
+# agent-runner's agent definitions, kept by the gateway (events.AgentCatalog).
+TOPIC_AGENT_CATALOG: Final = "agents.catalog"
 # Run requests started in bounded batches by a drain (pull-based), not as they arrive.
 TOPIC_RUNS_BATCH: Final = "runs.batch"
 DEAD_LETTER_SUFFIX: Final = ".dlq"
@@ -48,7 +50,13 @@ def dead_letter(topic: str) -> str:
     return f"{topic}{DEAD_LETTER_SUFFIX}"
 
 
-TOPICS: Final = (TOPIC_RUNS_REQUESTED, TOPIC_RUNS_EVENTS, TOPIC_MEMORY_EVENTS, TOPIC_RUNS_BATCH)
+TOPICS: Final = (
+    TOPIC_RUNS_REQUESTED,
+    TOPIC_RUNS_EVENTS,
+    TOPIC_MEMORY_EVENTS,
+    TOPIC_RUNS_BATCH,
+    TOPIC_AGENT_CATALOG,
+)
 # Topics nobody is pushed: drains pull them, always from this one durable queue (whichever
 # app id drains), which the scheduler declares at start-up so nothing published is dropped.
 DRAINABLE_TOPICS: Final = (TOPIC_RUNS_BATCH,)

@@ -15,12 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from agentia import __version__, names
 from agentia.dapr import DaprClient, DaprError
 from agentia.events import DeadLetter
+from agentia.faults import Arm, Faults
 from agentia.logging import setup_logging
 from agentia.settings import ServiceSettings
 from agentia.telemetry import instrument, setup_tracing
@@ -42,9 +43,14 @@ def dapr_client(app: FastAPI) -> DaprClient:
 
 async def keep_dead_letter(app: FastAPI, topic: str, envelope: dict[str, Any]) -> None:
     """Keep an event durably in the state store: nothing that cannot be handled is lost."""
+    await keep_dead_letter_in(dapr_client(app), topic, envelope)
+
+
+async def keep_dead_letter_in(client: DaprClient, topic: str, envelope: dict[str, Any]) -> None:
+    """:func:`keep_dead_letter` through ``client``; the key is ``dlq:<topic>:<event id>``."""
     letter = DeadLetter(topic=topic, cloudevent=envelope)
     key = f"dlq:{topic}:{envelope.get('id', 'no-id')}"
-    await dapr_client(app).save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
+    await client.save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
     log.warning("dead letter kept", extra={"topic": topic, "event_id": envelope.get("id")})
 
 
@@ -72,6 +78,7 @@ def create_service_app(
         app.state.settings = settings
         app.state.started = time.monotonic()
         app.state.events_seen = app.state.events_in_flight = 0
+        app.state.faults = Faults(settings.fault_injection)
         app.state.dapr = DaprClient(
             settings.dapr_http_url,
             settings.dapr_api_token.get_secret_value(),
@@ -141,6 +148,17 @@ def create_service_app(
             "events_in_flight": app.state.events_in_flight,
             **getattr(app.state, "info", {}),  # a service's own counters
         }
+
+    if settings.fault_injection:
+
+        @app.post("/internal/faults", include_in_schema=False)
+        async def arm_fault(body: Arm) -> dict[str, str]:
+            """Arm a crash point for one run or thread id (tests only; see agentia.faults)."""
+            try:
+                app.state.faults.arm(body.point, body.key)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            return {"armed": body.point, "key": body.key}
 
     @app.post("/events/dead-letter", include_in_schema=False)
     async def dead_letter(request: Request) -> dict[str, str]:

@@ -32,6 +32,11 @@ class ServiceSettings(BaseSettings):
     sidecar_timeout_s: float = Field(
         default=20.0, validation_alias="AGENTIA_SIDECAR_TIMEOUT_S", gt=0
     )
+    fault_injection: bool = Field(
+        default=False,
+        validation_alias="AGENTIA_FAULT_INJECTION",
+        description="Serve POST /internal/faults (crash points, for tests); never in production.",
+    )
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias="AGENTIA_OTLP_ENDPOINT",

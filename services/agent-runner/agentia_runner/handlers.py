@@ -1,13 +1,16 @@
-"""The runner on the mesh: `runs.requested` events and create-and-wait invocations.
+"""The runner on the mesh: `runs.requested` events, create-and-wait invocations, cancels.
 
-Every run is processed once in effect: a durable ledger entry per run id (PostgreSQL state
-store, optimistic concurrency) makes a duplicate delivery return the recorded outcome
-instead of running the agent again. Progress goes out on `runs.events` as it happens.
+Every run is processed once in effect: the durable ledger (PostgreSQL state store, see
+``ledger.py`` and ``attempts.py``) names the one process running a run, and a delivery is
+acknowledged only once the run is final. Progress goes out on `runs.events` as it happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
 import logging
 import time
 from typing import Any
@@ -19,10 +22,11 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
-from agentia.events import RunEvent, RunRequested
+from agentia.events import AgentCatalog, RunRequested
 from agentia.service import dapr_client, keep_dead_letter
 from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
-from agentia_runner import metrics, sdk_tracing
+from agentia_runner import attempts, ledger, metrics, sdk_tracing
+from agentia_runner.attempts import Attempt, Runner, cancel_key, ledger_key
 from agentia_runner.execute import Outcome, execute
 from agentia_runner.mcp_tools import McpServers
 from agentia_runner.memory_session import MemorySession
@@ -31,106 +35,38 @@ from agentia_runner.registry import Registry
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-FINAL = {"success", "error", "interrupted"}
-SEQ_PER_ATTEMPT = 100_000  # a retried run's events sort after the earlier attempt's
+FINAL = ledger.FINAL
+CATALOG_EVERY_S = 300.0  # the catalog is published at start and then this often
 
 
-def ledger_key(run_id: str) -> str:
-    return f"run:{run_id}"
+class ToolServerDown(RuntimeError):
+    """A tool server the agent needs could not be reached: the attempt is retried later."""
 
 
-def cancel_key(run_id: str) -> str:
-    return f"run-cancel:{run_id}"
+def _runner(app: FastAPI) -> Runner:
+    runner: Runner = app.state.runner
+    return runner
 
 
-class EventSink:
-    """Publishes a run's events with increasing sequence numbers, in the run's trace."""
-
-    def __init__(
-        self, client: DaprClient, run_id: str, attempt: int, traceparent: str | None = None
-    ) -> None:
-        self.client, self.run_id, self.seq = client, run_id, attempt * SEQ_PER_ATTEMPT
-        self.headers = {"traceparent": traceparent} if traceparent else None
-
-    async def __call__(
-        self, kind: str, data: dict[str, Any], status: str = "running", event_id: str | None = None
-    ) -> None:
-        fields = {
-            "run_id": self.run_id,
-            "kind": kind,
-            "status": status,
-            "seq": self.seq,
-            "data": data,
-        }
-        if event_id:
-            fields["event_id"] = event_id
-        event = RunEvent.model_validate(fields)
-        self.seq += 1
-        await self.client.publish(names.TOPIC_RUNS_EVENTS, event, headers=self.headers)
-
-
-async def run_once(
-    app: FastAPI, req: RunRequested, traceparent: str | None = None
-) -> dict[str, Any]:
-    """Run ``req`` unless its run id already finished; return the run's ledger record."""
-    client = dapr_client(app)
-    key = ledger_key(req.run_id)
-    item = await client.get_state(names.STATE_STORE, key)
-    if item is not None and item.value.get("status") in FINAL:
-        log.info("duplicate run request ignored", extra={"run_id": req.run_id})
-        if not item.value.get("final_published", True):
-            await _publish_final(client, key, dict(item.value), traceparent)
-        return dict(item.value)
-    attempt = int(item.value.get("attempt", 0)) + 1 if item is not None else 1
-    record: dict[str, Any] = {
-        "run_id": req.run_id,
-        "agent_id": req.agent_id,
-        "thread_id": req.thread_id,
-        "owner": req.owner,
-        "status": "running",
-        "attempt": attempt,
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "output": outcome.output,
+        "error": outcome.error,
+        "last_agent": outcome.last_agent,
+        "usage": outcome.usage,
+        "models": outcome.models,
     }
-    try:
-        await client.save_state(
-            names.STATE_STORE,
-            key,
-            record,
-            etag=item.etag if item else None,
-            first_write=item is None,
-        )
-    except ETagMismatch:
-        # Another delivery of the same run id got there first and is running it.
-        return {**record, "status": "running", "note": "already being run"}
-    async with app.state.run_slots:
-        outcome, last_seq = await _traced_run(app, req, attempt, traceparent)
-    kind = {"success": "run.completed", "error": "run.failed", "interrupted": "run.cancelled"}
-    record.update(
-        status=outcome.status,
-        output=outcome.output,
-        error=outcome.error,
-        last_agent=outcome.last_agent,
-        usage=outcome.usage,
-        models=outcome.models,
-        # Recorded before it is published: a crash in between re-publishes the same event
-        # (same id, so consumers see it once) instead of running the agent again.
-        final_event={"kind": kind[outcome.status], "seq": last_seq},
-        final_published=False,
-    )
-    await client.save_state(names.STATE_STORE, key, record)
-    await _publish_final(client, key, record, traceparent)
-    return record
 
 
-async def _traced_run(
-    app: FastAPI, req: RunRequested, attempt: int, traceparent: str | None
-) -> tuple[Outcome, int]:
+async def run_attempt(app: FastAPI, attempt: Attempt) -> dict[str, Any]:
     """Execute one attempt inside a span that names the run (`agentia trace` finds it);
-    returns the outcome and the next event sequence number."""
-    client = dapr_client(app)
+    returns the outcome's fields for the ledger. Raises when the attempt could not finish."""
+    req = attempt.req
     attributes: dict[str, str | int] = {
         RUN_ID: req.run_id,
         AGENT_ID: req.agent_id,
-        "agentia.attempt": attempt,
+        "agentia.attempt": attempt.number,
     }
     if req.thread_id:
         attributes[THREAD_ID] = req.thread_id
@@ -140,9 +76,8 @@ async def _traced_run(
     metrics.RUNS_ACTIVE.inc()
     try:
         with tracer(__name__).start_as_current_span(f"run {req.agent_id}", attributes=attributes):
-            sink = EventSink(client, req.run_id, attempt, traceparent)
-            await sink("run.started", {"agent_id": req.agent_id, "attempt": attempt})
-            outcome = await _execute(app, req, sink)
+            await attempt.sink("run.started", {"agent_id": req.agent_id, "attempt": attempt.number})
+            outcome = await _execute(app, attempt)
     finally:
         metrics.RUNS_ACTIVE.dec()
     metrics.RUNS_FINISHED.labels(req.agent_id, outcome.status).inc()
@@ -151,27 +86,11 @@ async def _traced_run(
         used = int((outcome.usage or {}).get(f"{kind}_tokens") or 0)
         if used:
             metrics.MODEL_TOKENS.labels(req.agent_id, kind).inc(used)
-    return outcome, sink.seq
+    return _outcome_fields(outcome)
 
 
-async def _publish_final(
-    client: DaprClient, key: str, record: dict[str, Any], traceparent: str | None
-) -> None:
-    """Publish the run's final event (id derived from the run id), then mark it published."""
-    final = record["final_event"]
-    sink = EventSink(client, record["run_id"], 0, traceparent)
-    sink.seq = int(final["seq"])
-    # The owner rides on the final event: whoever counts usage (the gateway) needs no record
-    # of its own for runs it did not start (a schedule's, a drain's); ``models`` splits the
-    # usage by model, for per-model counts, prices and limits.
-    keys = ("output", "error", "last_agent", "usage", "models", "owner")
-    data = {k: record.get(k) for k in keys}
-    await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
-    record["final_published"] = True
-    await client.save_state(names.STATE_STORE, key, record)
-
-
-async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
+async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
+    req, claim = attempt.req, attempt.claim
     registry: Registry = app.state.registry
     try:
         agent = registry.agent(req.agent_id)
@@ -180,20 +99,28 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
     if registry.mcp is not None:
         try:
             await registry.mcp.connect(registry.mcp_servers_of(req.agent_id))
-        except Exception as exc:  # any failure to reach a tool server fails the run, with why
-            return Outcome("error", error=f"tool server unreachable: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a tool server down is unavailability: retried, not failed
+            raise ToolServerDown(f"tool server unreachable: {type(exc).__name__}: {exc}") from exc
     provider: AgentiaModelProvider = app.state.model_provider
     client = dapr_client(app)
 
     async def cancelled() -> bool:
+        # A run taken over by another holder stops here too (its outcome is not recorded).
+        if claim.lost:
+            return True
         return await client.get_state(names.CACHE_STORE, cancel_key(req.run_id)) is not None
 
     if req.metadata.get("drained_from") and await cancelled():
         # Queued (on runs.batch) and cancelled while it waited: it never starts.
         return Outcome("interrupted", error="cancelled before it started")
     run_input: Any = req.input if isinstance(req.input, list) else str(req.input or "")
+    session = None
+    if req.thread_id:
+        session = MemorySession(
+            client, req.thread_id, req.run_id, attempt.number, _runner(app).faults
+        )
     try:
-        return await execute(
+        outcome = await execute(
             agent,
             run_input,
             RunConfig(
@@ -201,13 +128,21 @@ async def _execute(app: FastAPI, req: RunRequested, sink: EventSink) -> Outcome:
                 workflow_name=f"run {req.run_id}",
                 trace_include_sensitive_data=False,  # payloads are in the run's events
             ),
-            sink,
+            attempt.sink,
             cancelled,
             max_turns=app.state.settings.max_turns,
-            session=MemorySession(client, req.thread_id) if req.thread_id else None,
+            session=session,
         )
     except ModelConfigError as exc:
-        return Outcome("error", error=str(exc))
+        outcome = Outcome("error", error=str(exc))
+    if session is not None and not claim.lost:
+        await session.settle()
+    return outcome
+
+
+def _ack(done: bool) -> dict[str, str]:
+    # RETRY keeps the request on the broker: the sidecar delivers it again after a backoff.
+    return {"status": "SUCCESS" if done else "RETRY"}
 
 
 @router.post("/events/runs-requested")
@@ -219,15 +154,15 @@ async def on_run_requested(request: Request) -> dict[str, str]:
         await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
         return {"status": "SUCCESS"}
     # The CloudEvent carries the trace of whoever asked for the run; its events join it.
-    await run_once(request.app, req, envelope.get("traceparent"))
-    return {"status": "SUCCESS"}
+    done, _ = await attempts.handle(_runner(request.app), req, envelope.get("traceparent"))
+    return _ack(done)
 
 
 @router.post("/events/runs-requested-dead")
 async def on_run_dead_lettered(request: Request) -> dict[str, str]:
-    """A run request every delivery of which failed: keep it, and end the run as failed (with
-    its final event) so that whoever waits for it, a client's stream or a queued run behind
-    it on the thread, is not left waiting forever."""
+    """A run request whose deliveries ran out of retries: keep it; if the run is still being
+    run it is re-published (it is not dead, it is long), else it ends failed (with its final
+    event) so that whoever waits for it is not left waiting forever."""
     envelope = await request.json()
     await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
     try:
@@ -239,41 +174,51 @@ async def on_run_dead_lettered(request: Request) -> dict[str, str]:
 
 
 async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
-    client = dapr_client(app)
+    runner = _runner(app)
     key = ledger_key(req.run_id)
-    item = await client.get_state(names.STATE_STORE, key)
-    if item is not None and item.value.get("status") in FINAL:
+    item = await runner.client.get_state(names.STATE_STORE, key)
+    record = dict(item.value) if item is not None else None
+    seen = ledger.verdict(record, runner.me, time.time())
+    if seen is ledger.Verdict.DONE:
         return  # a late attempt finished it after all
-    attempt = int(item.value.get("attempt", 0)) + 1 if item is not None else 1
-    record: dict[str, Any] = {
+    live_here = seen is ledger.Verdict.WAIT_LOCAL and req.run_id in runner.attempts
+    if seen is ledger.Verdict.WAIT_REMOTE or live_here:
+        await runner.client.publish(names.TOPIC_RUNS_REQUESTED, req)
+        log.warning("long run re-published after its retries ran out", extra={"run_id": req.run_id})
+        return
+    base = record or {
         "run_id": req.run_id,
         "agent_id": req.agent_id,
         "thread_id": req.thread_id,
-        "status": "error",
-        "attempt": attempt,
-        "error": f"dead-lettered: every delivery failed; the request is kept as "
-        f"dlq:{names.TOPIC_RUNS_REQUESTED}:{event_id}",
-        "final_event": {"kind": "run.failed", "seq": attempt * SEQ_PER_ATTEMPT},
-        "final_published": False,
+        "owner": req.owner,
+        "attempt": 0,
     }
+    why = (
+        f"dead-lettered: every delivery failed; the request is kept as "
+        f"dlq:{names.dead_letter(names.TOPIC_RUNS_REQUESTED)}:{event_id}"
+    )
+    step = int(base.get("progress") or 0)
+    final = ledger.final(base, {"status": "error", "error": why}, step)
     try:
-        await client.save_state(
+        await runner.client.save_state(
             names.STATE_STORE,
             key,
-            record,
+            final,
             etag=item.etag if item else None,
             first_write=item is None,
         )
     except ETagMismatch:
-        return  # an attempt is still writing: it settles the run itself
-    await _publish_final(client, key, record, None)
+        return  # an attempt took it meanwhile: it settles the run itself
+    await attempts.publish_final(runner, final, None)
     log.warning("run failed: dead-lettered", extra={"run_id": req.run_id})
 
 
 @router.post("/internal/runs/wait")
 async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
-    """Create-and-wait: run now (or return the recorded outcome) and answer with it."""
-    return await run_once(request.app, req, request.headers.get("traceparent"))
+    """Create-and-wait: run now (or wait for whoever runs it) and answer with the record;
+    a record that is not final yet means the caller should wait for the run's final event."""
+    _, record = await attempts.handle(_runner(request.app), req, request.headers.get("traceparent"))
+    return record or {"run_id": req.run_id, "status": "pending"}
 
 
 @router.post("/internal/runs/{run_id}/cancel")
@@ -301,6 +246,28 @@ async def list_agents(request: Request) -> list[dict[str, Any]]:
     return [spec.model_dump(mode="json") for spec in registry.specs.values()]
 
 
+def catalog(app: FastAPI) -> AgentCatalog:
+    registry: Registry = app.state.registry
+    agents = [spec.model_dump(mode="json") for spec in registry.specs.values()]
+    digest = hashlib.sha256(json.dumps(agents, sort_keys=True).encode()).hexdigest()[:16]
+    return AgentCatalog(agents=agents, digest=digest, published_by=_runner(app).me.replica)
+
+
+async def keep_catalog_published(app: FastAPI) -> None:
+    """Publish the agent catalog now (retrying while the broker is away), then now and then:
+    a gateway whose queue did not exist yet when one was published gets the next."""
+    delay = 1.0
+    while True:
+        try:
+            await dapr_client(app).wait_outbound()
+            await dapr_client(app).publish(names.TOPIC_AGENT_CATALOG, catalog(app))
+            delay = CATALOG_EVERY_S
+        except (DaprError, httpx.HTTPError) as exc:
+            log.warning("agent catalog not published yet", extra={"why": str(exc)})
+            delay = min(delay * 2, 30.0)
+        await asyncio.sleep(delay)
+
+
 async def _secret_or_none(client: DaprClient, key: str) -> str | None:
     """A secret from the secret store, or None when it is not there."""
     try:
@@ -312,7 +279,8 @@ async def _secret_or_none(client: DaprClient, key: str) -> str | None:
 
 
 async def start(app: FastAPI) -> None:
-    """Load and check agent definitions (fail fast), set up models and run slots."""
+    """Load and check agent definitions (fail fast), set up models, the ledger's runner and
+    the catalog's publishing."""
     settings = app.state.settings
     openai_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if openai_key is None:
@@ -333,11 +301,25 @@ async def start(app: FastAPI) -> None:
             log.warning(
                 "agent cannot run until configured", extra={"agent": spec.name, "why": str(exc)}
             )
-    app.state.run_slots = asyncio.Semaphore(settings.max_concurrent_runs)
+
+    async def run(attempt: Attempt) -> dict[str, Any]:
+        return await run_attempt(app, attempt)
+
+    app.state.runner = Runner(
+        client=dapr_client(app),
+        me=attempts.this_holder(settings.app_port),
+        slots=asyncio.Semaphore(settings.max_concurrent_runs),
+        faults=app.state.faults,
+        run=run,
+    )
     sdk_tracing.install()
+    app.state.catalog_task = asyncio.create_task(keep_catalog_published(app))
     log.info("agents loaded", extra={"agents": sorted(app.state.registry.specs)})
 
 
 async def stop(app: FastAPI) -> None:
+    app.state.catalog_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.state.catalog_task
     if app.state.registry.mcp is not None:
         await app.state.registry.mcp.close()

@@ -1,7 +1,8 @@
 """Agents endpoints of the Agent Protocol (and LangGraph's ``/assistants`` names for them).
 
-The definitions live in agent-runner; the gateway asks it through Dapr service invocation
-and shapes the answer. Public routes: authentication arrives with the gateway's API keys.
+The definitions live in agent-runner, which publishes them; the gateway answers from its copy
+of that catalog (``catalog.py``) and shapes the answer. Public routes: authentication
+arrives with the gateway's API keys.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentia import names
-from agentia.service import dapr_client
+from agentia_gateway.catalog import Catalog
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(tags=["Agents"], responses=ERRORS)
@@ -62,12 +62,9 @@ def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _specs(request: Request) -> list[dict[str, Any]]:
-    resp = await dapr_client(request.app).invoke(
-        names.AGENT_RUNNER, "internal/agents", http_method="GET"
-    )
-    if resp.status_code != 200:
-        raise HTTPException(503, f"agent-runner answered {resp.status_code}")
-    return list(resp.json())
+    """The gateway's copy of agent-runner's catalog (answers with agent-runner down)."""
+    catalog: Catalog = request.app.state.catalog
+    return list(await catalog.specs())
 
 
 async def _one(request: Request, agent_id: str) -> dict[str, Any]:

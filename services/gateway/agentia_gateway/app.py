@@ -20,6 +20,7 @@ from agentia.dapr import DaprError
 from agentia.service import create_service_app, dapr_client
 from agentia_gateway import (
     agents_api,
+    catalog,
     crons_api,
     metrics,
     run_events,
@@ -30,6 +31,7 @@ from agentia_gateway import (
     workflows_api,
 )
 from agentia_gateway.budgets import creates_run, may_queue
+from agentia_gateway.reconcile import Reconciler
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
@@ -50,6 +52,8 @@ async def _start(app: FastAPI) -> None:
     settings: GatewaySettings = app.state.settings
     client = dapr_client(app)
     app.state.runs = RunFlow(app)
+    app.state.catalog = app.state.runs.catalog
+    app.state.reconciler = Reconciler(app.state.runs)
     app.state.auth = Authenticator(client, settings.keys_refresh_s)
     app.state.limiter = RateLimiter(client, settings.rate_limit_per_minute)
     try:
@@ -58,12 +62,14 @@ async def _start(app: FastAPI) -> None:
     except (DaprError, httpx.HTTPError, TimeoutError, ValueError) as exc:
         log.warning("API keys not loaded yet; retrying in the background", extra={"why": str(exc)})
     app.state.keys_task = asyncio.create_task(app.state.auth.keep_fresh())
+    app.state.reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
 
 
 async def _stop(app: FastAPI) -> None:
-    app.state.keys_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app.state.keys_task
+    for task in (app.state.keys_task, app.state.reconcile_task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app() -> FastAPI:
@@ -74,6 +80,7 @@ def create_app() -> FastAPI:
         description="The Agent Protocol (and LangGraph Platform's names) over an agent mesh.",
         routers=[
             run_events.router,
+            catalog.router,
             agents_api.router,
             threads_api.router,
             runs_api.router,

@@ -1,8 +1,9 @@
 """Subscription handler for `runs.events`: every run event goes into the run's log (which
 streams on any replica read), and a run's start and end move its record and its thread's lane.
 
-Idempotent and order-tolerant: a redelivered event is already in the log (same seq) and a
-settled run stays settled, so at-least-once delivery never shows an event twice.
+Idempotent and order-tolerant: an event's seq is its position in the run, so a redelivered
+event, or a retried attempt's repeat of an earlier attempt's event, is already in the log,
+and a settled run stays settled: at-least-once delivery never shows an event twice.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ async def on_run_event(request: Request) -> dict[str, str]:
             return {"status": "SUCCESS"}
         if event.kind == "run.started":
             await flow.store.update(event.run_id, started)
-        await flow.store.append_log(event.run_id, log_entry(event))
-        if event.kind in FINAL_KINDS and event.status in FINAL:
+        final = event.kind in FINAL_KINDS and event.status in FINAL
+        await flow.store.append_log(event.run_id, log_entry(event), final=final)
+        if final:
             await flow.settle(event.run_id, event.status, event.data)
     except Contended:
         return {"status": "RETRY"}  # many events of one run at once: Dapr redelivers this one

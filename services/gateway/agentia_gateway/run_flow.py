@@ -1,28 +1,35 @@
 """How a run goes through the mesh, seen from the gateway.
 
-Create: check the agent and the thread, record the run, take the thread's lane (or queue
-behind its active run, per ``multitask_strategy``), then start it: a background or streamed
-run is published on ``runs.requested`` (the run id is the idempotency key); a create-and-wait
-run is a service invocation of agent-runner. Run events come back on ``runs.events``; the
-final one settles the run and hands the lane to the next queued run.
+Create: check the agent (in the gateway's copy of the agent catalog) and the thread, then in
+one transaction record the run, enter it in the in-flight index and take the thread's lane
+(or queue behind its active run, per ``multitask_strategy``); then start it: a background or
+streamed run is published on ``runs.requested`` (the run id is the idempotency key); a
+create-and-wait run is a service invocation of agent-runner, or a publish when agent-runner
+cannot be reached. A publish that fails is not a refusal: the run is recorded, and the
+reconciler publishes it again (``reconcile.py``). Run events come back on ``runs.events``;
+the final one settles the run and hands the lane to the next queued run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, HTTPException
 
-from agentia import names
+from agentia import faults, names
+from agentia.dapr import DaprError
 from agentia.events import RunRequested
 from agentia.service import dapr_client
 from agentia.telemetry import tag_current_span
 from agentia_gateway import metrics
 from agentia_gateway.budgets import Budgets
+from agentia_gateway.catalog import Catalog
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
@@ -30,8 +37,9 @@ from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
 from agentia_gateway.upstream import call
 
+log = logging.getLogger(__name__)
 DEFAULT_AGENT = "assistant"
-AGENTS_TTL_S = 10.0
+PUBLISH_TIMEOUT_S = 5.0  # a publish slower than this is left to the reconciler
 
 
 def public_run(record: dict[str, Any]) -> dict[str, Any]:
@@ -61,18 +69,12 @@ class RunFlow:
         self.client = dapr_client(app)
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
         self.budgets = Budgets(self.client, self.settings.model_prices)
-        self._agents: tuple[float, dict[str, str]] = (0.0, {})
+        self.catalog = Catalog(self.client)
+        self.faults: faults.Faults = app.state.faults
 
     async def agents(self) -> dict[str, str]:
-        """The agents agent-runner knows, with the model each one's definition names."""
-        at, known = self._agents
-        if time.monotonic() - at > AGENTS_TTL_S:
-            specs = await call(
-                self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
-            )
-            known = {s["name"]: str(s.get("model") or "offline") for s in specs}
-            self._agents = (time.monotonic(), known)
-        return known
+        """The agents the mesh can run, with the model each one's definition names."""
+        return dict(await self.catalog.models())
 
     async def thread(self, thread_id: str) -> dict[str, Any] | None:
         try:
@@ -143,27 +145,20 @@ class RunFlow:
         }
         if over_budget is not None:
             record["queued"] = over_budget
-        await self.store.create(record)
-        tag_current_span(run_id=record["run_id"], thread_id=thread_id)
-        if thread_id is None:
-            record["admitted"] = True
-            return record
-        await self.store.index_add(thread_id, record["run_id"])
+        strategy = body.multitask_strategy
         try:
-            decision, active = await self.store.claim(
-                thread_id, record["run_id"], body.multitask_strategy
-            )
+            decision, active = await self.store.create(record, strategy)
         except Busy as busy:
-            await self.store.index_remove(thread_id, record["run_id"])
-            await self.store.delete(record["run_id"])
             raise HTTPException(
                 409,
                 f"thread '{thread_id}' is busy with run {busy.active}; pass multitask_strategy "
                 "enqueue, interrupt or rollback to run after it",
             ) from None
+        tag_current_span(run_id=record["run_id"], thread_id=thread_id)
+        self.faults.hit(faults.GATEWAY_AFTER_RECORD, record["run_id"], thread_id)
         record["admitted"] = decision == "start"
-        if active is not None and body.multitask_strategy in ("interrupt", "rollback"):
-            await self.cancel(active, rollback=body.multitask_strategy == "rollback")
+        if active is not None and strategy in ("interrupt", "rollback"):
+            await self.cancel(active, rollback=strategy == "rollback")
         return record
 
     def _request(self, record: dict[str, Any]) -> RunRequested:
@@ -179,6 +174,21 @@ class RunFlow:
     async def publish(self, record: dict[str, Any]) -> None:
         await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
 
+    async def start(self, record: dict[str, Any]) -> None:
+        """Publish an admitted run's request. A broker that does not take it in time is not a
+        refusal: the run is recorded and in the in-flight index, and the reconciler publishes
+        it again after ``GRACE_S``."""
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self.publish(record)
+        except (DaprError, httpx.HTTPError, TimeoutError) as exc:
+            log.warning(
+                "run request not published now; the reconciler will",
+                extra={"run_id": record["run_id"], "why": str(exc) or type(exc).__name__},
+            )
+            return
+        self.faults.hit(faults.GATEWAY_AFTER_PUBLISH, record["run_id"], record.get("thread_id"))
+
     async def enqueue(self, record: dict[str, Any]) -> None:
         """Queue a run over its key's budget on the broker (``runs.batch``): a drain starts it
         once the key's budget allows (it asks the gateway first, as crons do)."""
@@ -186,18 +196,31 @@ class RunFlow:
         await self.client.publish(names.TOPIC_RUNS_BATCH, self._request(record))
 
     async def run_and_wait(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Create-and-wait: invoke agent-runner when the run holds its lane; else wait."""
+        """Create-and-wait: invoke agent-runner when the run holds its lane (else wait for
+        its turn). With agent-runner unreachable, or killed mid-run, the run goes through the
+        broker instead and this waits for its final event."""
         if not record.get("admitted"):
             return await self.wait_final(record["run_id"])
-        result = await call(
-            self.client,
-            names.AGENT_RUNNER,
-            "internal/runs/wait",
-            body=self._request(record).model_dump(mode="json"),
-            timeout=self.settings.run_wait_timeout_s,
-        )
+        try:
+            result = await call(
+                self.client,
+                names.AGENT_RUNNER,
+                "internal/runs/wait",
+                body=self._request(record).model_dump(mode="json"),
+                timeout=self.settings.run_wait_timeout_s,
+            )
+        except HTTPException as exc:
+            if exc.status_code != 503:
+                raise
+            await self.start(record)
+            return await self.wait_final(record["run_id"])
+        except httpx.HTTPError:
+            await self.start(record)
+            return await self.wait_final(record["run_id"])
         if result.get("status") in FINAL:
             await self.settle(record["run_id"], result["status"], result)
+        else:  # its attempt stopped (a dependency away): the broker's retries finish it
+            await self.start(record)
         return await self.wait_final(record["run_id"])
 
     async def wait_final(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -258,9 +281,9 @@ class RunFlow:
                 await self.store.update(
                     nxt, lambda cur, c=count: {**cur, "item_count_before": c} if cur else None
                 )
-                # Published before anything else can happen: a crash here redelivers the
-                # final event, which publishes it again, and the run id makes that harmless.
-                await self.publish(queued)
+                # A crash or a broker away here is repaired by the reconciler: the run is
+                # the lane's active run and in the in-flight index.
+                await self.start(queued)
                 return
             nxt = await self.store.release(thread_id, nxt, "interrupted")
 

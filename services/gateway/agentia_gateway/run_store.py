@@ -1,6 +1,8 @@
 """Where the gateway keeps runs, through Dapr only (it owns no database):
 
 - run records in the PostgreSQL state store (durable), ``gw-run:{run_id}``;
+- the runs not yet seen final, ``gw-inflight:{shard}`` (run id -> when to look at it next),
+  which the reconciler (``reconcile.py``) walks to finish what a crash left behind;
 - each thread's lane in the same store, ``gw-lane:{thread_id}``: its one active run and the
   runs queued behind it — this is what makes ``multitask_strategy`` hold across replicas
   (every change is a compare-and-set on the ETag);
@@ -11,6 +13,8 @@
 
 from __future__ import annotations
 
+import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +24,8 @@ from agentia.dapr import DaprClient, ETagMismatch
 
 FINAL = {"success", "error", "interrupted", "timeout"}
 ATTEMPTS = 25
+INFLIGHT_SHARDS = 16  # spread over keys so that creating runs at once rarely contends
+GRACE_S = 30.0  # a run is first looked at by the reconciler this long after it was created
 
 
 class Busy(Exception):
@@ -54,6 +60,14 @@ def log_key(run_id: str) -> str:
     return f"gw-run-log:{run_id}"
 
 
+def inflight_key(shard: int) -> str:
+    return f"gw-inflight:{shard}"
+
+
+def shard_of(run_id: str) -> int:
+    return zlib.crc32(run_id.encode()) % INFLIGHT_SHARDS
+
+
 def empty_lane() -> dict[str, Any]:
     return {"active": None, "queue": [], "last_status": None}
 
@@ -71,16 +85,6 @@ class RunStore:
     async def get_many(self, run_ids: list[str]) -> list[dict[str, Any]]:
         found = await self.client.get_bulk_state(names.STATE_STORE, [run_key(r) for r in run_ids])
         return [dict(found[run_key(r)].value) for r in run_ids if run_key(r) in found]
-
-    async def create(self, record: dict[str, Any]) -> bool:
-        """Save a new record; False when the run id exists already."""
-        try:
-            await self.client.save_state(
-                names.STATE_STORE, run_key(record["run_id"]), record, first_write=True
-            )
-            return True
-        except ETagMismatch:
-            return False
 
     async def update(
         self, run_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
@@ -157,41 +161,67 @@ class RunStore:
             for t in thread_ids
         }
 
-    async def claim(self, thread_id: str, run_id: str, strategy: str) -> tuple[str, str | None]:
-        """Make ``run_id`` the thread's active run, or queue it per ``strategy``.
+    async def create(self, record: dict[str, Any], strategy: str) -> tuple[str, str | None]:
+        """Record a new run in one transaction with everything that must come with it: its
+        entry in the in-flight index and, on a thread, in the thread's run index and lane
+        (its active run, or the queue behind it per ``strategy``). All or nothing: a crash
+        leaves no run that the reconciler cannot see.
 
         Returns ("start", None) or ("queued", the active run's id); raises Busy for reject."""
-        outcome: list[Any] = []
+        run_id, thread_id = record["run_id"], record.get("thread_id")
+        shard = inflight_key(shard_of(run_id))
+        keys = [shard] + ([index_key(thread_id), lane_key(thread_id)] if thread_id else [])
         finished: set[str] = set()
+        for _ in range(ATTEMPTS):
+            found = await self.client.get_bulk_state(names.STATE_STORE, keys)
+            ops = [
+                _op(shard, found, _with_entry(_value(found, shard), run_id, time.time() + GRACE_S)),
+                {"key": run_key(run_id), "value": record, "first_write": True},
+            ]
+            decision, active = "start", None
+            if thread_id:
+                lane = {**empty_lane(), **(found[keys[2]].value if keys[2] in found else {})}
+                active = lane["active"]
+                if active not in (None, run_id) and active not in finished:
+                    # A lane can outlive its active run's release (a crash in between).
+                    active_run = await self.get(active)
+                    if active_run is None or active_run.get("status") in FINAL:
+                        finished.add(active)
+                decision, admitted = _admit(lane, run_id, strategy, finished)
+                ops.append(_op(keys[1], found, _with_run(_value(found, keys[1]), run_id)))
+                ops.append(_op(keys[2], found, admitted))
+            try:
+                await self.client.transact(names.STATE_STORE_CREATE, ops)
+            except ETagMismatch:
+                continue
+            return decision, None if decision == "start" else active
+        raise Contended(shard)
 
-        def take(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-            lane = {**empty_lane(), **(cur or {})}
-            outcome.clear()
-            active = lane["active"]
-            if active in (None, run_id) or active in finished:
-                outcome.extend(["start", None])
-                return {
-                    **lane,
-                    "active": run_id,
-                    "queue": [q for q in lane["queue"] if q != run_id],
-                }
-            if strategy == "reject":
-                raise Busy(active)
-            outcome.extend(["queued", active])
-            queue = [q for q in lane["queue"] if q != run_id]
-            queue = [run_id, *queue] if strategy in ("interrupt", "rollback") else [*queue, run_id]
-            return {**lane, "queue": queue}
+    # -- the in-flight index ----------------------------------------------------------------
 
-        for _ in range(3):
-            await self._cas(names.STATE_STORE, lane_key(thread_id), take)
-            if outcome[0] == "queued":
-                # A lane can outlive its active run's release (a crash in between): check.
-                active_run = await self.get(outcome[1])
-                if active_run is None or active_run.get("status") in FINAL:
-                    finished.add(outcome[1])
-                    continue
-            break
-        return outcome[0], outcome[1]
+    async def inflight(self) -> dict[int, tuple[dict[str, Any], str | None]]:
+        """Every shard: its entries (run id -> {"next": epoch s, "tries": n}) and ETag."""
+        keys = [inflight_key(i) for i in range(INFLIGHT_SHARDS)]
+        found = await self.client.get_bulk_state(names.STATE_STORE, keys)
+        return {
+            i: (dict(found[k].value.get("runs", {})), found[k].etag)
+            for i, k in enumerate(keys)
+            if k in found
+        }
+
+    async def inflight_update(self, shard: int, changes: dict[str, dict[str, Any] | None]) -> None:
+        """Set (or, for None, drop) entries of one shard."""
+
+        def apply(cur: dict[str, Any] | None) -> dict[str, Any] | None:
+            runs = dict((cur or {}).get("runs", {}))
+            for run_id, entry in changes.items():
+                if entry is None:
+                    runs.pop(run_id, None)
+                elif run_id in runs:  # never re-add one another replica dropped
+                    runs[run_id] = entry
+            return {"runs": runs}
+
+        await self._cas(names.STATE_STORE, inflight_key(shard), apply)
 
     async def release(self, thread_id: str, run_id: str, status: str) -> str | None:
         """``run_id`` is done: the next queued run becomes active; its id (or None)."""
@@ -214,14 +244,21 @@ class RunStore:
 
     # -- event logs ---------------------------------------------------------------------------
 
-    async def append_log(self, run_id: str, event: dict[str, Any]) -> None:
-        """Add ``event`` to the run's log, in seq order, once (a redelivery is a no-op)."""
+    async def append_log(self, run_id: str, event: dict[str, Any], final: bool = False) -> None:
+        """Add ``event`` to the run's log, in seq order, once: its seq is its position in the
+        run, so an attempt's repeat of an earlier attempt's event (or a redelivery) is a no-op.
+        A ``final`` event is never dropped: should an earlier attempt have gone further, it
+        goes after the last event."""
 
         def add(cur: dict[str, Any] | None) -> dict[str, Any] | None:
             events = list((cur or {}).get("events", []))
-            if any(e["seq"] == event["seq"] for e in events):
+            same = [e for e in events if e["seq"] == event["seq"]]
+            if same and (not final or same[0].get("final")):
                 return None
-            events.append(event)
+            entry = {**event, "final": True} if final else event
+            if same:  # a final event in a non-final event's place
+                entry["seq"] = max(int(e["seq"]) for e in events) + 1
+            events.append(entry)
             events.sort(key=lambda e: int(e["seq"]))
             return {"events": events}
 
@@ -231,3 +268,44 @@ class RunStore:
     async def read_log(self, run_id: str) -> list[dict[str, Any]]:
         item = await self.client.get_state(names.CACHE_STORE, log_key(run_id))
         return list(item.value.get("events", [])) if item else []
+
+
+def _value(found: dict[str, Any], key: str) -> dict[str, Any] | None:
+    item = found.get(key)
+    return dict(item.value) if item else None
+
+
+def _op(key: str, found: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """A transaction's upsert of ``key`` over what was read (on its ETag, or create-only)."""
+    item = found.get(key)
+    return {
+        "key": key,
+        "value": value,
+        "etag": item.etag if item else None,
+        "first_write": not item,
+    }
+
+
+def _with_entry(cur: dict[str, Any] | None, run_id: str, next_at: float) -> dict[str, Any]:
+    runs = dict((cur or {}).get("runs", {}))
+    runs[run_id] = {"next": next_at, "tries": 0}
+    return {"runs": runs}
+
+
+def _with_run(cur: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    runs = list((cur or {}).get("runs", []))
+    return {"runs": runs if run_id in runs else [*runs, run_id]}
+
+
+def _admit(
+    lane: dict[str, Any], run_id: str, strategy: str, finished: set[str]
+) -> tuple[str, dict[str, Any]]:
+    """The run takes the thread's lane, or queues behind its active run per ``strategy``."""
+    active = lane["active"]
+    queue = [q for q in lane["queue"] if q != run_id]
+    if active in (None, run_id) or active in finished:
+        return "start", {**lane, "active": run_id, "queue": queue}
+    if strategy == "reject":
+        raise Busy(active)
+    queue = [run_id, *queue] if strategy in ("interrupt", "rollback") else [*queue, run_id]
+    return "queued", {**lane, "queue": queue}

@@ -28,7 +28,6 @@ LastEventId = Annotated[
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "Server-sent events", "content": {"text/event-stream": {}}}
 }
-ATTEMPT_SPAN = 100_000  # agent-runner numbers each attempt's events from attempt * this
 Prefer = Annotated[
     str | None,
     Header(
@@ -113,8 +112,9 @@ async def run_frames(
                 seq = int(event["seq"])
                 if seq <= sent:
                     continue
-                contiguous = sent < 0 or seq == sent + 1 or seq % ATTEMPT_SPAN == 0
-                if not contiguous:  # an earlier event may still be on its way: hold on briefly
+                # Events are numbered by their position in the run from 0, whatever attempt
+                # sent them: a gap is an event still on its way; hold on for it briefly.
+                if seq != sent + 1:
                     gap_since = gap_since or time.monotonic()
                     if time.monotonic() - gap_since < GAP_GRACE_S:
                         break
@@ -172,7 +172,7 @@ async def create_run(thread_id: ThreadId, body: RunCreate, request: Request) -> 
     flow = _flow(request)
     record = await flow.create(body, thread_id, _owner(request))
     if record["admitted"]:
-        await flow.publish(record)
+        await flow.start(record)
     return Run.model_validate(public_run(record))
 
 
@@ -192,7 +192,7 @@ async def create_run_stream(
     flow = _flow(request)
     record = await flow.create(body, thread_id, _owner(request))
     if record["admitted"]:
-        await flow.publish(record)
+        await flow.start(record)
     return _stream(request, record, -1, True)
 
 
@@ -295,7 +295,7 @@ async def create_stateless_run(
         response.status_code = 202
         response.headers["Preference-Applied"] = QUEUE_PREFERENCE
     else:
-        await flow.publish(record)
+        await flow.start(record)
     return Run.model_validate(public_run(record))
 
 
@@ -310,7 +310,7 @@ async def create_stateless_run_wait(body: RunCreate, request: Request) -> RunWai
 async def create_stateless_run_stream(body: RunCreate, request: Request) -> StreamingResponse:
     flow = _flow(request)
     record = await flow.create(body, None, _owner(request))
-    await flow.publish(record)
+    await flow.start(record)
     return _stream(request, record, -1, True)
 
 

@@ -94,7 +94,18 @@ class CachedThreadStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def items(self, thread_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def items(
+        self,
+        thread_id: str,
+        limit: int | None = None,
+        run_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[dict[str, Any]]:
+        if run_id is not None and attempt is not None and attempt > 1:
+            # A retried run's view leaves out what its earlier attempts wrote: not cached.
+            # (A first attempt has no earlier one: it sees the whole thread, cached.)
+            view: list[dict[str, Any]] = self.store.items(thread_id, limit, run_id, attempt)
+            return view
         thread: dict[str, Any] = self.store.get(thread_id)  # NotFound as before; the version
         if thread["item_count"] > self.max_items:
             big: list[dict[str, Any]] = self.store.items(thread_id, limit)
@@ -109,6 +120,20 @@ class CachedThreadStore:
     def add_items(self, thread_id: str, items: list[dict[str, Any]]) -> int:
         try:
             return int(self.store.add_items(thread_id, items))
+        finally:
+            self.cache.invalidate(thread_id)
+
+    def add_run_items(
+        self, thread_id: str, run_id: str, attempt: int, first: int, items: list[dict[str, Any]]
+    ) -> int:
+        try:
+            return int(self.store.add_run_items(thread_id, run_id, attempt, first, items))
+        finally:
+            self.cache.invalidate(thread_id)
+
+    def settle_run(self, thread_id: str, run_id: str, attempt: int, count: int) -> int:
+        try:
+            return int(self.store.settle_run(thread_id, run_id, attempt, count))
         finally:
             self.cache.invalidate(thread_id)
 

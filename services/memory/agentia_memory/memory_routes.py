@@ -11,7 +11,7 @@ import pydantic
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentia import names
+from agentia import faults, names
 from agentia.events import RunEvent
 from agentia.service import dapr_client, keep_dead_letter
 from agentia_memory.embeddings import EmbeddingError
@@ -140,6 +140,7 @@ async def distil(app: FastAPI, run_id: str) -> dict[str, Any]:
             namespace = memory_namespace(thread.get("metadata") or {}, thread_id)
         except LookupError:
             items = []
+    app.state.faults.hit(faults.MEMORY_IN_DISTILLATION, run_id, thread_id)
     result = await asyncio.to_thread(
         store.extract_run, run_id, thread_id, namespace, items, app.state.extractor
     )

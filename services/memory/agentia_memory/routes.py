@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from agentia_memory.store import Conflict, NotFound, ThreadStore
+from agentia_memory.store import Conflict, NotFound, Superseded, ThreadStore
 
 router = APIRouter(prefix="/internal/threads")
 MAX_ITEMS_PER_WRITE = 500
@@ -37,13 +37,33 @@ class ThreadCreate(BaseModel):
     )
 
 
+class RunKey(BaseModel):
+    """Which run writes the items, and where in the run they go (see ``add_run_items``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str = Field(pattern=ID_PATTERN, description="The run that writes them.")
+    attempt: int = Field(ge=1, description="The run's attempt that writes them.")
+    position: int = Field(ge=0, description="Position in the run of the first item.")
+
+
 class ItemsAdd(BaseModel):
-    """Items to append, in order (Responses-API input items: messages, tool calls, results)."""
+    """Items to append, in order (Responses-API input items: messages, tool calls, results).
+    With ``run``, the items are keyed by the run and their position in it: written again,
+    they replace what that position held instead of being appended twice."""
 
     model_config = ConfigDict(extra="forbid")
     items: Annotated[list[dict[str, Any]], Storable] = Field(
         max_length=MAX_ITEMS_PER_WRITE, description="Items."
     )
+    run: RunKey | None = Field(default=None, description="The run writing them, if any.")
+
+
+class RunSettle(BaseModel):
+    """An attempt of a run is done writing ``count`` items to the thread."""
+
+    model_config = ConfigDict(extra="forbid")
+    attempt: int = Field(ge=1, description="The attempt.")
+    count: int = Field(ge=0, description="How many items this attempt wrote.")
 
 
 class ThreadSearch(BaseModel):
@@ -156,11 +176,17 @@ def delete(thread_id: str, request: Request) -> None:
 
 @router.get("/{thread_id}/items")
 def items(
-    thread_id: str, request: Request, limit: int | None = Query(default=None, ge=1, le=10_000)
+    thread_id: str,
+    request: Request,
+    limit: int | None = Query(default=None, ge=1, le=10_000),
+    run_id: str | None = Query(default=None, pattern=ID_PATTERN, max_length=128),
+    attempt: int | None = Query(default=None, ge=1),
 ) -> dict[str, Any]:
+    """The thread's items; with ``run_id`` and ``attempt``, as that attempt of the run sees
+    them (without what earlier attempts left that it has not written again)."""
     _check_id(thread_id)
     try:
-        return {"items": _store(request).items(thread_id, limit)}
+        return {"items": _store(request).items(thread_id, limit, run_id, attempt)}
     except NotFound:
         raise HTTPException(404, f"no thread '{thread_id}'") from None
 
@@ -168,9 +194,30 @@ def items(
 @router.post("/{thread_id}/items")
 def add(thread_id: str, body: ItemsAdd, request: Request) -> dict[str, Any]:
     _check_id(thread_id)
+    store = _store(request)
     try:
-        return {"item_count": _store(request).add_items(thread_id, body.items)}
+        if body.run is None:
+            return {"item_count": store.add_items(thread_id, body.items)}
+        run = body.run
+        count = store.add_run_items(thread_id, run.run_id, run.attempt, run.position, body.items)
+        return {"item_count": count}
+    except Superseded as exc:
+        raise HTTPException(409, str(exc)) from None
     except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{thread_id}/runs/{run_id}/settle")
+def settle_run(thread_id: str, run_id: str, body: RunSettle, request: Request) -> dict[str, Any]:
+    """Remove what earlier attempts of the run left beyond the ``count`` items this one wrote."""
+    _check_id(thread_id)
+    _check_id(run_id)
+    try:
+        count = _store(request).settle_run(thread_id, run_id, body.attempt, body.count)
+        return {"item_count": count}
+    except NotFound:
+        raise HTTPException(404, f"no thread '{thread_id}'") from None
+    except Superseded as exc:
         raise HTTPException(409, str(exc)) from None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, cast, delete, func, select, update
+from sqlalchemy import Engine, cast, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -26,6 +26,10 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     """Too many concurrent writers on one thread; the caller may retry."""
+
+
+class Superseded(RuntimeError):
+    """A later attempt of the same run has written to the thread: this attempt is stale."""
 
 
 def _thread_dict(t: Thread) -> dict[str, Any]:
@@ -76,12 +80,28 @@ class ThreadStore:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound(thread_id)
 
-    def items(self, thread_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The latest ``limit`` items (all when None), oldest first."""
+    def items(
+        self,
+        thread_id: str,
+        limit: int | None = None,
+        run_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The latest ``limit`` items (all when None), oldest first. With ``run_id`` and
+        ``attempt``, as that attempt sees the thread: without what earlier attempts of the
+        same run left that it has not written again."""
         with Session(self.engine) as s:
             if s.get(Thread, thread_id) is None:
                 raise NotFound(thread_id)
             query = select(ThreadItem.data).where(ThreadItem.thread_id == thread_id)
+            if run_id is not None and attempt is not None:
+                query = query.where(
+                    or_(
+                        ThreadItem.run_id.is_(None),
+                        ThreadItem.run_id != run_id,
+                        ThreadItem.attempt >= attempt,
+                    )
+                )
             query = query.order_by(ThreadItem.position.desc())
             if limit is not None:
                 query = query.limit(limit)
@@ -123,6 +143,121 @@ class ThreadStore:
                     continue
                 return start + len(items)
         raise Conflict(f"thread {thread_id}: too many concurrent writers")
+
+    def _newest_attempt(self, s: Session, thread_id: str, run_id: str) -> int | None:
+        query = select(func.max(ThreadItem.attempt)).where(
+            ThreadItem.thread_id == thread_id, ThreadItem.run_id == run_id
+        )
+        found = s.execute(query).scalar()
+        return int(found) if found is not None else None
+
+    def add_run_items(
+        self, thread_id: str, run_id: str, attempt: int, first: int, items: list[dict[str, Any]]
+    ) -> int:
+        """Write a run's items at its positions ``first``, ``first + 1``… A position the run
+        wrote before (an earlier attempt) is overwritten in place, a new one is appended; a
+        write from an attempt older than one already seen is refused (Superseded). Returns
+        the new item count."""
+        self.create(thread_id, {})
+        wanted = list(range(first, first + len(items)))
+        for _ in range(MAX_ATTEMPTS):
+            with Session(self.engine) as s:
+                newest = self._newest_attempt(s, thread_id, run_id)
+                if newest is not None and newest > attempt:
+                    raise Superseded(f"run {run_id}: attempt {attempt} is older than {newest}")
+                rows = s.execute(
+                    select(ThreadItem).where(
+                        ThreadItem.thread_id == thread_id,
+                        ThreadItem.run_id == run_id,
+                        ThreadItem.run_position.in_(wanted),
+                    )
+                ).scalars()
+                written = {row.run_position: row for row in rows}
+                pairs = list(zip(wanted, items, strict=True))
+                fresh = [(p, item) for p, item in pairs if p not in written]
+                bumped = self._bump(s, thread_id, len(fresh))  # every write moves the version
+                if bumped is None:
+                    s.rollback()
+                    continue
+                for p, item in pairs:
+                    if p in written:
+                        written[p].data, written[p].attempt = item, attempt
+                start = bumped[0]
+                s.add_all(
+                    ThreadItem(
+                        thread_id=thread_id,
+                        position=start + i,
+                        data=item,
+                        run_id=run_id,
+                        run_position=p,
+                        attempt=attempt,
+                    )
+                    for i, (p, item) in enumerate(fresh)
+                )
+                try:
+                    s.commit()
+                except IntegrityError:
+                    s.rollback()
+                    continue
+                return start + len(fresh)
+        raise Conflict(f"thread {thread_id}: too many concurrent writers")
+
+    def settle_run(self, thread_id: str, run_id: str, attempt: int, count: int) -> int:
+        """Attempt ``attempt`` of the run wrote ``count`` items and is done: remove what
+        earlier attempts left beyond them, closing the gap. Returns the new item count."""
+        with Session(self.engine) as s:
+            if s.get(Thread, thread_id) is None:
+                raise NotFound(thread_id)
+            # Lock the thread row first, so no append interleaves with the renumbering.
+            s.execute(
+                update(Thread)
+                .where(Thread.thread_id == thread_id)
+                .values(version=Thread.version + 1, updated_at=datetime.now(UTC))
+            )
+            newest = self._newest_attempt(s, thread_id, run_id)
+            if newest is not None and newest > attempt:
+                raise Superseded(f"run {run_id}: attempt {attempt} is older than {newest}")
+            doomed = sorted(
+                s.execute(
+                    select(ThreadItem.position).where(
+                        ThreadItem.thread_id == thread_id,
+                        ThreadItem.run_id == run_id,
+                        or_(
+                            ThreadItem.attempt < attempt,
+                            ThreadItem.run_position >= count,
+                        ),
+                    )
+                ).scalars()
+            )
+            total = int(s.get(Thread, thread_id).item_count)  # type: ignore[union-attr]
+            if not doomed:
+                s.commit()
+                return total
+            s.execute(
+                delete(ThreadItem).where(
+                    ThreadItem.thread_id == thread_id,
+                    ThreadItem.position.in_(doomed),
+                )
+            )
+            later = s.execute(
+                select(ThreadItem.position)
+                .where(ThreadItem.thread_id == thread_id, ThreadItem.position > doomed[0])
+                .order_by(ThreadItem.position)
+            ).scalars()
+            # Ascending, so each row moves into a position already freed.
+            for new, old in enumerate(list(later), start=doomed[0]):
+                s.execute(
+                    update(ThreadItem)
+                    .where(ThreadItem.thread_id == thread_id, ThreadItem.position == old)
+                    .values(position=new)
+                )
+            s.execute(
+                update(Thread)
+                .where(Thread.thread_id == thread_id)
+                .values(item_count=total - len(doomed))
+            )
+            s.commit()
+            return total - len(doomed)
 
     def pop_item(self, thread_id: str) -> dict[str, Any] | None:
         for _ in range(MAX_ATTEMPTS):

@@ -40,9 +40,16 @@ class Thread(SQLModel, table=True):
 
 
 class ThreadItem(SQLModel, table=True):
-    """One item of a thread (a message, a tool call or its result), at a fixed position."""
+    """One item of a thread (a message, a tool call or its result), at a fixed position.
+
+    Items a run wrote carry the run id, their position in the run and the attempt that wrote
+    them: a later attempt of the same run overwrites the same keys instead of adding its own
+    copy (exactly one input and one answer per run, however often the runner died)."""
 
     __tablename__ = "thread_items"
+    __table_args__ = (
+        Index("ux_thread_items_run", "thread_id", "run_id", "run_position", unique=True),
+    )
 
     thread_id: str = Field(
         sa_column=Column(
@@ -52,6 +59,9 @@ class ThreadItem(SQLModel, table=True):
     position: int = Field(primary_key=True)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=_now)
+    run_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    run_position: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    attempt: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
 
 
 # JSONB on PostgreSQL (and CockroachDB, where JSON is JSONB): equality and containment

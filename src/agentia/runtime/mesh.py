@@ -40,6 +40,9 @@ class Tokens:
     trust_anchors: str = ""
 
 
+FAULT_INJECTION_ENV = "AGENTIA_FAULT_INJECTION"
+
+
 def components_dir() -> Path:
     return repo_root() / "components"
 
@@ -316,6 +319,9 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
         "DAPR_TRUST_ANCHORS": tokens.trust_anchors,
         "AGENTIA_OTLP_ENDPOINT": otlp_endpoint(),
         "PYTHONUNBUFFERED": "1",
+        # Crash points (agentia.faults) only where whoever starts the mesh asks for them:
+        # the test suite does; `agentia up` on its own does not.
+        **{k: v for k, v in os.environ.items() if k == FAULT_INJECTION_ENV},
     }
 
 

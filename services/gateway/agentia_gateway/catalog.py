@@ -1,0 +1,113 @@
+"""The gateway's copy of the agent catalog, so that it accepts runs while agent-runner is
+down: agent-runner publishes its definitions on ``agents.catalog`` (at start and now and
+then); the gateway keeps the newest in its state store (``gw-agents``) and in memory.
+
+Only a gateway that has never seen a catalog asks agent-runner (a new mesh whose first
+catalog was published before the gateway's queue existed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, HTTPException, Request
+
+from agentia import names
+from agentia.dapr import DaprClient, ETagMismatch
+from agentia.events import AgentCatalog
+from agentia.service import keep_dead_letter
+from agentia_gateway.upstream import call
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+CATALOG_KEY = "gw-agents"
+REFRESH_S = 10.0  # how stale another replica's copy may be before this one re-reads it
+
+
+class Catalog:
+    """The agents the mesh can run, with the model each one's definition names."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+        self._specs: list[dict[str, Any]] = []
+        self._at = float("-inf")
+        self._when = ""  # occurred_at of the catalog held
+
+    async def specs(self) -> list[dict[str, Any]]:
+        if time.monotonic() - self._at > REFRESH_S:
+            item = await self.client.get_state(names.STATE_STORE, CATALOG_KEY)
+            if item is not None:
+                self._hold(dict(item.value))
+            elif not self._specs:
+                await self._ask_runner()
+            self._at = time.monotonic()
+        return list(self._specs)
+
+    async def models(self) -> dict[str, str]:
+        """Agent name -> the model its definition names."""
+        return {s["name"]: str(s.get("model") or "offline") for s in await self.specs()}
+
+    def _hold(self, doc: dict[str, Any]) -> None:
+        self._specs, self._when = list(doc.get("agents", [])), str(doc.get("occurred_at", ""))
+
+    async def _ask_runner(self) -> None:
+        try:
+            specs = await call(
+                self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
+            )
+        except HTTPException as exc:
+            raise HTTPException(
+                503,
+                "no agent catalog yet: agent-runner has not published one and cannot be asked "
+                f"({exc.detail})",
+                headers={"Retry-After": "5"},
+            ) from None
+        await self.keep({"agents": list(specs), "occurred_at": "", "digest": ""})
+
+    async def keep(self, doc: dict[str, Any]) -> None:
+        """Store ``doc`` unless a newer catalog is stored already (compare-and-set)."""
+        for _ in range(10):
+            item = await self.client.get_state(names.STATE_STORE, CATALOG_KEY)
+            current = dict(item.value) if item is not None else None
+            if current is not None and str(current.get("occurred_at", "")) > str(
+                doc.get("occurred_at", "")
+            ):
+                self._hold(current)
+                return
+            try:
+                await self.client.save_state(
+                    names.STATE_STORE,
+                    CATALOG_KEY,
+                    doc,
+                    etag=item.etag if item else None,
+                    first_write=item is None,
+                )
+            except ETagMismatch:
+                continue
+            self._hold(doc)
+            self._at = time.monotonic()
+            return
+
+
+@router.post("/events/agents-catalog", include_in_schema=False)
+async def on_catalog(request: Request) -> dict[str, str]:
+    envelope = await request.json()
+    try:
+        event = AgentCatalog.model_validate(envelope.get("data"))
+    except pydantic.ValidationError:
+        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+        return {"status": "SUCCESS"}
+    catalog: Catalog = request.app.state.catalog
+    await catalog.keep(
+        {
+            "agents": event.agents,
+            "digest": event.digest,
+            "occurred_at": event.occurred_at.isoformat(),
+            "published_by": event.published_by,
+        }
+    )
+    log.info("agent catalog kept", extra={"digest": event.digest, "agents": len(event.agents)})
+    return {"status": "SUCCESS"}
