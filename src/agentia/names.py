@@ -67,6 +67,11 @@ def drain_queue(topic: str) -> str:
     return f"agentia-drain-{topic}"
 
 
+# The ``_meta`` key agent-runner puts on every MCP tool call: a key made of the run id and the
+# call's place in the run (not the attempt), the same when a retried run calls the tool
+# again; a tool with effects applies a key it has seen once (docs/tools.md).
+MCP_EFFECT_KEY: Final = "agentia/effect_key"
+
 # Secret keys held in the secret store (never in YAML, never in logs).
 SECRET_POSTGRES_URL: Final = "postgres-url"
 SECRET_POSTGRES_DSN: Final = "postgres-dsn"  # key=value form, as Dapr's postgres components want

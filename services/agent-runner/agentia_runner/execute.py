@@ -79,13 +79,20 @@ async def execute(
     cancelled: Callable[[], Awaitable[bool]] | None = None,
     max_turns: int = 10,
     session: Session | None = None,
+    context: Any = None,
 ) -> Outcome:
     """Stream the run, emitting message deltas, tool calls/results and handoffs.
 
     With a ``session`` the SDK reads the conversation so far from it and appends the new
-    items to it (the memory service, for runs on a thread)."""
+    items to it (the memory service, for runs on a thread). ``context`` is the SDK's run
+    context (what tools see)."""
     result = Runner.run_streamed(
-        agent, run_input, run_config=run_config, max_turns=max_turns, session=session
+        agent,
+        run_input,
+        context=context,
+        run_config=run_config,
+        max_turns=max_turns,
+        session=session,
     )
     models: dict[str, dict[str, int]] = {}
 

@@ -27,6 +27,7 @@ from agentia.service import dapr_client, keep_dead_letter
 from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
 from agentia_runner import attempts, ledger, metrics, sdk_tracing
 from agentia_runner.attempts import Attempt, Runner, cancel_key, ledger_key
+from agentia_runner.effects import RunEffects
 from agentia_runner.execute import Outcome, execute
 from agentia_runner.mcp_tools import McpServers
 from agentia_runner.memory_session import MemorySession
@@ -132,6 +133,7 @@ async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
             cancelled,
             max_turns=app.state.settings.max_turns,
             session=session,
+            context=RunEffects(req.run_id),
         )
     except ModelConfigError as exc:
         outcome = Outcome("error", error=str(exc))

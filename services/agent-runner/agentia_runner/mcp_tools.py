@@ -8,6 +8,8 @@ import logging
 
 from agents.mcp import MCPServerStreamableHttp, create_static_tool_filter
 
+from agentia_runner.effects import effect_meta
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,7 @@ class McpServers:
                 tool_filter=create_static_tool_filter(allowed_tool_names=allow) if allow else None,
                 client_session_timeout_seconds=60,
                 max_retry_attempts=3,
+                tool_meta_resolver=effect_meta,  # each call's effect key (effects.py)
             )
         return self._servers[key]
 

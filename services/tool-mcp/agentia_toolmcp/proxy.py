@@ -80,10 +80,12 @@ class RemoteServer:
         self._listed_at = time.monotonic()
         return self._listed
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+    async def call(
+        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None
+    ) -> CallToolResult:
         remote_name = tool.removeprefix(self.prefix)
         try:
             async with self.session() as session:
-                return await session.call_tool(remote_name, arguments)
+                return await session.call_tool(remote_name, arguments, meta=meta)  # type: ignore[arg-type]
         except Exception as exc:  # the remote server's failure, told to the model plainly
             raise ToolError(f"{tool}: MCP server '{self.name}' failed: {exc!r}") from None

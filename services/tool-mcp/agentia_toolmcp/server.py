@@ -17,12 +17,30 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult
 from mcp.types import Tool as MCPTool
 
+from agentia import names
+
 log = logging.getLogger(__name__)
 
 # Keys of a tool's ``_meta`` that the runner and workflows read (documented in docs/tools.md).
 REQUIRES_APPROVAL = "agentia/requires_approval"
 TIMEOUT_S = "agentia/timeout_s"
 SOURCE = "agentia/source"
+
+
+def request_meta(context: Context[Any, Any] | None) -> dict[str, Any] | None:
+    """The calling request's ``_meta`` (None outside a request)."""
+    try:
+        meta = context.request_context.meta if context is not None else None
+    except ValueError:  # a Context made outside a request
+        return None
+    return dict(meta) if meta else None
+
+
+def effect_key(context: Context[Any, Any] | None) -> str | None:
+    """The caller's key for this call's effect (``names.MCP_EFFECT_KEY``), if it sent one:
+    the same key again is the same effect again (a retried run), to be applied once."""
+    key = (request_meta(context) or {}).get(names.MCP_EFFECT_KEY)
+    return str(key) if key else None
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,9 @@ class RemoteTools(Protocol):
 
     async def tools(self) -> list[MCPTool]: ...
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult: ...
+    async def call(
+        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None
+    ) -> CallToolResult: ...
 
 
 class ToolServer(MCPServer):
@@ -116,8 +136,8 @@ class ToolServer(MCPServer):
         timeout = self.timeout_for(name, local.meta if local else None)
         try:
             async with asyncio.timeout(timeout):
-                if remote is not None:
-                    return await remote.call(name, arguments)
+                if remote is not None:  # its _meta (the effect key) goes on with the call
+                    return await remote.call(name, arguments, request_meta(context))
                 return await super().call_tool(name, arguments, context)
         except TimeoutError:
             raise ToolError(f"{name}: the call timed out after {timeout:g}s") from None

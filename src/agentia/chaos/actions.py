@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import time
 import uuid
+import xmlrpc.client
 
 import httpx
 
 from agentia import names
+from agentia.chaos import api_load
 from agentia.chaos import load as load_mod
 from agentia.chaos import streams as streams_mod
 from agentia.paths import agentia_home
-from agentia.runtime import health, orchestrate
+from agentia.runtime import health, local_keys, orchestrate
 from agentia.runtime.supervisor import Supervisor
+
+MAX_LOOP_S = 900.0  # a kill loop never runs longer than this, whatever it is asked
+API_LOAD: dict[str, api_load.ApiLoad] = {}
+FAULTS: dict[str, float] = {}  # "ended": when the last fault of a loop was injected
+
+
+def local_gateway() -> httpx.Client:
+    """A client of the local mesh's gateway with the key `agentia up` made."""
+    key = local_keys.read_local_key(agentia_home())
+    if not key:
+        raise RuntimeError("no local API key: run `agentia up` first")
+    base = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
+    return httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=15)
 
 
 def start_load(
@@ -21,6 +36,40 @@ def start_load(
     """Start a steady load of agent runs; it goes on while the next activities run."""
     load = load_mod.start(runs, per_second, agent, text)
     return f"publishing {load.runs} runs at {load.per_second:g}/s"
+
+
+def start_api_load(
+    runs: int = 120,
+    per_second: float = 1.0,
+    agent: str = "assistant",
+    text: str = 'calculator {"expression": "{n}*7"}',
+) -> str:
+    """Start a steady load through the gateway's public API, one thread per run (``{n}`` in
+    ``text`` is the run's number); it goes on while the next activities run."""
+    FAULTS.clear()
+    API_LOAD["load"] = api_load.start(local_gateway, runs, per_second, agent, text)
+    return f"posting {runs} runs at {per_second:g}/s to the gateway"
+
+
+def kill_loop(name: str, every_s: float, for_s: float, recover_timeout: float = 180) -> str:
+    """SIGKILL one supervised process every ``every_s`` for ``for_s`` (at most
+    ``MAX_LOOP_S``); the supervisor restarts it each time. Then wait for a healthy mesh."""
+    sup = Supervisor(agentia_home())
+    started = time.monotonic()
+    kills = skipped = 0
+    while time.monotonic() - started < min(for_s, MAX_LOOP_S):
+        try:
+            sup.kill(name, "KILL")
+            kills += 1
+        except xmlrpc.client.Fault:
+            skipped += 1  # not running at that moment (still restarting): next time
+        time.sleep(every_s)
+    FAULTS["ended"] = time.monotonic()
+    took = _wait_healthy(recover_timeout)
+    return (
+        f"{name} SIGKILLed {kills} times (every {every_s:g}s for {for_s:g}s, {skipped} "
+        f"skipped while it restarted); mesh healthy again {took:.1f}s after the last"
+    )
 
 
 def _wait_healthy(timeout: float) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from agentia import names
+from agentia.chaos import actions, api_load
 from agentia.chaos import load as load_mod
 from agentia.chaos import streams as streams_mod
 from agentia.paths import agentia_home
@@ -40,6 +41,35 @@ def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:
         raise RuntimeError("no load was started in this experiment")
     result = load_mod.outcome(load, timeout)
     result["ok"] = result["lost"] == 0 and result["duplicated"] == 0 and result["refused"] == 0
+    _record(experiment, result)
+    return result
+
+
+def clients_saw_nothing_lost(
+    experiment: str, timeout: float = 300, final_within_s: float = 180
+) -> dict[str, Any]:
+    """After a loop of faults under load through the gateway: every run the gateway was asked
+    for was accepted (no creation refused) and ended ``success`` within ``final_within_s``
+    of the last fault, once (no thread holds a message twice, every stream one final event),
+    none dead-lettered, no thread left busy."""
+    load = actions.API_LOAD.get("load")
+    if load is None:
+        raise RuntimeError("no API load was started in this experiment")
+    result = api_load.outcome(actions.local_gateway, load, timeout, actions.FAULTS.get("ended"))
+    late = result["final_s_after_faults"]
+    result["final_within_s"] = final_within_s
+    result["ok"] = (
+        result["accepted"] == result["sent"] > 0
+        and result["refused_attempts"] == 0
+        and result["completed"] == result["accepted"]
+        and result["lost"] == 0
+        and result["duplicated"] == 0
+        and result["threads_with_repeated_messages"] == 0
+        and result["wedged_threads"] == 0
+        and result["dead_lettered"] == 0
+        and result["streams_without_one_final_event"] == 0
+        and (late is None or late <= final_within_s)
+    )
     _record(experiment, result)
     return result
 

@@ -203,3 +203,12 @@ def _run(variant: Variant, name: str, extra_env: dict[str, str]) -> dict[str, An
         report["error"] = (proc.stderr or proc.stdout)[-1500:]
     report_path.write_text(json.dumps(report, indent=1))
     return report
+
+
+def keep_report(report: dict[str, Any], key: str, target: str = "local") -> Path:
+    """Write ``report`` as ``<key>.json`` beside the experiments' own reports."""
+    folder = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.json"
+    path.write_text(json.dumps(report, indent=1))
+    return path

@@ -276,8 +276,12 @@ def chaos_run(
     target: Annotated[
         str, typer.Option(help="local (the mesh on this machine) or kind (context kind-agentia)")
     ] = "local",
+    repeat: Annotated[
+        int, typer.Option(min=1, max=1000, help="Run each experiment this many times in a row")
+    ] = 1,
 ) -> None:
-    """Run experiments with Chaos Toolkit; print a report table; write JSON reports."""
+    """Run experiments with Chaos Toolkit; print a report table (a row per run); write JSON
+    reports (with --repeat, each run's as <name>.<n>.json too)."""
     known = chaos_runner.experiments()
     names_ = [e.name for e in known if target in e.targets] if name == "all" else [name]
     try:  # refuse a bad name or target, or a missing cluster, before running anything
@@ -294,11 +298,18 @@ def chaos_run(
             raise _fail("the mesh is not healthy; no experiment was run")
     reports = []
     for exp in names_:
-        console.print(f"• running {exp} (this takes a minute or two)")
-        try:
-            reports.append(chaos_runner.run(exp, target))
-        except chaos_runner.ChaosError as exc:
-            raise _fail(str(exc), 2) from None
+        for n in range(1, repeat + 1):
+            what = f"{exp} ({n} of {repeat})" if repeat > 1 else exp
+            console.print(f"• running {what} (this takes a minute or two)")
+            try:
+                report = chaos_runner.run(exp, target)
+            except chaos_runner.ChaosError as exc:
+                raise _fail(str(exc), 2) from None
+            if repeat > 1:
+                report["experiment"] = f"{exp} #{n}"
+                chaos_runner.keep_report(report, f"{exp}.{n}", target)
+            console.print(f"  {what}: {report['verdict']}")
+            reports.append(report)
     table = Table(title="chaos report")
     cols: tuple[str, ...] = (
         "experiment",
@@ -314,6 +325,9 @@ def chaos_run(
     )
     if target == "kind":  # what only the kind bookkeeping counts (see docs/kubernetes.md)
         cols = (*cols[:-1], "resubmitted", cols[-1])
+    # What the kill loops count (through the gateway), shown when any report has it.
+    extra = ("refused_attempts", "dead_lettered", "wedged_threads", "final_s_after_faults")
+    cols = (*cols[:-1], *(c for c in extra if any(c in r for r in reports)), cols[-1])
     for col in cols:
         table.add_column(col)
     for r in reports:
@@ -324,6 +338,11 @@ def chaos_run(
     (console if console.is_terminal else Console(width=160)).print(table)
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
     console.print(f"reports: {where}")
+    if repeat > 1:
+        for exp in names_:
+            runs_ = [r for r in reports if r["experiment"].startswith(f"{exp} #")]
+            passed = sum(1 for r in runs_ if r["verdict"] == "pass")
+            console.print(f"{exp}: {passed} of {len(runs_)} passed")
     if any(r["verdict"] != "pass" for r in reports):
         raise typer.Exit(1)
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 PROBE_TOPIC = os.environ.get("PROBE_TOPIC", "probe.events")
 PUBSUB = "pubsub"
+POISON_TRIES = 3  # deliveries of a poison event before the app drops it
 
 
 def create_app() -> FastAPI:
@@ -49,7 +50,12 @@ def create_app() -> FastAPI:
         attempts[key] = attempts.get(key, 0) + 1
         data = envelope.get("data") or {}
         if isinstance(data, dict) and data.get("poison"):
-            return JSONResponse({"error": "poison event"}, status_code=500)
+            # Failed like a consumer that is down (retried), then told apart as an event that
+            # can never succeed (DROP: Dapr sends it to the dead-letter topic), as
+            # agent-runner does with a run failing at the same step again and again.
+            if attempts[key] < POISON_TRIES:
+                return JSONResponse({"error": "poison event"}, status_code=500)
+            return JSONResponse({"status": "DROP"})
         received.append(envelope)
         return JSONResponse({"status": "SUCCESS"})
 

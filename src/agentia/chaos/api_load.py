@@ -1,0 +1,225 @@
+"""Steady load through the gateway's public API, and the bookkeeping a client can do.
+
+Used for the kind cluster (``kind_load.py``) and for the local kill loops: every figure is
+what a client of the gateway can see.
+
+- each run goes on a thread of its own (``POST /threads/{id}/runs``, created on the fly), so
+  a retried POST whose first answer was lost is found again on that thread;
+- a creation attempt that is not answered 200 is a *refusal* (the client retries, up to
+  ``RETRY_FOR_S``); a thread whose every attempt was refused is *refused*;
+- a run is *lost* when the gateway never shows it final (``GET /threads/{t}/runs/{r}``);
+- a thread is *duplicated* when it holds a message twice (its input, a tool call, an
+  answer: the effect of executing it twice); the run's event stream must end with exactly
+  one final event; *wedged* when its runs are all final but it still says it is busy;
+- a run is *dead-lettered* when it failed because its request ran out of deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+FINAL: Final = {"success", "error", "interrupted", "timeout"}  # the gateway's final statuses
+FINAL_KINDS: Final = {"run.completed", "run.failed", "run.cancelled"}
+RETRY_FOR_S: Final = 60.0  # a client keeps trying this long
+# Refusals a retry cannot fix; anything else (5xx, 429, a dropped connection) is retried.
+PERMANENT: Final = {400, 401, 403, 404, 413, 422}
+
+Gateway = Callable[[], httpx.Client]
+
+
+@dataclass
+class ApiLoad:
+    """One experiment's load: what was sent, what the gateway accepted, and when it settled."""
+
+    runs: int
+    per_second: float
+    agent: str
+    text: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    accepted: dict[str, str] = field(default_factory=dict)  # thread id -> run id
+    refused: dict[str, str] = field(default_factory=dict)  # thread id -> why
+    refusals: list[tuple[float, str]] = field(default_factory=list)  # (when, why) per attempt
+    status: dict[str, str] = field(default_factory=dict)  # run id -> last status seen
+    errors: dict[str, str] = field(default_factory=dict)  # run id -> its error, if it failed
+    settled_at: dict[str, float] = field(default_factory=dict)  # run id -> when seen final
+    created_at: dict[str, float] = field(default_factory=dict)  # run id -> when accepted
+    inputs: dict[str, str] = field(default_factory=dict)  # thread id -> the input it got
+    sent: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def thread_id(self, i: int) -> str:
+        return f"chaos-{self.tag}-{i:04d}"
+
+    def input_of(self, i: int) -> str:
+        """The run's input: ``{n}`` in the text is the run's number, so inputs differ."""
+        return self.text.replace("{n}", str(i + 1))
+
+
+def _existing_run(client: httpx.Client, thread_id: str) -> str | None:
+    """The run an earlier, unanswered POST made on this thread, if it made one."""
+    resp = client.get(f"/threads/{thread_id}/runs", params={"limit": 1000})
+    runs = resp.json() if resp.status_code == 200 else []
+    return str(runs[-1]["run_id"]) if runs else None  # newest first: the oldest is last
+
+
+def _submit(client: httpx.Client, load: ApiLoad, thread_id: str, text: str) -> None:
+    body = {
+        "agent_id": load.agent,
+        "input": text,
+        "if_not_exists": "create",
+        "stream_mode": ["events"],
+        "metadata": {"chaos": load.tag},
+    }
+    load.inputs[thread_id] = text
+    deadline = time.monotonic() + RETRY_FOR_S
+    reason = "not tried"
+    while time.monotonic() < deadline:
+        try:
+            resp = client.post(f"/threads/{thread_id}/runs", json=body)
+            if resp.status_code == 200:
+                load.accepted[thread_id] = resp.json()["run_id"]
+                load.created_at[load.accepted[thread_id]] = time.monotonic()
+                return
+            if resp.status_code == 409:  # busy: an earlier attempt got in after all
+                found = _existing_run(client, thread_id)
+                if found:
+                    load.accepted[thread_id] = found
+                    load.created_at[found] = time.monotonic()
+                    return
+            reason = f"{resp.status_code} {resp.text[:100]}"
+            load.refusals.append((time.monotonic(), reason))
+            if resp.status_code in PERMANENT:
+                break
+        except httpx.HTTPError as exc:
+            reason = type(exc).__name__
+            load.refusals.append((time.monotonic(), reason))
+        time.sleep(0.5)
+    load.refused[thread_id] = reason
+
+
+def _publish_all(gateway: Gateway, load: ApiLoad) -> None:
+    with gateway() as client:
+        for i in range(load.runs):
+            load.sent += 1
+            _submit(client, load, load.thread_id(i), load.input_of(i))
+            time.sleep(1 / load.per_second)
+    load.done.set()
+
+
+def _watch(gateway: Gateway, load: ApiLoad) -> None:
+    """Poll every unsettled run's status about once a second, noting when it settles."""
+    with gateway() as client:
+        while not load.stop.is_set():
+            for thread_id, run_id in list(load.accepted.items()):
+                if run_id in load.settled_at:
+                    continue
+                try:
+                    resp = client.get(f"/threads/{thread_id}/runs/{run_id}")
+                except httpx.HTTPError:
+                    continue  # the gateway may be the fault under test
+                if resp.status_code == 200:
+                    run = resp.json()
+                    load.status[run_id] = run["status"]
+                    if run["status"] in FINAL:
+                        load.settled_at[run_id] = time.monotonic()
+                        if run.get("error"):
+                            load.errors[run_id] = str(run["error"])
+                elif resp.status_code == 404:
+                    load.status[run_id] = "missing"
+            time.sleep(1)
+
+
+def start(gateway: Gateway, runs: int, per_second: float, agent: str, text: str) -> ApiLoad:
+    """Start the load's publisher and watcher threads; they go on during the next steps."""
+    gateway().close()  # no key, no gateway: fail here, before any fault is injected
+    load = ApiLoad(runs=runs, per_second=per_second, agent=agent, text=text)
+    threading.Thread(target=_publish_all, args=(gateway, load), daemon=True).start()
+    threading.Thread(target=_watch, args=(gateway, load), daemon=True).start()
+    return load
+
+
+def _final_events(client: httpx.Client, thread_id: str, run_id: str) -> int:
+    """Distinct final events (by seq) on the run's stream, replayed from its log."""
+    seen: set[str] = set()
+    event = ""
+    with client.stream("GET", f"/threads/{thread_id}/runs/{run_id}/stream", timeout=30) as resp:
+        if resp.status_code != 200:
+            return 0
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "events":
+                data = json.loads(line[6:])
+                if data.get("kind") in FINAL_KINDS:
+                    seen.add(str(data.get("seq")))
+    return len(seen)
+
+
+def _thread_check(client: httpx.Client, thread_id: str, text: str) -> dict[str, int]:
+    """What the thread holds: its runs, its input's copies, repeated messages, and whether
+    it still says it is busy."""
+    runs = client.get(f"/threads/{thread_id}/runs", params={"limit": 1000}).json()
+    state = client.get(f"/threads/{thread_id}/state").json()
+    messages = state["messages"]
+    keys = [
+        (m.get("role"), str(m.get("content")), json.dumps(m.get("tool_calls"), sort_keys=True))
+        for m in messages
+    ]
+    thread = client.get(f"/threads/{thread_id}").json()
+    return {
+        "runs": len(runs),
+        "inputs": sum(1 for m in messages if m.get("role") == "user" and m["content"] == text),
+        "repeated": len(keys) - len(set(keys)),
+        "busy": int(thread.get("status") == "busy"),
+    }
+
+
+def outcome(
+    gateway: Gateway, load: ApiLoad, timeout: float, faults_ended: float | None = None
+) -> dict[str, Any]:
+    """Wait until every accepted run is final (or ``timeout``), then count."""
+    load.done.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(load.settled_at) < len(load.accepted):
+        time.sleep(1)
+    load.stop.set()
+    completed = [(t, r) for t, r in load.accepted.items() if load.status.get(r) == "success"]
+    duplicated = resubmitted = bad_streams = repeated = wedged = 0
+    with gateway() as client:
+        for thread_id, run_id in load.accepted.items():
+            found = _thread_check(client, thread_id, load.inputs[thread_id])
+            resubmitted += found["runs"] - 1
+            duplicated += int(found["inputs"] > found["runs"])
+            repeated += int(found["repeated"] > 0)
+            wedged += int(found["busy"] and load.status.get(run_id) in FINAL)
+        for thread_id, run_id in completed:
+            bad_streams += int(_final_events(client, thread_id, run_id) != 1)
+    statuses = [load.status.get(r, "unseen") for r in load.accepted.values()]
+    after = [t - faults_ended for t in load.settled_at.values() if faults_ended is not None]
+    return {
+        "load": f"{load.runs} runs at {load.per_second:g}/s ({load.agent})",
+        "sent": load.sent,
+        "accepted": len(load.accepted),
+        "refused": len(load.refused),
+        "refused_attempts": len(load.refusals),
+        "refusal_reasons": sorted({why for _, why in load.refusals})[:5],
+        "completed": len(completed),
+        "failed": sum(1 for s in statuses if s in FINAL - {"success"}),
+        "dead_lettered": sum(1 for e in load.errors.values() if "dead-lettered" in e),
+        "lost": sum(1 for s in statuses if s not in FINAL),
+        "duplicated": duplicated,
+        "threads_with_repeated_messages": repeated,
+        "wedged_threads": wedged,
+        "resubmitted": resubmitted,
+        "streams_without_one_final_event": bad_streams,
+        "final_s_after_faults": round(max(after), 1) if after else None,
+    }
