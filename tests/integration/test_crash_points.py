@@ -182,3 +182,23 @@ def test_memory_killed_while_distilling(
     assert keys and len(keys) == len(set(keys)), found
     messages = api.get(f"/threads/{thread_id}/state").json()["values"]["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"], messages
+
+
+def test_runs_are_accepted_while_agent_runner_is_stopped(api: httpx.Client, infra: Infra) -> None:
+    """The gateway answers from its copy of the agent catalog: creating a run needs no
+    agent-runner; the run completes once agent-runner is back. An unknown agent is still
+    refused at the door."""
+    thread_id = thread_of(api)
+    infra.supervisor.stop(names.AGENT_RUNNER)
+    try:
+        created = api.post(f"/threads/{thread_id}/runs", json={"input": QUESTION})
+        assert created.status_code == 200, created.text
+        unknown = api.post(f"/threads/{thread_id}/runs", json={"input": "x", "agent_id": "nobody"})
+        assert unknown.status_code == 404, unknown.text
+        assert api.post("/agents/search", json={}).status_code == 200
+        run = api.get(f"/threads/{thread_id}/runs/{created.json()['run_id']}").json()
+        assert run["status"] == "pending"  # on the broker: nothing can run it meanwhile
+    finally:
+        infra.supervisor.start(names.AGENT_RUNNER, wait=False)
+    run = final_run(api, thread_id, created.json()["run_id"])
+    assert run["status"] == "success", run

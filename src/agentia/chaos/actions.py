@@ -18,16 +18,48 @@ from agentia.runtime.supervisor import Supervisor
 
 MAX_LOOP_S = 900.0  # a kill loop never runs longer than this, whatever it is asked
 API_LOAD: dict[str, api_load.ApiLoad] = {}
-FAULTS: dict[str, float] = {}  # "ended": when the last fault of a loop was injected
+FAULTS: dict[str, float] = {}  # "ended": when the last fault of a loop was injected (epoch)
+CHAOS_KEY_FILE = "chaos/api-key"
+# The load polls every unsettled run each second: more than a key's default rate limit.
+CHAOS_KEY_RATE_PER_MINUTE = 100_000
+
+
+def chaos_key() -> str:
+    """The load's own write key (made once, kept in .agentia/chaos/api-key, mode 0600), so
+    that its polling never spends the user's key's rate limit."""
+    home = agentia_home()
+    path = home / CHAOS_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if local_keys.key_ring(home).verify(key) is not None:
+            return key
+    key, _ = local_keys.create_key(
+        home, f"chaos-{uuid.uuid4().hex[:6]}", "write", CHAOS_KEY_RATE_PER_MINUTE
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    local_keys.reload_gateway_secrets(home)
+    return key
 
 
 def local_gateway() -> httpx.Client:
-    """A client of the local mesh's gateway with the key `agentia up` made."""
-    key = local_keys.read_local_key(agentia_home())
-    if not key:
-        raise RuntimeError("no local API key: run `agentia up` first")
+    """A client of the local mesh's gateway with the chaos load's key."""
     base = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
-    return httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=15)
+    return httpx.Client(base_url=base, headers={"x-api-key": chaos_key()}, timeout=15)
+
+
+def _gateway_takes_key(timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with local_gateway() as client:
+                if client.post("/threads/search", json={}).status_code == 200:
+                    return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the gateway does not take the chaos key after {timeout:.0f}s")
 
 
 def start_load(
@@ -47,6 +79,7 @@ def start_api_load(
     """Start a steady load through the gateway's public API, one thread per run (``{n}`` in
     ``text`` is the run's number); it goes on while the next activities run."""
     FAULTS.clear()
+    _gateway_takes_key()
     API_LOAD["load"] = api_load.start(local_gateway, runs, per_second, agent, text)
     return f"posting {runs} runs at {per_second:g}/s to the gateway"
 
@@ -64,7 +97,7 @@ def kill_loop(name: str, every_s: float, for_s: float, recover_timeout: float = 
         except xmlrpc.client.Fault:
             skipped += 1  # not running at that moment (still restarting): next time
         time.sleep(every_s)
-    FAULTS["ended"] = time.monotonic()
+    FAULTS["ended"] = time.time()
     took = _wait_healthy(recover_timeout)
     return (
         f"{name} SIGKILLed {kills} times (every {every_s:g}s for {for_s:g}s, {skipped} "

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -49,7 +50,7 @@ class ApiLoad:
     refusals: list[tuple[float, str]] = field(default_factory=list)  # (when, why) per attempt
     status: dict[str, str] = field(default_factory=dict)  # run id -> last status seen
     errors: dict[str, str] = field(default_factory=dict)  # run id -> its error, if it failed
-    settled_at: dict[str, float] = field(default_factory=dict)  # run id -> when seen final
+    settled_at: dict[str, float] = field(default_factory=dict)  # run id -> when it ended (epoch)
     created_at: dict[str, float] = field(default_factory=dict)  # run id -> when accepted
     inputs: dict[str, str] = field(default_factory=dict)  # thread id -> the input it got
     sent: int = 0
@@ -130,7 +131,10 @@ def _watch(gateway: Gateway, load: ApiLoad) -> None:
                     run = resp.json()
                     load.status[run_id] = run["status"]
                     if run["status"] in FINAL:
-                        load.settled_at[run_id] = time.monotonic()
+                        # When the gateway settled it (its clock: this machine's, or a kind
+                        # node's on it), not when this poll happened to see it.
+                        ended = datetime.fromisoformat(run["updated_at"]).timestamp()
+                        load.settled_at[run_id] = ended
                         if run.get("error"):
                             load.errors[run_id] = str(run["error"])
                 elif resp.status_code == 404:
@@ -186,7 +190,8 @@ def _thread_check(client: httpx.Client, thread_id: str, text: str) -> dict[str, 
 def outcome(
     gateway: Gateway, load: ApiLoad, timeout: float, faults_ended: float | None = None
 ) -> dict[str, Any]:
-    """Wait until every accepted run is final (or ``timeout``), then count."""
+    """Wait until every accepted run is final (or ``timeout``), then count. ``faults_ended``
+    (epoch seconds): when the last fault was injected, to say how long runs took after it."""
     load.done.wait(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and len(load.settled_at) < len(load.accepted):
