@@ -203,7 +203,7 @@ async def handle(
         if task is None:
             task = asyncio.create_task(_take(runner, req, traceparent))
             runner.attempts[req.run_id] = task
-            task.add_done_callback(lambda _t: runner.attempts.pop(req.run_id, None))
+            task.add_done_callback(lambda done: _forget(runner, req.run_id, done))
         try:
             # Shielded: a delivery the sidecar gives up on does not stop the run.
             if mine:
@@ -214,6 +214,11 @@ async def handle(
             return False, record
         if mine and result is not None:
             return result
+
+
+def _forget(runner: Runner, run_id: str, task: asyncio.Task[Any]) -> None:
+    if runner.attempts.get(run_id) is task:  # not a later attempt registered since
+        del runner.attempts[run_id]
 
 
 async def _take(

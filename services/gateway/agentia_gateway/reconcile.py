@@ -28,13 +28,15 @@ from fastapi import HTTPException
 
 from agentia import names
 from agentia.dapr import DaprError
-from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.run_flow import PUBLISH_TIMEOUT_S, RunFlow
 from agentia_gateway.run_store import FINAL, GRACE_S, shard_of
 from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
 EVERY_S = 10.0
-MAX_PAUSE_S = 600.0
+# A run still waiting is published again at most this far apart (a duplicate request costs a
+# ledger read and an acknowledgement; a lost one costs the run).
+MAX_PAUSE_S = 120.0
 
 
 def _pause(tries: int) -> float:
@@ -55,7 +57,7 @@ class Reconciler:
             try:
                 await self.pass_once()
             except (DaprError, httpx.HTTPError, HTTPException) as exc:
-                log.warning("reconciliation pass failed", extra={"why": str(exc)})
+                log.warning("reconciliation pass failed", extra={"why": repr(exc)})
 
     async def pass_once(self, now: float | None = None) -> dict[str, int]:
         """Look at every run that is due; returns what this pass did."""
@@ -77,7 +79,13 @@ class Reconciler:
             if record is None or record.get("status") in FINAL:
                 changes.setdefault(shard_of(run_id), {})[run_id] = None
                 continue
-            action = await self._look(record, now)
+            try:
+                action = await self._look(record, now)
+            except (DaprError, httpx.HTTPError, HTTPException, TimeoutError) as exc:
+                # One run's look failing (the broker away for its publish) is not a reason
+                # to leave the others unlooked: look again at the next pass.
+                log.warning("reconciling a run failed", extra={"run_id": run_id, "why": repr(exc)})
+                action = "failed"
             done[action] = done.get(action, 0) + 1
             tries = int(entry.get("tries", 0)) + (1 if action == "republished" else 0)
             changes.setdefault(shard_of(run_id), {})[run_id] = {
@@ -114,7 +122,8 @@ class Reconciler:
             return "settled"
         if ledger is not None and ledger.get("holder") and float(ledger["lease_until"]) > now:
             return "running"
-        await self.flow.publish(record)
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await self.flow.publish(record)
         return "republished"
 
     async def _settle_from(self, record: dict[str, Any], ledger: dict[str, Any]) -> None:

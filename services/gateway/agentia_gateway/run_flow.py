@@ -39,7 +39,8 @@ from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
 DEFAULT_AGENT = "assistant"
-PUBLISH_TIMEOUT_S = 5.0  # a publish slower than this is left to the reconciler
+INLINE_PUBLISH_S = 1.0  # how long a client's create waits for the broker's confirm
+PUBLISH_TIMEOUT_S = 10.0  # a publish slower than this is left to the reconciler
 
 
 def public_run(record: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class RunFlow:
         self.budgets = Budgets(self.client, self.settings.model_prices)
         self.catalog = Catalog(self.client)
         self.faults: faults.Faults = app.state.faults
+        self._publishing: set[asyncio.Task[bool]] = set()  # publishes that outlive a request
 
     async def agents(self) -> dict[str, str]:
         """The agents the mesh can run, with the model each one's definition names."""
@@ -175,19 +177,31 @@ class RunFlow:
         await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
 
     async def start(self, record: dict[str, Any]) -> None:
-        """Publish an admitted run's request. A broker that does not take it in time is not a
-        refusal: the run is recorded and in the in-flight index, and the reconciler publishes
-        it again after ``GRACE_S``."""
+        """Publish an admitted run's request, waiting for the broker's confirm at most
+        ``INLINE_PUBLISH_S``: a broker that is slower, or away, is not a refusal (the run is
+        recorded and in the in-flight index). The publish goes on in the background, and
+        should it fail, the reconciler publishes the request again after ``GRACE_S``."""
+        task = asyncio.create_task(self._publish_quietly(record))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), INLINE_PUBLISH_S)
+        except TimeoutError:
+            return
+        if task.result():
+            self.faults.hit(faults.GATEWAY_AFTER_PUBLISH, record["run_id"], record.get("thread_id"))
+
+    async def _publish_quietly(self, record: dict[str, Any]) -> bool:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self.publish(record)
+            return True
         except (DaprError, httpx.HTTPError, TimeoutError) as exc:
             log.warning(
                 "run request not published now; the reconciler will",
                 extra={"run_id": record["run_id"], "why": str(exc) or type(exc).__name__},
             )
-            return
-        self.faults.hit(faults.GATEWAY_AFTER_PUBLISH, record["run_id"], record.get("thread_id"))
+            return False
 
     async def enqueue(self, record: dict[str, Any]) -> None:
         """Queue a run over its key's budget on the broker (``runs.batch``): a drain starts it

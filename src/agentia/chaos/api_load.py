@@ -51,7 +51,7 @@ class ApiLoad:
     status: dict[str, str] = field(default_factory=dict)  # run id -> last status seen
     errors: dict[str, str] = field(default_factory=dict)  # run id -> its error, if it failed
     settled_at: dict[str, float] = field(default_factory=dict)  # run id -> when it ended (epoch)
-    created_at: dict[str, float] = field(default_factory=dict)  # run id -> when accepted
+    created_at: dict[str, float] = field(default_factory=dict)  # run id -> when accepted (epoch)
     inputs: dict[str, str] = field(default_factory=dict)  # thread id -> the input it got
     sent: int = 0
     done: threading.Event = field(default_factory=threading.Event)
@@ -88,13 +88,13 @@ def _submit(client: httpx.Client, load: ApiLoad, thread_id: str, text: str) -> N
             resp = client.post(f"/threads/{thread_id}/runs", json=body)
             if resp.status_code == 200:
                 load.accepted[thread_id] = resp.json()["run_id"]
-                load.created_at[load.accepted[thread_id]] = time.monotonic()
+                load.created_at[load.accepted[thread_id]] = time.time()
                 return
             if resp.status_code == 409:  # busy: an earlier attempt got in after all
                 found = _existing_run(client, thread_id)
                 if found:
                     load.accepted[thread_id] = found
-                    load.created_at[found] = time.monotonic()
+                    load.created_at[found] = time.time()
                     return
             reason = f"{resp.status_code} {resp.text[:100]}"
             load.refusals.append((time.monotonic(), reason))
@@ -168,17 +168,34 @@ def _final_events(client: httpx.Client, thread_id: str, run_id: str) -> int:
     return len(seen)
 
 
+def _read(client: httpx.Client, path: str, **params: Any) -> Any:
+    """GET ``path`` as a patient client would: the mesh may still be recovering from the
+    faults (a sidecar the watchdog restarts), so retry for up to ``RETRY_FOR_S``."""
+    deadline = time.monotonic() + RETRY_FOR_S
+    while True:
+        try:
+            resp = client.get(path, params=params or None)
+            if resp.status_code == 200 or resp.status_code in PERMANENT:
+                resp.raise_for_status()
+                return resp.json()
+            why = f"{resp.status_code} {resp.text[:100]}"
+        except httpx.TransportError as exc:
+            why = type(exc).__name__
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"GET {path}: still failing after {RETRY_FOR_S:.0f}s: {why}")
+        time.sleep(1)
+
+
 def _thread_check(client: httpx.Client, thread_id: str, text: str) -> dict[str, int]:
     """What the thread holds: its runs, its input's copies, repeated messages, and whether
     it still says it is busy."""
-    runs = client.get(f"/threads/{thread_id}/runs", params={"limit": 1000}).json()
-    state = client.get(f"/threads/{thread_id}/state").json()
-    messages = state["messages"]
+    runs = _read(client, f"/threads/{thread_id}/runs", limit=1000)
+    messages = _read(client, f"/threads/{thread_id}/state")["values"]["messages"]
     keys = [
         (m.get("role"), str(m.get("content")), json.dumps(m.get("tool_calls"), sort_keys=True))
         for m in messages
     ]
-    thread = client.get(f"/threads/{thread_id}").json()
+    thread = _read(client, f"/threads/{thread_id}")
     return {
         "runs": len(runs),
         "inputs": sum(1 for m in messages if m.get("role") == "user" and m["content"] == text),
@@ -209,7 +226,13 @@ def outcome(
         for thread_id, run_id in completed:
             bad_streams += int(_final_events(client, thread_id, run_id) != 1)
     statuses = [load.status.get(r, "unseen") for r in load.accepted.values()]
-    after = [t - faults_ended for t in load.settled_at.values() if faults_ended is not None]
+    # How long each run took to end once both it existed and the faults were over.
+    after = {
+        r: t - max(faults_ended, load.created_at.get(r, 0.0))
+        for r, t in load.settled_at.items()
+        if faults_ended is not None
+    }
+    slowest = sorted(after.items(), key=lambda kv: -kv[1])[:5]
     return {
         "load": f"{load.runs} runs at {load.per_second:g}/s ({load.agent})",
         "sent": load.sent,
@@ -226,5 +249,6 @@ def outcome(
         "wedged_threads": wedged,
         "resubmitted": resubmitted,
         "streams_without_one_final_event": bad_streams,
-        "final_s_after_faults": round(max(after), 1) if after else None,
+        "final_s_after_faults": round(max(after.values()), 1) if after else None,
+        "slowest_runs": [{"run_id": r, "s": round(t, 1)} for r, t in slowest],
     }
