@@ -37,6 +37,7 @@ EVERY_S = 10.0
 # A run still waiting is published again at most this far apart (a duplicate request costs a
 # ledger read and an acknowledgement; a lost one costs the run).
 MAX_PAUSE_S = 120.0
+LOOKS_AT_ONCE = 8
 
 
 def _pause(tries: int) -> float:
@@ -50,6 +51,7 @@ class Reconciler:
         self.flow = flow
         self.passes = 0
         self.repaired: dict[str, int] = {"republished": 0, "settled": 0, "lanes": 0}
+        self._broker_away = False  # a publish failed in the current pass
 
     async def run_forever(self) -> None:
         while True:
@@ -74,24 +76,31 @@ class Reconciler:
         records = {r["run_id"]: r for r in await self.flow.store.get_many(list(due))}
         changes: dict[int, dict[str, dict[str, Any] | None]] = {}
         done: dict[str, int] = {}
-        for run_id, entry in due.items():
+        looking = asyncio.Semaphore(LOOKS_AT_ONCE)
+        self._broker_away = False
+
+        async def look(run_id: str, entry: dict[str, Any]) -> None:
             record = records.get(run_id)
             if record is None or record.get("status") in FINAL:
                 changes.setdefault(shard_of(run_id), {})[run_id] = None
-                continue
-            try:
-                action = await self._look(record, now)
-            except (DaprError, httpx.HTTPError, HTTPException, TimeoutError) as exc:
-                # One run's look failing (the broker away for its publish) is not a reason
-                # to leave the others unlooked: look again at the next pass.
-                log.warning("reconciling a run failed", extra={"run_id": run_id, "why": repr(exc)})
-                action = "failed"
+                return
+            async with looking:
+                try:
+                    action = await self._look(record, now)
+                except (DaprError, httpx.HTTPError, HTTPException, TimeoutError) as exc:
+                    # One run's look failing is no reason to leave the others unlooked.
+                    log.warning(
+                        "reconciling a run failed", extra={"run_id": run_id, "why": repr(exc)}
+                    )
+                    action = "failed"
             done[action] = done.get(action, 0) + 1
             tries = int(entry.get("tries", 0)) + (1 if action == "republished" else 0)
             changes.setdefault(shard_of(run_id), {})[run_id] = {
                 "next": now + _pause(tries),
                 "tries": tries,
             }
+
+        await asyncio.gather(*(look(run_id, entry) for run_id, entry in due.items()))
         for shard, change in changes.items():
             await self.flow.store.inflight_update(shard, change)
         self.passes += 1
@@ -122,8 +131,14 @@ class Reconciler:
             return "settled"
         if ledger is not None and ledger.get("holder") and float(ledger["lease_until"]) > now:
             return "running"
-        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-            await self.flow.publish(record)
+        if self._broker_away:
+            return "deferred"  # a publish failed in this pass already: next pass
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self.flow.publish(record)
+        except (DaprError, httpx.HTTPError, TimeoutError):
+            self._broker_away = True
+            raise
         return "republished"
 
     async def _settle_from(self, record: dict[str, Any], ledger: dict[str, Any]) -> None:
