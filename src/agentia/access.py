@@ -53,8 +53,9 @@ def _only(*operations: tuple[str, str]) -> tuple[Operation, ...]:
 # - memory answers the gateway, agent-runner (sessions, workflow transcripts) and tool-mcp
 #   (the memory_search / memory_save tools);
 # - the scheduler answers the gateway (crons, drains) and tool-mcp (schedule_agent_run);
-# - the gateway answers only the budget question of the scheduler and of the drain CronJob
-#   (its public API is plain HTTP);
+# - the gateway answers the scheduler's budget question, its cron fires (a scheduled run is
+#   the gateway's run) and their checks, and the drain CronJob's budget question (its public
+#   API is plain HTTP);
 # - the drain CronJob (Kubernetes) reads runs, as the scheduler's drain does locally.
 CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
     names.AGENT_RUNNER: (
@@ -64,6 +65,7 @@ CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
             _only(
                 ("/internal/runs/*", "GET"),
                 ("/internal/workflows", "POST"),
+                ("/internal/workflows/check", "POST"),
                 ("/internal/workflows/*", "GET"),
             ),
         ),
@@ -84,7 +86,14 @@ CALLERS: Final[dict[str, tuple[Grant, ...]]] = {
         Grant(names.TOOL_MCP, _only(("/internal/schedules", "POST"))),
     ),
     names.GATEWAY: (
-        Grant(names.SCHEDULER, _only(("/internal/budgets/*", "GET"))),
+        Grant(
+            names.SCHEDULER,
+            _only(
+                ("/internal/budgets/*", "GET"),
+                ("/internal/runs", "POST"),
+                ("/internal/runs/check", "POST"),
+            ),
+        ),
         Grant(names.SCHEDULER_DRAIN, _only(("/internal/budgets/*", "GET"))),
     ),
 }

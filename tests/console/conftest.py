@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
 from agentia import names
 from agentia.paths import repo_root
@@ -128,6 +128,8 @@ def browser(
         viewport={"width": 1280, "height": 900},
     )
     context.set_default_timeout(30_000)
+    # Assertions wait as long as actions do: an answer takes seconds on 2 loaded cores.
+    expect.set_options(timeout=30_000)
     yield context
     context.close()
 

@@ -208,6 +208,29 @@ def test_stateless_run_and_bad_input(api: httpx.Client) -> None:
         "/threads", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
     )
     assert huge.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the gateway counts as it reads
+        yield b'{"metadata": {"x": "'
+        for _ in range(40):
+            yield b"y" * 50_000
+        yield b'"}}'
+
+    chunked = api.post("/threads", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413, chunked.text
+    for text in ("a\\u0000b", "\\ud800"):  # NUL, and a lone surrogate: PostgreSQL stores neither
+        bad = api.post(
+            "/threads",
+            content=f'{{"metadata": {{"k": "{text}"}}}}'.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert bad.status_code == 422 and "NUL" in bad.json()["detail"], bad.text
+    # curl -d sends a form's content type: the API reads the body as the JSON it is.
+    form = api.post(
+        "/threads",
+        content=b'{"metadata": {"via": "curl"}}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 200 and form.json()["metadata"] == {"via": "curl"}, form.text
     created = api.post("/runs", json={"input": "hi", "if_not_exists": "create"}).json()
     assert api.get(f"/runs/{created['run_id']}").status_code == 200
     time.sleep(0)  # stateless background runs are also joinable

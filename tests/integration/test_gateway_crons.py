@@ -44,6 +44,8 @@ def test_a_cron_runs_the_agent_and_is_listed_and_deleted(api: httpx.Client) -> N
     assert api.delete(f"/runs/crons/{cron_id}").status_code == 200
     assert api.get(f"/runs/crons/{cron_id}").status_code == 404
     assert run_id.startswith(f"sched-{cron_id}-")
+    # A cron's run is the gateway's run: readable through the public API.
+    wait_for(lambda: api.get(f"/runs/{run_id}").json().get("status") == "success", 60, "its run")
 
 
 def test_bad_crons_are_refused_naming_the_field(api: httpx.Client) -> None:
@@ -54,6 +56,35 @@ def test_bad_crons_are_refused_naming_the_field(api: httpx.Client) -> None:
     )
     assert zone.status_code == 422 and "timezone" in zone.text, zone.text
     assert api.post("/runs/crons", json={"schedulee": "0 * * * *"}).status_code == 422
+
+
+def test_crons_that_could_never_run_are_refused_when_made(api: httpx.Client) -> None:
+    every = {"schedule": "0 * * * *"}
+    cases = [
+        ("/runs/crons", {**every, "assistant_id": "nobody", "input": "x"}, "no agent 'nobody'"),
+        ("/runs/crons", {**every, "assistant_id": "assistant"}, "target"),  # no input
+        ("/threads/no-such-thread-x1/runs/crons", {**every, "input": "x"}, "no thread"),
+    ]
+    for path, body, why in cases:
+        resp = api.post(path, json=body)
+        assert resp.status_code == 422 and why in resp.text, (path, resp.text)
+
+
+def test_a_fire_that_is_refused_shows_as_the_crons_last_error(api: httpx.Client) -> None:
+    thread = api.post("/threads", json={}).json()["thread_id"]
+    body = {"schedule": "*/2 * * * * *", "input": "tick"}
+    cron = api.post(f"/threads/{thread}/runs/crons", json=body).json()
+    try:
+        assert api.delete(f"/threads/{thread}").status_code == 204  # gone after the check
+        wait_for(
+            lambda: api.get(f"/runs/crons/{cron['cron_id']}").json()["last_error"] is not None,
+            30,
+            "a refused fire",
+        )
+        error = api.get(f"/runs/crons/{cron['cron_id']}").json()["last_error"]
+        assert "no thread" in error["reason"], error
+    finally:
+        api.delete(f"/runs/crons/{cron['cron_id']}")
 
 
 def test_cli_creates_lists_and_deletes(api: httpx.Client, infra: Infra) -> None:

@@ -80,6 +80,7 @@ def test_start_wait_and_steps_through_the_gateway(api: httpx.Client) -> None:
     assert instance in listed
     assert api.delete(f"/workflows/{instance}").status_code == 200
     assert api.get(f"/workflows/{instance}").status_code == 404
+    assert api.get(f"/workflows/{instance}/steps").status_code == 404  # purged: no steps
 
 
 def test_bad_requests_get_clear_errors(api: httpx.Client) -> None:

@@ -111,6 +111,20 @@ def test_one_shot_starts_a_workflow_once(ops: Sidecar) -> None:
         ({"cron": "*/5 * * * *", "interval_s": 10}, "exactly one of"),
         ({"at": "2001-01-01T00:00:00Z"}, "at"),
         ({"interval_s": 0.5}, "interval_s"),
+        # What would fail at every fire is refused when the schedule is made.
+        ({"cron": "0 * * * *", "target": {"agent_id": "nobody", "input": "x"}}, "no agent"),
+        ({"cron": "0 * * * *", "target": {"agent_id": "assistant"}}, "target"),
+        (
+            {"cron": "0 * * * *", "target": {"kind": "workflow", "workflow": "Nope", "input": {}}},
+            "unknown workflow",
+        ),
+        (
+            {
+                "cron": "0 * * * *",
+                "target": {"kind": "workflow", "workflow": "AgentLoop", "input": {}},
+            },
+            "input.",
+        ),
     ],
 )
 def test_bad_schedules_are_refused_naming_the_field(

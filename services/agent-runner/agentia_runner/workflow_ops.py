@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import pydantic
 from dapr.ext.workflow.aio import DaprWorkflowClient
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from grpc import StatusCode
 from grpc.aio import AioRpcError
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,15 +114,16 @@ async def _existing(client: DaprWorkflowClient, instance_id: str) -> dict[str, A
     return found
 
 
-async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any]:
-    """Validate the input against the workflow's contract, then schedule it."""
+def checked_input(request: Request, body: StartWorkflow) -> BaseModel:
+    """The workflow's input, validated against its contract and the agents it names (422
+    naming what is wrong)."""
     model = WORKFLOW_INPUTS.get(body.workflow)
     if model is None:
         raise HTTPException(
             422, f"unknown workflow '{body.workflow}'; one of: {', '.join(WORKFLOW_INPUTS)}"
         )
     try:
-        value = model.model_validate(body.input)
+        value: BaseModel = model.model_validate(body.input)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(input)"
@@ -131,6 +132,12 @@ async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any
     for agent in _agents_in(body.workflow, value):
         if agent not in known:
             raise HTTPException(422, f"unknown agent '{agent}'; one of: {', '.join(known)}")
+    return value
+
+
+async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any]:
+    """Validate the input against the workflow's contract, then schedule it."""
+    value = checked_input(request, body)
     client = _client(request)
     if body.instance_id:
         current = await describe(client, body.instance_id)
@@ -150,6 +157,14 @@ async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any
 @router.post("", status_code=201)
 async def start(body: StartWorkflow, request: Request) -> dict[str, Any]:
     return await start_workflow(request, body)
+
+
+@router.post("/check", status_code=204, response_class=Response)
+async def check(body: StartWorkflow, request: Request) -> Response:
+    """204 when ``body`` would start (a schedule is checked when it is made); else the 422
+    starting it would answer."""
+    checked_input(request, body)
+    return Response(status_code=204)
 
 
 @router.get("")
@@ -203,6 +218,8 @@ async def steps(instance_id: InstanceId, request: Request) -> dict[str, Any]:
         if len(batch) < LEDGER_BATCH:
             break
         start += LEDGER_BATCH
+    if not found:
+        await _existing(_client(request), instance_id)  # 404 for an instance that is not
     return {"instance_id": instance_id, "steps": found}
 
 

@@ -68,6 +68,9 @@ def as_cron(schedule: dict[str, Any]) -> dict[str, Any]:
         "last_run_id": schedule.get("last_run_id"),
         "skipped": schedule.get("skipped", 0),
         "last_skip": schedule.get("last_skip"),
+        # A fire the gateway or agent-runner refused (a thread deleted since, an agent gone).
+        "errors": schedule.get("errors", 0),
+        "last_error": schedule.get("last_error"),
     }
 
 

@@ -91,6 +91,25 @@ class RunFlow:
 
     # -- creating and starting ----------------------------------------------------------
 
+    async def check(
+        self, body: RunCreate, thread_id: str | None
+    ) -> tuple[str, Any, dict[str, Any] | None]:
+        """What creating ``body`` checks before anything is written: the agent (404), the
+        input (422) and the thread (404, unless it may be created). Returns the agent, the
+        run's input and the thread (None: none, or one to create)."""
+        agent = body.agent or DEFAULT_AGENT
+        if agent not in await self.agents():
+            raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+        try:
+            msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
+            value = run_input(body.input, msgs or None)
+        except BadInput as exc:
+            raise HTTPException(422, str(exc)) from None
+        thread = await self.thread(thread_id) if thread_id is not None else None
+        if thread_id is not None and thread is None and body.if_not_exists == "reject":
+            raise HTTPException(404, f"no thread '{thread_id}' (or pass if_not_exists=create)")
+        return agent, value, thread
+
     async def create(
         self,
         body: RunCreate,
@@ -98,48 +117,42 @@ class RunFlow:
         owner: Principal | None = None,
         over_budget: str | None = None,
         may_queue: bool = False,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         """Validate and record a run, and admit it to its thread's lane (not started yet).
         ``owner`` is the key (tenant) whose budget the run's model usage counts against; a run
         whose agent's model is at the key's limit for that model is refused (429), or, when
         ``may_queue``, recorded with ``queued`` (the reason; as for ``over_budget``, why the
-        door let it through) for :meth:`enqueue`."""
-        agent = body.agent or DEFAULT_AGENT
-        agents = await self.agents()
-        if agent not in agents:
-            raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+        door let it through) for :meth:`enqueue`. ``run_id``: the caller's (a schedule's
+        tick), else a new one."""
+        agent, value, thread = await self.check(body, thread_id)
         if owner is not None:
             try:
-                await self.budgets.admit_model(owner, agents[agent])
+                await self.budgets.admit_model(owner, (await self.agents())[agent])
             except Denied as denied:
                 if not may_queue:
                     metrics.REFUSED.labels("429").inc()
                     raise HTTPException(429, denied.reason, denied.headers) from None
                 over_budget = over_budget or denied.reason
-        try:
-            msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
-            value = run_input(body.input, msgs or None)
-        except BadInput as exc:
-            raise HTTPException(422, str(exc)) from None
-        thread = None
-        if thread_id is not None:
-            thread = await self.thread(thread_id)
-            if thread is None and body.if_not_exists == "reject":
-                raise HTTPException(404, f"no thread '{thread_id}' (or pass if_not_exists=create)")
-            if thread is None:
-                thread = await call(
-                    self.client, names.MEMORY, "internal/threads", body={"thread_id": thread_id}
-                )
+        if thread_id is not None and thread is None:
+            thread = await call(
+                self.client, names.MEMORY, "internal/threads", body={"thread_id": thread_id}
+            )
         stamp = now()
         record: dict[str, Any] = {
-            "run_id": str(uuid.uuid4()),
+            "run_id": run_id or str(uuid.uuid4()),
             "thread_id": thread_id,
             "agent_id": agent,
             "status": "pending",
             "created_at": stamp,
             "updated_at": stamp,
             "metadata": body.metadata,
-            "kwargs": {"input": value, "stream_mode": body.modes, "config": body.config},
+            "kwargs": {
+                "input": value,
+                "stream_mode": body.modes,
+                "config": body.config,
+                "context": body.context,
+            },
             "multitask_strategy": body.multitask_strategy,
             "on_disconnect": body.on_disconnect,
             "item_count_before": int(thread["item_count"]) if thread else 0,

@@ -94,10 +94,13 @@ async def run_frames(
     flow = _flow(request)
     run_id, modes = record["run_id"], record["kwargs"].get("stream_mode") or ["values"]
     base: list[dict[str, Any]] = []
-    if "values" in modes and record.get("thread_id"):
-        base = await flow.thread_messages(record["thread_id"], int(record["item_count_before"]))
-    elif "values" in modes:
-        base = input_messages(record["kwargs"]["input"])
+    if "values" in modes:
+        # The thread as the run found it, then the run's own input (as /runs/wait and the
+        # thread's state show it once the run has written it).
+        if record.get("thread_id"):
+            count = int(record["item_count_before"])
+            base = await flow.thread_messages(record["thread_id"], count)
+        base += input_messages(record["kwargs"]["input"])
     state = StreamState(run_id, modes, base)
     if fresh:
         yield sse("metadata", {"run_id": run_id, "thread_id": record.get("thread_id")})

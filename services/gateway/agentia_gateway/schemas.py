@@ -88,6 +88,42 @@ class RunCreate(BaseModel):
     on_completion: Literal["delete", "keep"] = Field(
         default="delete", description="Stateless runs keep no thread either way."
     )
+    # LangGraph's other run fields, sent by its SDKs: accepted; those that ask for what
+    # agents here do not have (interrupts, checkpoints to resume from) must be empty.
+    context: dict[str, Any] | None = Field(
+        default=None, description="LangGraph's run context: accepted and kept with the run."
+    )
+    stream_resumable: bool = Field(
+        default=False, description="Accepted: every stream here resumes with Last-Event-ID."
+    )
+    checkpoint_during: bool | None = Field(
+        default=None, description="Accepted and ignored: every step of a run is durable."
+    )
+    durability: Literal["sync", "async", "exit"] | None = Field(
+        default=None, description="Accepted and ignored: every step of a run is durable."
+    )
+    feedback_keys: list[str] | None = Field(
+        default=None, description="Accepted and ignored (LangSmith feedback)."
+    )
+    langsmith_tracer: dict[str, Any] | None = Field(
+        default=None, description="Accepted and ignored (traces go to OpenTelemetry)."
+    )
+    strict_resume: bool | None = Field(default=None, description="Accepted and ignored.")
+    command: dict[str, Any] | None = Field(
+        default=None, description="Not supported: agents here have no interrupts to resume."
+    )
+    interrupt_before: list[str] | Literal["*"] | None = Field(
+        default=None, description="Not supported: must be empty."
+    )
+    interrupt_after: list[str] | Literal["*"] | None = Field(
+        default=None, description="Not supported: must be empty."
+    )
+    checkpoint: dict[str, Any] | None = Field(
+        default=None, description="Not supported: a run starts from its thread's end."
+    )
+    checkpoint_id: str | None = Field(
+        default=None, description="Not supported: a run starts from its thread's end."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunCreate:
@@ -95,6 +131,15 @@ class RunCreate(BaseModel):
             raise ValueError("webhook is not supported: follow the run's stream or join it")
         if self.after_seconds is not None:
             raise ValueError("after_seconds is not supported: use a cron (scheduler) instead")
+        if self.command:
+            raise ValueError("command is not supported: agents here have no interrupts")
+        if self.interrupt_before or self.interrupt_after:
+            raise ValueError(
+                "interrupt_before/interrupt_after are not supported: use a workflow with an "
+                "approval step (docs/workflows.md)"
+            )
+        if self.checkpoint or self.checkpoint_id:
+            raise ValueError("checkpoint is not supported: a run starts from its thread's end")
         return self
 
     @property

@@ -185,14 +185,6 @@ class RateLimiter:
             )
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyNotStorable(Exception):
-    pass
-
-
 def unstorable(body: bytes) -> bool:
     """Whether a JSON body holds text PostgreSQL cannot store: a NUL character or an unpaired
     UTF-16 surrogate, in any key or value. Refused at the door with a 422 rather than failing
@@ -226,7 +218,11 @@ def _bad_text(value: Any) -> bool:
 
 class BodyLimit:
     """On paths under ``prefixes``: refuse bodies over ``max_bytes`` with a 413, whether or not
-    they declare a length, and text PostgreSQL cannot store with a 422."""
+    they declare a length, and text PostgreSQL cannot store with a 422; read a body sent with
+    no JSON content type (``curl -d`` sends a form's) as the JSON the API speaks.
+
+    The body is read whole (at most ``max_bytes``) before the app sees it, so these answers
+    come from here, not from a parser failing half-way through."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, prefixes: tuple[str, ...]) -> None:
         self.app, self.max_bytes, self.prefixes = app, max_bytes, prefixes
@@ -235,40 +231,50 @@ class BodyLimit:
         if scope["type"] != "http" or not str(scope["path"]).startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
             return
         body = bytearray()
-        started = False
-
-        async def counted() -> Message:
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                body.extend(message.get("body", b""))
-                if len(body) > self.max_bytes:
-                    raise BodyTooLarge()
-                if not message.get("more_body") and unstorable(bytes(body)):
-                    raise BodyNotStorable()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        # except*: a middleware built on BaseHTTPMiddleware reads the body in a task group,
-        # which hands these on wrapped in an ExceptionGroup.
-        try:
-            await self.app(scope, counted, tracking_send)
-        except* BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # the client left: let the app see it
+                return
+            body.extend(message.get("body", b""))
+            if len(body) > self.max_bytes:
                 await _send_json(send, 413, f"request body over {self.max_bytes} bytes")
-        except* BodyNotStorable:
-            if not started:
-                why = "text may not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
-                await _send_json(send, 422, why)
+                return
+            if not message.get("more_body"):
+                break
+        if unstorable(bytes(body)):
+            why = "text may not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
+            await _send_json(send, 422, why)
+            return
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if body and kind in NOT_JSON_TYPES:
+            scope = {**scope, "headers": _json_content_type(scope["headers"])}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+# Content types a JSON body arrives with from clients that do not say it is JSON: none, curl's
+# -d (a form), and plain text. Anything else (multipart, XML…) is left for the app to refuse.
+NOT_JSON_TYPES = frozenset({b"", b"application/x-www-form-urlencoded", b"text/plain"})
+
+
+def _json_content_type(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    return [*kept, (b"content-type", b"application/json")]
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:

@@ -2,7 +2,9 @@
 
 The sidecar calls ``POST /job/{name}`` with the schedule as the body, at least once per
 tick. The tick gives a deterministic run id; a fire record (first write wins) marks the
-tick as taken, and the run id makes a repeated publish a duplicate the runner ignores.
+tick as taken, and the run id makes a repeated fire the same run (the gateway finds it).
+A fire the gateway or agent-runner refuses is not retried: the schedule shows it as its
+``last_error``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
-from agentia.events import RunRequested
 from agentia_scheduler import metrics
 from agentia_scheduler.budget_check import budget_refusal
 from agentia_scheduler.draining import DrainReport
@@ -26,6 +27,7 @@ from agentia_scheduler.schedules import (
     run_id,
     tick_of,
 )
+from agentia_scheduler.targets import FireRefused, start_run
 
 log = logging.getLogger(__name__)
 Drainer = Callable[[DrainRequest], Awaitable[DrainReport]]
@@ -73,7 +75,18 @@ async def fire(
         metrics.SKIPS.inc()
         log.info("fire skipped", extra={"schedule_id": schedule.schedule_id, "why": refusal})
         return rid
-    drained = await _start(client, schedule, rid, tick, drainer)
+    try:
+        drained = await _start(client, schedule, rid, tick, drainer)
+    except FireRefused as refused:
+        # Firing again would be refused again: the tick is done, and the schedule says why.
+        await client.save_state(
+            names.STATE_STORE, key, {**record, "done": True, "error": refused.reason}
+        )
+        await _count(client, schedule.schedule_id, rid, tick, None, error=refused.reason)
+        log.warning(
+            "fire refused", extra={"schedule_id": schedule.schedule_id, "why": refused.reason}
+        )
+        return rid
     metrics.FIRES.labels(schedule.target.kind).inc()
     await client.save_state(names.STATE_STORE, key, {**record, "done": True})
     await _count(client, schedule.schedule_id, rid, tick, drained)
@@ -107,16 +120,7 @@ async def _start(
             raise DaprError(503, f"drain of {target.topic} stopped: {report.stopped}")
         return report
     if isinstance(target, RunTarget):
-        event = RunRequested(
-            event_id=rid,
-            run_id=rid,
-            agent_id=target.agent_id,
-            input=target.input,
-            thread_id=target.thread_id,
-            metadata={**target.metadata, **meta},
-            owner=target.owner,
-        )
-        await client.publish(names.TOPIC_RUNS_REQUESTED, event)
+        await start_run(client, target, rid, meta)
         return None
     seen = await client.invoke(names.AGENT_RUNNER, f"internal/workflows/{rid}", http_method="GET")
     if seen.status_code == 200:
@@ -126,8 +130,11 @@ async def _start(
         "internal/workflows",
         json_body={"workflow": target.workflow, "input": target.input, "instance_id": rid},
     )
+    if resp.status_code in (400, 404, 422):
+        raise FireRefused(f"agent-runner refused the workflow: {resp.text[:300]}")
     if resp.status_code not in (201, 409):
-        raise DaprError(resp.status_code, f"agent-runner refused the workflow: {resp.text[:300]}")
+        why = f"agent-runner could not start the workflow: {resp.text[:300]}"
+        raise DaprError(resp.status_code, why)
     return None
 
 
@@ -138,12 +145,18 @@ async def _count(
     tick: datetime,
     drained: DrainReport | None,
     skipped: str | None = None,
+    error: str | None = None,
 ) -> None:
     """Fire statistics for operators; a lost race only loses a count, never a run."""
     key = stats_key(schedule_id)
     item = await client.get_state(names.STATE_STORE, key)
     stats: dict[str, Any] = dict(item.value) if item else {"fires": 0}
-    if skipped is not None:
+    if error is not None:
+        stats.update(
+            errors=int(stats.get("errors", 0)) + 1,
+            last_error={"tick": tick.isoformat(), "run_id": rid, "reason": error},
+        )
+    elif skipped is not None:
         stats.update(
             skipped=int(stats.get("skipped", 0)) + 1,
             last_skip={"tick": tick.isoformat(), "reason": skipped},

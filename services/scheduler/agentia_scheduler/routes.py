@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.service import dapr_client
-from agentia_scheduler import metrics
+from agentia_scheduler import metrics, targets
 from agentia_scheduler.budget_check import OwnerGone
 from agentia_scheduler.drain import drain_once
 from agentia_scheduler.draining import DrainReport
@@ -78,6 +78,8 @@ def view(schedule: Schedule, stats: dict[str, Any] | None, now: datetime) -> dic
         "last_run_id": (stats or {}).get("last_run_id"),
         "skipped": int((stats or {}).get("skipped", 0)),
         "last_skip": (stats or {}).get("last_skip"),
+        "errors": int((stats or {}).get("errors", 0)),
+        "last_error": (stats or {}).get("last_error"),
         **({"last_drain": stats["last_drain"]} if stats and "last_drain" in stats else {}),
     }
 
@@ -95,6 +97,7 @@ async def create(req: ScheduleRequest, request: Request) -> dict[str, Any]:
     now = datetime.now(UTC)
     try:
         schedule = build(req, now)
+        await targets.check(client, schedule.target)
     except ScheduleError as exc:
         raise HTTPException(422, str(exc)) from None
     key = schedule_key(schedule.schedule_id)

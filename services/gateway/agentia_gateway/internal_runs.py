@@ -1,0 +1,74 @@
+"""Runs other services ask the gateway for (the scheduler's cron fires), through Dapr
+invocation: recorded, laned and reconciled as a client's runs are, so they are readable
+through the public API (``GET /runs/{id}``) and wait their turn on a busy thread.
+
+``POST /internal/runs/check`` answers whether such a run could be created, without
+creating it: a schedule is checked when it is made, not at its first fire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentia_gateway.run_flow import RunFlow, public_run
+from agentia_gateway.schemas import ID_PATTERN, RunCreate
+from agentia_gateway.security import Principal
+
+router = APIRouter(include_in_schema=False)
+
+
+class ScheduledRun(BaseModel):
+    """A run a schedule starts: its id is the tick's (a repeated fire finds the same run)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str = Field(pattern=ID_PATTERN, description="The tick's run id.")
+    agent_id: str = Field(min_length=1, max_length=128, description="The agent to run.")
+    input: Any = Field(default=None, description="The run's input.")
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Its thread.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The run's metadata.")
+    owner: str | None = Field(default=None, description="The key whose budget it counts to.")
+
+
+def _body(run: ScheduledRun) -> RunCreate:
+    # On a busy thread a scheduled run waits its turn; its thread must exist (a schedule's
+    # thread deleted since is a refusal the schedule shows as its last error).
+    return RunCreate(
+        agent_id=run.agent_id,
+        input=run.input,
+        metadata=run.metadata,
+        multitask_strategy="enqueue",
+        if_not_exists="reject",
+    )
+
+
+def _owner(run: ScheduledRun, request: Request) -> Principal | None:
+    if run.owner is None:
+        return None
+    principal: Principal | None = request.app.state.auth.principal(run.owner)
+    if principal is None:
+        raise HTTPException(404, f"owner: no key '{run.owner}' (revoked?)")
+    return principal
+
+
+@router.post("/internal/runs")
+async def create_scheduled(run: ScheduledRun, request: Request) -> dict[str, Any]:
+    flow: RunFlow = request.app.state.runs
+    existing = await flow.store.get(run.run_id)
+    if existing is not None:
+        return dict(public_run(existing))  # the same tick fired again
+    record = await flow.create(_body(run), run.thread_id, _owner(run, request), run_id=run.run_id)
+    if record["admitted"]:
+        await flow.start(record)
+    return dict(public_run(record))
+
+
+@router.post("/internal/runs/check", status_code=204, response_class=Response)
+async def check(run: ScheduledRun, request: Request) -> Response:
+    """204 when a run like ``run`` could be created now; else the 404 or 422 creating it
+    would answer (unknown agent or thread, input that is not valid)."""
+    flow: RunFlow = request.app.state.runs
+    await flow.check(_body(run), run.thread_id)
+    return Response(status_code=204)

@@ -1,0 +1,80 @@
+"""What a schedule starts, checked when the schedule is made and started at each fire.
+
+A run is the gateway's (``POST internal/runs``: recorded, laned on its thread, readable as
+``GET /runs/{id}``); a workflow is agent-runner's. Both are asked through Dapr invocation,
+and both check a target the same way when a schedule is created (``…/check``), so an
+unknown agent, workflow, thread or an empty input is refused then, naming the field, not
+at every fire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from agentia import names
+from agentia.dapr import DaprClient, DaprError
+from agentia_scheduler.schedules import RunTarget, ScheduleError, WorkflowTarget
+
+REFUSALS = frozenset({400, 404, 409, 422})
+
+
+class FireRefused(Exception):
+    """The service refused what the fire asked for (a thread deleted since, an agent gone):
+    firing again would be refused again. The schedule shows it as its last error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:300]
+
+
+def run_body(target: RunTarget, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "agent_id": target.agent_id,
+        "input": target.input,
+        "thread_id": target.thread_id,
+        "metadata": {**target.metadata, **meta},
+        "owner": target.owner,
+    }
+
+
+async def check(client: DaprClient, target: object) -> None:
+    """Refuse (ScheduleError, naming the field) a target whose fires would all be refused;
+    a service that cannot answer is a DaprError (try again later)."""
+    if isinstance(target, RunTarget):
+        body = run_body(target, "schedule-check", {})
+        app, path, where = names.GATEWAY, "internal/runs/check", "target"
+    elif isinstance(target, WorkflowTarget):
+        body = {"workflow": target.workflow, "input": target.input}
+        app, path, where = names.AGENT_RUNNER, "internal/workflows/check", "target"
+    else:
+        return
+    try:
+        resp = await client.invoke(app, path, json_body=body)
+    except httpx.HTTPError as exc:
+        raise DaprError(503, f"{app} cannot check the target now: {type(exc).__name__}") from None
+    if resp.status_code in REFUSALS:
+        raise ScheduleError(f"{where}: {_detail(resp)}")
+    if resp.status_code >= 300:
+        raise DaprError(503, f"{app} cannot check the target now ({resp.status_code})")
+
+
+async def start_run(client: DaprClient, target: RunTarget, rid: str, meta: dict[str, Any]) -> None:
+    """The tick's run, created by the gateway (the tick's id: a repeated fire is the same
+    run). Raises FireRefused for a refusal, DaprError when the gateway cannot answer."""
+    body = run_body(target, rid, meta)
+    resp = await client.invoke(names.GATEWAY, "internal/runs", json_body=body)
+    if resp.status_code in REFUSALS or resp.status_code == 429:
+        raise FireRefused(f"the gateway refused the run ({resp.status_code}): {_detail(resp)}")
+    if resp.status_code >= 300:
+        raise DaprError(resp.status_code, f"the gateway could not start the run: {_detail(resp)}")
