@@ -7,7 +7,7 @@ arrives with the gateway's API keys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,13 +19,36 @@ router = APIRouter(tags=["Agents"], responses=ERRORS)
 
 
 class AgentSearch(BaseModel):
-    """Search agents by name and metadata, with paging."""
+    """Search agents by name and metadata, with paging (LangGraph's fields accepted)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, description="Exact agent name.")
+    graph_id: str | None = Field(default=None, description="LangGraph's name for the name.")
     metadata: dict[str, Any] | None = Field(default=None, description="Metadata to match.")
     limit: int = Field(default=10, ge=1, le=1000, description="Page size.")
     offset: int = Field(default=0, ge=0, description="Items to skip.")
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = Field(
+        default=None, description="Accepted: agents are listed by name."
+    )
+    sort_order: Literal["asc", "desc"] | None = Field(
+        default=None, description="Accepted: ascending names."
+    )
+    select: list[str] | None = Field(default=None, description="Accepted and ignored.")
+
+
+class AgentCount(BaseModel):
+    """Which agents to count."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, description="Exact agent name.")
+    graph_id: str | None = Field(default=None, description="LangGraph's name for the name.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Metadata to match.")
+
+
+FILES_ONLY = (
+    "agents are defined by YAML files in the agents folder (AGENTIA_AGENTS_DIR), which "
+    "agent-runner reads when it starts; the API does not create, change or delete them"
+)
 
 
 def _agent(spec: dict[str, Any]) -> dict[str, Any]:
@@ -74,9 +97,10 @@ async def _one(request: Request, agent_id: str) -> dict[str, Any]:
     raise HTTPException(404, f"no agent '{agent_id}'")
 
 
-def _matches(spec: dict[str, Any], query: AgentSearch) -> bool:
-    if query.name is not None and spec["name"] != query.name:
-        return False
+def _matches(spec: dict[str, Any], query: AgentSearch | AgentCount) -> bool:
+    for wanted in (query.name, query.graph_id):
+        if wanted is not None and spec["name"] != wanted:
+            return False
     meta = {"model": spec.get("model")}
     return all(meta.get(k) == v for k, v in (query.metadata or {}).items())
 
@@ -112,3 +136,47 @@ async def get_assistant(assistant_id: str, request: Request) -> dict[str, Any]:
 async def get_assistant_schemas(assistant_id: str, request: Request) -> dict[str, Any]:
     schemas = _schemas(await _one(request, assistant_id))
     return {**schemas, "graph_id": assistant_id}
+
+
+@router.post("/assistants/count", response_model=int)
+async def count_assistants(query: AgentCount, request: Request) -> int:
+    return sum(1 for s in await _specs(request) if _matches(s, query))
+
+
+@router.get("/assistants/{assistant_id}/graph")
+async def get_assistant_graph(assistant_id: str, request: Request) -> dict[str, Any]:
+    """The agent as a graph: the agent, its tools and the agents it hands off to."""
+    spec = await _one(request, assistant_id)
+    nodes = [{"id": "__start__"}, {"id": spec["name"]}, {"id": "__end__"}]
+    edges = [
+        {"source": "__start__", "target": spec["name"]},
+        {"source": spec["name"], "target": "__end__"},
+    ]
+    for tool in spec.get("builtin_tools") or []:
+        nodes.append({"id": f"tool:{tool}"})
+        edges.append({"source": spec["name"], "target": f"tool:{tool}", "conditional": True})
+    for other in spec.get("handoffs") or []:
+        edges.append({"source": spec["name"], "target": other, "conditional": True})
+        nodes.append({"id": other})
+    return {"nodes": nodes, "edges": edges}
+
+
+@router.get("/assistants/{assistant_id}/subgraphs")
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+async def get_assistant_subgraphs(assistant_id: str, request: Request) -> dict[str, Any]:
+    await _one(request, assistant_id)
+    return {}  # agents have no subgraphs
+
+
+@router.post("/assistants/{assistant_id}/versions")
+async def get_assistant_versions(assistant_id: str, request: Request) -> list[dict[str, Any]]:
+    """One version: the definition agent-runner loaded."""
+    return [_assistant(await _one(request, assistant_id))]
+
+
+@router.post("/assistants")
+@router.patch("/assistants/{assistant_id}")
+@router.delete("/assistants/{assistant_id}")
+@router.post("/assistants/{assistant_id}/latest")
+async def change_assistant() -> None:
+    raise HTTPException(400, FILES_ONLY)

@@ -35,7 +35,7 @@ from agentia_gateway.run_store import ATTEMPTS, Contended
 from agentia_gateway.security import Denied, Principal
 
 log = logging.getLogger(__name__)
-RUN_PATHS = re.compile(r"^(/threads/[^/]+)?/runs(/wait|/stream)?$")
+RUN_PATHS = re.compile(r"^(/threads/[^/]+)?/runs(/wait|/stream|/batch)?$")
 # Starting a workflow (a long-lived agent) spends tokens too.
 WORKFLOW_START = "/workflows"
 

@@ -5,10 +5,10 @@ only translates; it reaches the scheduler through Dapr service invocation."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentia import names
 from agentia.service import dapr_client
@@ -35,16 +35,69 @@ class CronCreate(BaseModel):
     input: Any = Field(default=None, description="The run's input, as for POST /runs.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Kept with the cron.")
     end_time: datetime | None = Field(default=None, description="No runs after this time.")
+    # LangGraph's other cron fields, sent by its SDKs: accepted; those asking for what
+    # agents here do not have must be empty.
+    enabled: bool = Field(default=True, description="Only true: delete a cron to stop it.")
+    config: dict[str, Any] | None = Field(default=None, description="Accepted and ignored.")
+    context: dict[str, Any] | None = Field(default=None, description="Accepted and ignored.")
+    on_run_completed: Literal["delete", "keep"] | None = Field(
+        default=None, description="Accepted: a cron's runs are kept, readable by their id."
+    )
+    multitask_strategy: Literal["reject", "rollback", "interrupt", "enqueue"] | None = Field(
+        default=None, description="Accepted: a fire on a busy thread waits its turn (enqueue)."
+    )
+    stream_mode: Any = Field(default=None, description="Accepted and ignored (no stream).")
+    stream_subgraphs: bool | None = Field(default=None, description="Accepted and ignored.")
+    stream_resumable: bool | None = Field(default=None, description="Accepted and ignored.")
+    durability: str | None = Field(default=None, description="Accepted and ignored.")
+    checkpoint_during: bool | None = Field(default=None, description="Accepted and ignored.")
+    webhook: str | None = Field(default=None, description="Not supported: must be absent.")
+    interrupt_before: Any = Field(default=None, description="Not supported: must be empty.")
+    interrupt_after: Any = Field(default=None, description="Not supported: must be empty.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CronCreate:
+        if not self.enabled:
+            raise ValueError("enabled: a disabled cron is not supported (delete it instead)")
+        if self.webhook is not None:
+            raise ValueError("webhook is not supported: read the runs by their ids")
+        if self.interrupt_before or self.interrupt_after:
+            raise ValueError("interrupt_before/interrupt_after are not supported")
+        return self
+
+
+class CronUpdate(CronCreate):
+    """What to change in a cron (LangGraph's update): the fields given replace its own."""
+
+    enabled: bool = Field(default=True, description="Only true: delete a cron to stop it.")
+    timezone: str | None = Field(  # type: ignore[assignment]
+        default=None, description="IANA time zone of the cron expression."
+    )
+    metadata: dict[str, Any] | None = Field(  # type: ignore[assignment]
+        default=None, description="Replaces the cron's metadata."
+    )
+
+
+class CronCount(BaseModel):
+    """Which crons to count."""
+
+    model_config = ConfigDict(extra="forbid")
+    assistant_id: str | None = Field(default=None, description="Only this agent's.")
+    thread_id: str | None = Field(default=None, description="Only this thread's.")
 
 
 class CronSearch(BaseModel):
-    """Which crons to list."""
+    """Which crons to list (LangGraph's sorting and selection accepted)."""
 
     model_config = ConfigDict(extra="forbid")
     assistant_id: str | None = Field(default=None, description="Only this agent's.")
     thread_id: str | None = Field(default=None, description="Only this thread's.")
     limit: int = Field(default=10, ge=1, le=1000, description="At most this many.")
     offset: int = Field(default=0, ge=0, description="Skip this many.")
+    sort_by: str | None = Field(default=None, description="Accepted: by creation time.")
+    sort_order: Literal["asc", "desc"] | None = Field(default=None, description="Accepted.")
+    select: list[str] | None = Field(default=None, description="Accepted and ignored.")
+    enabled: bool | None = Field(default=None, description="Accepted: every cron is enabled.")
 
 
 def as_cron(schedule: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +127,9 @@ def as_cron(schedule: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _create(request: Request, body: CronCreate, thread_id: str | None) -> dict[str, Any]:
+async def _create(
+    request: Request, body: CronCreate, thread_id: str | None, cron_id: str | None = None
+) -> dict[str, Any]:
     agent = body.assistant_id or body.agent_id or "assistant"
     # The key that made the cron owns its runs: their usage counts against its budget, and a
     # fire while that budget is used up starts nothing (the scheduler asks us first).
@@ -89,6 +144,8 @@ async def _create(request: Request, body: CronCreate, thread_id: str | None) -> 
         schedule["cron"] = body.schedule
     if body.interval_s is not None:
         schedule["interval_s"] = body.interval_s
+    if cron_id is not None:  # an update: the cron made again under its id
+        schedule.update(schedule_id=cron_id, replace=True)
     created = await call(dapr_client(request.app), names.SCHEDULER, BASE, body=schedule)
     return as_cron(created)
 
@@ -116,6 +173,32 @@ async def search_crons(body: CronSearch, request: Request) -> list[dict[str, Any
         query += f"&thread_id={body.thread_id}"
     found = await call(dapr_client(request.app), names.SCHEDULER, BASE + query, http_method="GET")
     return [as_cron(s) for s in found]
+
+
+@router.post("/runs/crons/count", response_model=int)
+async def count_crons(body: CronCount, request: Request) -> int:
+    search = CronSearch(assistant_id=body.assistant_id, thread_id=body.thread_id, limit=1000)
+    return len(await search_crons(search, request))
+
+
+@router.patch("/runs/crons/{cron_id}")
+async def update_cron(cron_id: CronId, body: CronUpdate, request: Request) -> dict[str, Any]:
+    """Change a cron: the fields given replace its own (it is made again under its id,
+    checked as a new one is; a change refused leaves the cron as it was)."""
+    client = dapr_client(request.app)
+    current = as_cron(await call(client, names.SCHEDULER, f"{BASE}/{cron_id}", http_method="GET"))
+    given = body.model_dump(exclude_unset=True)
+    timing = {"schedule", "interval_s"} & given.keys()
+    merged = CronCreate(
+        assistant_id=given.get("assistant_id") or given.get("agent_id") or current["assistant_id"],
+        schedule=given.get("schedule") if timing else current["schedule"],
+        interval_s=given.get("interval_s") if timing else current["interval_s"],
+        timezone=given.get("timezone") or current["timezone"] or "UTC",
+        input=given["input"] if "input" in given else current["payload"]["input"],
+        metadata=given["metadata"] if given.get("metadata") is not None else current["metadata"],
+        end_time=given["end_time"] if "end_time" in given else current["end_time"],
+    )
+    return await _create(request, merged, current["thread_id"], cron_id)
 
 
 @router.get("/runs/crons/{cron_id}")

@@ -152,8 +152,8 @@ class Reconciler:
             "status": ledger["status"],
             "data": data,
         }
-        await self.flow.store.append_log(record["run_id"], event, final=True)
         await self.flow.settle(record["run_id"], ledger["status"], data)
+        await self.flow.store.append_log(record["run_id"], event, final=True)
 
     async def _unwedge(self, thread_id: str, lane: dict[str, Any]) -> str:
         """A queued run waits behind the lane's active run: if that one is final (its

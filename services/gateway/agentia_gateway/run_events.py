@@ -55,9 +55,11 @@ async def on_run_event(request: Request) -> dict[str, str]:
         if event.kind == "run.started":
             await flow.store.update(event.run_id, started)
         final = event.kind in FINAL_KINDS and event.status in FINAL
-        await flow.store.append_log(event.run_id, log_entry(event), final=final)
         if final:
+            # Settled before a stream can show the end: a client that starts the thread's
+            # next run the moment its stream ends finds the thread free.
             await flow.settle(event.run_id, event.status, event.data)
+        await flow.store.append_log(event.run_id, log_entry(event), final=final)
     except Contended:
         return {"status": "RETRY"}  # many events of one run at once: Dapr redelivers this one
     return {"status": "SUCCESS"}

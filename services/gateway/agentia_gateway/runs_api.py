@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
 from agentia_gateway.messages import input_messages
@@ -346,3 +347,51 @@ async def join_stateless_run_stream(
     record = await _owned(request, run_id, None)
     after = parse_last_id(last_event_id)
     return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)
+
+
+class CancelMany(BaseModel):
+    """Runs to cancel: listed, or all of a thread's, or all with a status."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="A thread.")
+    run_ids: list[str] | None = Field(default=None, max_length=1000, description="These runs.")
+    status: Literal["pending", "running", "all"] | None = Field(
+        default=None, description="Not supported without thread_id or run_ids."
+    )
+
+
+@router.post("/runs/cancel", status_code=204, response_class=Response, tags=["Stateless Runs"])
+async def cancel_many(
+    body: CancelMany,
+    request: Request,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    """Cancel several runs: ``run_ids`` (on ``thread_id`` if given), or every run of
+    ``thread_id`` that is not final."""
+    flow = _flow(request)
+    if body.run_ids:
+        ids = list(body.run_ids)
+    elif body.thread_id:
+        ids = list(await flow.store.index(body.thread_id))
+    else:
+        raise HTTPException(422, "run_ids or thread_id: which runs to cancel")
+    for record in await flow.store.get_many(ids):
+        if body.thread_id is not None and record.get("thread_id") != body.thread_id:
+            continue
+        if record["status"] not in FINAL:
+            await flow.cancel(record["run_id"], rollback=action == "rollback")
+    return Response(status_code=204)
+
+
+@router.post("/runs/batch", response_model=list[Run], tags=["Stateless Runs"])
+async def create_batch(body: list[RunCreate], request: Request) -> list[Run]:
+    """Several stateless background runs at once (each as ``POST /runs``)."""
+    if not 1 <= len(body) <= 100:
+        raise HTTPException(422, "body: between 1 and 100 runs")
+    flow = _flow(request)
+    created = []
+    for one in body:
+        record = await flow.create(one, None, _owner(request))
+        await flow.start(record)
+        created.append(Run.model_validate(public_run(record)))
+    return created

@@ -188,6 +188,62 @@ class ThreadCreate(BaseModel):
     if_exists: Literal["raise", "do_nothing"] = Field(
         default="raise", description="An existing id: 409, or return the thread."
     )
+    supersteps: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="LangGraph's initial state updates: the messages in their values are the "
+        "thread's first items.",
+    )
+    ttl: dict[str, Any] | None = Field(
+        default=None, description="Not supported: threads are kept until deleted."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ThreadCreate:
+        if self.ttl is not None:
+            raise ValueError("ttl is not supported: threads are kept until deleted")
+        return self
+
+
+class ThreadCount(BaseModel):
+    """Which threads to count."""
+
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, Any] | None = Field(default=None, description="Metadata to match.")
+    values: dict[str, Any] | None = Field(default=None, description="Not supported if set.")
+    status: ThreadStatus | None = Field(default=None, description="Status to match.")
+
+
+class ThreadHistoryQuery(BaseModel):
+    """Which past states of a thread (LangGraph's POST body for its history)."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=10, ge=1, le=1000, description="At most this many.")
+    before: str | dict[str, Any] | None = Field(
+        default=None, description="Only states before this checkpoint (id, or checkpoint)."
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="Not supported if set.")
+    checkpoint: dict[str, Any] | None = Field(default=None, description="Not supported if set.")
+    select: list[str] | None = Field(default=None, description="Accepted and ignored.")
+
+
+class ThreadStateUpdate(BaseModel):
+    """New messages for a thread's state (LangGraph's update_state)."""
+
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        description="{'messages': [...]} (or a list of such): appended to the thread."
+    )
+    as_node: str | None = Field(default=None, description="Accepted and ignored.")
+    checkpoint: dict[str, Any] | None = Field(default=None, description="Not supported if set.")
+    checkpoint_id: str | None = Field(default=None, description="Not supported if set.")
+
+
+class ThreadPrune(BaseModel):
+    """Threads to delete (LangGraph's prune)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_ids: list[str] = Field(max_length=1000, description="The threads.")
+    strategy: Literal["delete"] = Field(default="delete", description="Only delete.")
 
 
 class ThreadSearch(BaseModel):

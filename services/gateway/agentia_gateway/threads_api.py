@@ -14,10 +14,14 @@ from agentia_gateway.schemas import (
     ERRORS,
     ID_PATTERN,
     Thread,
+    ThreadCount,
     ThreadCreate,
+    ThreadHistoryQuery,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
     ThreadState,
+    ThreadStateUpdate,
     ThreadStatus,
 )
 from agentia_gateway.upstream import call
@@ -69,11 +73,47 @@ async def create_thread(body: ThreadCreate, request: Request) -> Thread:
         "internal/threads",
         body={"thread_id": body.thread_id, "metadata": body.metadata},
     )
-    if not found.pop("created", True) and body.if_exists == "raise":
+    created = found.pop("created", True)
+    if not created and body.if_exists == "raise":
         raise HTTPException(
             409, f"thread '{body.thread_id}' exists (if_exists=do_nothing returns it)"
         )
+    first = [m for step in body.supersteps or [] for m in _step_messages(step)]
+    if created and first:
+        await _append(request, found["thread_id"], first)
+        return await get_thread(found["thread_id"], request)
     return _thread(found, await flow.store.lane(found["thread_id"]), [])
+
+
+def _step_messages(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a LangGraph superstep's updates (``values.messages``)."""
+    found: list[dict[str, Any]] = []
+    for update in step.get("updates") or []:
+        values = update.get("values") if isinstance(update, dict) else None
+        found += _messages_of(values)
+    return found
+
+
+def _messages_of(values: Any) -> list[dict[str, Any]]:
+    if isinstance(values, list):
+        return [m for v in values for m in _messages_of(v)]
+    if not isinstance(values, dict) or not isinstance(values.get("messages"), list):
+        raise HTTPException(422, "values: {'messages': [...]} is the state a thread has")
+    out = []
+    for m in values["messages"]:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise HTTPException(422, "values.messages: each needs a role and a content")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+async def _append(request: Request, thread_id: str, items: list[dict[str, Any]]) -> None:
+    await call(
+        _flow(request).client,
+        names.MEMORY,
+        f"internal/threads/{thread_id}/items",
+        body={"items": items},
+    )
 
 
 @router.post("/threads/search", response_model=list[Thread])
@@ -96,6 +136,35 @@ async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
     if body.status is not None:
         out = [t for t in out if t.status == body.status][body.offset : body.offset + body.limit]
     return out
+
+
+@router.post("/threads/count", response_model=int)
+async def count_threads(body: ThreadCount, request: Request) -> int:
+    found = await search_threads(
+        ThreadSearch(metadata=body.metadata, values=body.values, status=body.status, limit=1000),
+        request,
+    )
+    return len(found)
+
+
+@router.post("/threads/prune")
+async def prune_threads(body: ThreadPrune, request: Request) -> dict[str, int]:
+    """Delete the listed threads (and their runs); those already gone are not counted."""
+    pruned = 0
+    for thread_id in body.thread_ids:
+        if await _flow(request).thread(thread_id) is not None:
+            await delete_thread(thread_id, request)
+            pruned += 1
+    return {"pruned_count": pruned}
+
+
+@router.get("/threads/{thread_id}/stream")
+async def thread_stream(thread_id: ThreadId) -> None:
+    raise HTTPException(
+        400,
+        "thread streams are not supported: join a run's stream "
+        f"(GET /threads/{thread_id}/runs/{{run_id}}/stream)",
+    )
 
 
 @router.get("/threads/{thread_id}", response_model=Thread)
@@ -153,6 +222,37 @@ async def get_thread_state(thread_id: ThreadId, request: Request) -> ThreadState
     found = await _get(request, thread_id)
     messages = await _flow(request).thread_messages(thread_id)
     return _state(thread_id, found, messages, int(found["item_count"]))
+
+
+@router.post("/threads/{thread_id}/state")
+async def update_thread_state(
+    thread_id: ThreadId, body: ThreadStateUpdate, request: Request
+) -> dict[str, Any]:
+    """Add messages to the thread (LangGraph's update_state with ``{'messages': [...]}``);
+    refused while a run is active on it."""
+    if body.checkpoint or body.checkpoint_id:
+        raise HTTPException(422, "checkpoint: updating a past state is not supported")
+    items = _messages_of(body.values)
+    await _get(request, thread_id)
+    if (await _flow(request).store.lane(thread_id)).get("active"):
+        raise HTTPException(409, f"thread '{thread_id}' is busy with a run: update it after")
+    await _append(request, thread_id, items)
+    found = await _get(request, thread_id)
+    upto = int(found["item_count"])
+    return {"checkpoint": {"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id}}
+
+
+@router.post("/threads/{thread_id}/history", response_model=list[ThreadState])
+async def post_thread_history(
+    thread_id: ThreadId, body: ThreadHistoryQuery, request: Request
+) -> list[ThreadState]:
+    """The history, as LangGraph's SDKs ask for it (a POST with the query in the body)."""
+    if body.metadata or body.checkpoint:
+        raise HTTPException(422, "metadata, checkpoint: filtering the history is not supported")
+    before = body.before
+    if isinstance(before, dict):
+        before = str(before.get("checkpoint_id") or "")
+    return await get_thread_history(thread_id, request, body.limit, before or None)
 
 
 @router.get("/threads/{thread_id}/history", response_model=list[ThreadState])

@@ -102,7 +102,9 @@ async def create(req: ScheduleRequest, request: Request) -> dict[str, Any]:
         raise HTTPException(422, str(exc)) from None
     key = schedule_key(schedule.schedule_id)
     if await client.get_state(names.STATE_STORE, key) is not None:
-        raise HTTPException(409, f"schedule '{schedule.schedule_id}' exists")
+        if not req.replace:
+            raise HTTPException(409, f"schedule '{schedule.schedule_id}' exists")
+        await _remove(request, schedule.schedule_id)  # the new one is checked: replace it
     # The definition first: a job that fires finds it; a failed job leaves no orphan fire.
     await client.save_state(names.STATE_STORE, key, schedule.model_dump(mode="json"))
     await _update_index(client, schedule.schedule_id, add=True)

@@ -153,6 +153,10 @@ class ScheduleRequest(BaseModel):
     schedule_id: str | None = Field(
         default=None, pattern=ID_PATTERN, description="Id (lowercase, digits, '-'); generated."
     )
+    replace: bool = Field(
+        default=False,
+        description="Replace the schedule of this id once the new one is checked (else 409).",
+    )
     cron: str | None = Field(default=None, description="Cron: 5 fields, or 6 with seconds first.")
     interval_s: float | None = Field(default=None, ge=1, description="Fixed interval, seconds.")
     at: datetime | None = Field(default=None, description="One shot at this time.")
@@ -203,7 +207,7 @@ def build(req: ScheduleRequest, now: datetime) -> Schedule:
     anchor = now.replace(microsecond=0) + timedelta(seconds=2)
     return Schedule.model_validate(
         {
-            **req.model_dump(),
+            **req.model_dump(exclude={"replace"}),
             "schedule_id": req.schedule_id or f"s-{uuid.uuid4().hex[:12]}",
             "at": at,
             "end_at": end,
