@@ -242,6 +242,15 @@ async def update_thread_state(
     return {"checkpoint": {"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id}}
 
 
+@router.patch("/threads/{thread_id}/state")
+async def patch_thread_state(thread_id: ThreadId) -> None:
+    raise HTTPException(
+        400,
+        "patching a state's metadata is not supported (states here are run boundaries, not "
+        f"checkpoints): PATCH /threads/{thread_id} changes the thread's metadata",
+    )
+
+
 @router.post("/threads/{thread_id}/history", response_model=list[ThreadState])
 async def post_thread_history(
     thread_id: ThreadId, body: ThreadHistoryQuery, request: Request
