@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -235,3 +236,32 @@ def test_stateless_run_and_bad_input(api: httpx.Client) -> None:
     assert api.get(f"/runs/{created['run_id']}").status_code == 200
     time.sleep(0)  # stateless background runs are also joinable
     assert api.get(f"/runs/{created['run_id']}/wait").json()["run"]["status"] == "success"
+
+
+def test_streams_opened_while_runs_start_never_skip_or_reorder(api: httpx.Client) -> None:
+    """The race a new stream must win: many streams opened at once, each on a run that starts
+    as the stream opens. Every stream begins at its run's first event (seq 0) and shows each
+    event once, in order, to the final one; in ``values`` mode the last state holds the input."""
+    streams, per_stream = 12, []
+
+    def one(i: int) -> list[dict[str, Any]]:
+        body = {"input": f'calculator {{"expression": "{i}*7"}}', "stream_mode": ["events"]}
+        with (
+            httpx.Client(base_url=GATEWAY, headers=api.headers, timeout=120) as own,
+            own.stream("POST", "/runs/stream", json=body) as resp,
+        ):
+            assert resp.status_code == 200
+            return [e["data"] for e in _sse(resp.iter_lines()) if e.get("event") == "events"]
+
+    with ThreadPoolExecutor(max_workers=streams) as pool:
+        per_stream = list(pool.map(one, range(streams)))
+    for i, events in enumerate(per_stream):
+        seqs = [int(e["seq"]) for e in events]
+        assert seqs == list(range(len(seqs))), (i, seqs)
+        assert events[0]["kind"] == "run.started" and events[-1]["kind"] == "run.completed"
+        assert str(i * 7) in json.dumps(events[-1]["data"])
+    tid = _thread(api)
+    body = {"input": "hello there", "stream_mode": ["values"]}
+    with api.stream("POST", f"/threads/{tid}/runs/stream", json=body) as resp:
+        values = [e["data"] for e in _sse(resp.iter_lines()) if e.get("event") == "values"]
+    assert values and values[0]["messages"][0]["content"] == "hello there", values[:1]

@@ -41,7 +41,9 @@ QUEUED_DOC = (
     "Queued over the key's budget or model limit (`Prefer: over-budget=queue`): the run "
     "waits on the broker (runs.batch) and a drain starts it once the budget allows"
 )
-GAP_GRACE_S = 2.0
+# Events are never lost, only late (handled concurrently, retried on contention): a stream
+# holds at a gap this long for the missing one before it goes on without it.
+GAP_GRACE_S = 15.0
 KEEPALIVE_S = 10.0
 
 
