@@ -1,9 +1,10 @@
-"""Every shell example in README.md and docs/*.md, run as written against the real mesh, so
-the docs cannot drift from the code.
+"""Every shell and Python example in README.md and docs/*.md, run as written against the real
+mesh, so the docs cannot drift from the code.
 
 Each fenced ``bash``/``sh`` block runs whole, from the repository root, under ``bash -euo
 pipefail``, with ``curl`` failing on an HTTP error (``--fail-with-body``): a 4xx or 5xx, a
-command that is not there, an option the CLI refuses, all fail the block. An HTML comment
+command that is not there, an option the CLI refuses, all fail the block. A ``python``
+block runs with the project's Python. An HTML comment
 right before a block says otherwise, in words a reader can see in the source:
 
 - ``<!-- example: skip — why -->``: not run here (it stops the mesh, builds a cluster, runs
@@ -42,12 +43,23 @@ curl() { command curl --fail-with-body --silent --show-error --max-time 300 "$@"
 """
 
 
+def command(ex: Example) -> list[str]:
+    """How a block runs: shell blocks under bash, Python blocks with the project's Python."""
+    if ex.lang == "python":
+        return [str(repo_root() / ".venv" / "bin" / "python"), "-c", ex.body]
+    return ["bash", "-euo", "pipefail", "-c", PREAMBLE + ex.body]
+
+
+RUNNERS = ("bash", "sh", "python")
+
+
 @dataclass(frozen=True)
 class Example:
     doc: str
     line: int
     body: str
     mark: str
+    lang: str = "bash"
 
     @property
     def name(self) -> str:
@@ -60,11 +72,12 @@ def examples() -> list[Example]:
     for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
         text = path.read_text()
         for m in FENCE.finditer(text):
-            if m.group("lang") not in ("bash", "sh"):
+            if m.group("lang") not in RUNNERS:
                 continue
             line = text.count("\n", 0, m.start("body"))
             doc = str(path.relative_to(root))
-            found.append(Example(doc, line, m.group("body"), (m.group("mark") or "").strip()))
+            mark = (m.group("mark") or "").strip()
+            found.append(Example(doc, line, m.group("body"), mark, m.group("lang")))
     return found
 
 
@@ -85,7 +98,7 @@ def mesh(infra: Infra, mesh_service: Callable[[str], None]) -> Infra:
 
 def _run_server(ex: Example, env: dict[str, str], url: str) -> None:
     proc = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", PREAMBLE + ex.body],
+        command(ex),
         cwd=repo_root(),
         env=env,
         stdout=subprocess.PIPE,
@@ -117,7 +130,7 @@ def test_the_example_runs_as_written(ex: Example, mesh: Infra) -> None:
         _run_server(ex, env, ex.mark.removeprefix("server").strip())
         return
     proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", PREAMBLE + ex.body],
+        command(ex),
         cwd=repo_root(),
         env=env,
         capture_output=True,

@@ -6,9 +6,9 @@ from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from agentia.apikeys import NAME_RE, Scope, describe_limits, parse_model_limits
+from agentia.cli.tables import table as table_of
 from agentia.money import micro_usd, usd
 from agentia.paths import agentia_home
 from agentia.runtime import local_keys
@@ -94,7 +94,7 @@ def _reload() -> None:
 @keys_app.command("list")
 def list_keys() -> None:
     """The keys (ids, names, scopes; never the keys)."""
-    table = Table(
+    table = table_of(
         "id", "name", "scope", "rate limit/min", "tokens/day", "USD/day", "model limits", "created"
     )
     for record in local_keys.key_ring(agentia_home()).keys.values():

@@ -23,6 +23,7 @@ from agentia.chaos import runner as chaos_runner
 from agentia.cli.console import console as console_command
 from agentia.cli.keys import keys_app
 from agentia.cli.schedules import schedules_app
+from agentia.cli.tables import fold
 from agentia.cli.trace import trace
 from agentia.cli.usage import usage
 from agentia.cli.workflows import workflows_app
@@ -54,8 +55,23 @@ def _progress(msg: str) -> None:
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/bold red] {msg}")
+    err.print(f"[bold red]error:[/bold red] {msg}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def reason(resp: httpx.Response) -> str:
+    """What a sidecar or a service said, in one line: Dapr's JSON errors become their
+    message and code; FastAPI's, their detail."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return " ".join(resp.text.split())[:500] or resp.reason_phrase
+    if isinstance(body, dict) and body.get("message"):
+        code = f" ({body['errorCode']})" if body.get("errorCode") else ""
+        return f"{body['message']}{code}"
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return " ".join(json.dumps(body).split())[:500]
 
 
 def _table(probes: list[Probe]) -> Table:
@@ -65,7 +81,7 @@ def _table(probes: list[Probe]) -> Table:
     for p in probes:
         state = "[green]healthy[/green]" if p.ok else "[red]down[/red]"
         table.add_row(p.name, p.kind, state, p.detail if not p.ok else (p.url or p.detail))
-    return table
+    return fold(table)
 
 
 def _mesh_up() -> list[Probe]:
@@ -169,7 +185,7 @@ def publish(
             f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?"
         ) from None
     if resp.status_code >= 300:
-        raise _fail(f"publish refused ({resp.status_code}): {resp.text}")
+        raise _fail(f"publish refused ({resp.status_code}): {reason(resp)}")
     console.print(f"published to {pubsub}/{topic}")
 
 
@@ -194,7 +210,7 @@ def drain(
     if resp.status_code in (409, 422):
         raise _fail(f"drain refused: {resp.json().get('detail')}", 2)
     if resp.status_code != 200:
-        raise _fail(f"drain failed ({resp.status_code}): {resp.text[:300]}")
+        raise _fail(f"drain failed ({resp.status_code}): {reason(resp)}")
     report = resp.json()
     console.print(
         f"{report['received']} taken, {report['started']} runs started in "
@@ -227,12 +243,12 @@ def invoke(
         raise _fail(
             f"{via}'s sidecar is not reachable ({type(exc).__name__}); is the mesh up?"
         ) from None
+    if resp.status_code >= 400:
+        raise _fail(f"{app_id} answered {resp.status_code}: {reason(resp)}")
     try:
         console.print_json(json.dumps(resp.json()))
     except ValueError:
         console.print(resp.text)
-    if resp.status_code >= 400:
-        raise _fail(f"{app_id} answered {resp.status_code}")
 
 
 @app.command()
@@ -267,7 +283,7 @@ def chaos_list() -> None:
     table.add_column("fault")
     for exp in chaos_runner.experiments():
         table.add_row(exp.name, ", ".join(exp.targets), exp.title)
-    console.print(table)
+    console.print(fold(table))
 
 
 @chaos_app.command("run")
@@ -335,7 +351,7 @@ def chaos_run(
             r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
     # One line per experiment in logs too (off a terminal Rich assumes 80 columns).
-    (console if console.is_terminal else Console(width=160)).print(table)
+    (console if console.is_terminal else Console(width=160)).print(fold(table))
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
     console.print(f"reports: {where}")
     if repeat > 1:

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from agentia.cli.gateway_client import call
+from agentia.cli.tables import table as table_of
 
 schedules_app = typer.Typer(help="Scheduled agent runs (cron or interval).", no_args_is_help=True)
 # Whole ids even when piped (rich would otherwise fit the table into 80 columns).
@@ -50,7 +50,7 @@ def list_schedules(
     body: dict[str, Any] = {"limit": 1000}
     if agent:
         body["assistant_id"] = agent
-    table = Table("id", "agent", "when", "next run", "runs", "last run")
+    table = table_of("id", "agent", "when", "next run", "runs", "last run")
     for c in call("POST", "/runs/crons/search", body):
         when = c["schedule"] or (
             f"every {c['interval_s']:g}s" if c["interval_s"] else f"once at {c.get('at')}"

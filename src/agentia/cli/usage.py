@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from agentia.cli.gateway_client import call
+from agentia.cli.tables import table as table_of
 
 console = Console()
 
@@ -48,7 +48,7 @@ def usage(
     body = call("GET", f"/usage?days={days}")
     for line in _budget_lines(body):
         typer.echo(line, err=True)
-    table = Table("day", "model", "tokens", "input", "output", "model requests", "runs", "USD")
+    table = table_of("day", "model", "tokens", "input", "output", "model requests", "runs", "USD")
     for d in body["days"]:
         table.add_row(
             d["day"],

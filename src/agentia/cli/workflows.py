@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from agentia.cli.gateway_client import call
+from agentia.cli.tables import table as table_of
+from agentia_workflows.contracts import WORKFLOW_INPUTS
 
 workflows_app = typer.Typer(
     help="Long-lived agents: start, status, list, raise events, pause, resume, terminate, purge.",
@@ -56,7 +57,7 @@ def _wait(instance_id: str, timeout: float) -> dict[str, Any]:
 
 @workflows_app.command("start")
 def start(
-    workflow: Annotated[str, typer.Argument(help="AgentLoop, RecurringAgent or FanOut.")],
+    workflow: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKFLOW_INPUTS)}.")],
     input_json: Annotated[str, typer.Option("--input", help="The workflow's input as JSON.")],
     instance_id: Annotated[
         str | None, typer.Option("--id", help="Instance id (new if absent).")
@@ -101,7 +102,7 @@ def list_instances(
     if continuation_token:
         query += f"&continuation_token={continuation_token}"
     body = call("GET", "/workflows" + query)
-    table = Table("instance", "workflow", "status", "updated")
+    table = table_of("instance", "workflow", "status", "updated")
     for item in body.get("instances") or []:
         table.add_row(
             item["instance_id"],
