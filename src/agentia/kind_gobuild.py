@@ -64,14 +64,18 @@ class GoTool:
     tags: tuple[str, ...] = ()
     cgo: bool = False  # with cgo, linked statically (the binaries go into other distros)
     replace: dict[str, str] = field(default_factory=dict)  # module -> version
+    inputs: tuple[str, ...] = ()  # other repository files the build uses
 
     def wrapper(self) -> Path:
         return repo_root() / "deploy" / "kind" / "build" / "go" / self.name
 
     def key(self) -> str:
+        """A hash of everything the build depends on: this description, the wrapper
+        folder's files and the other inputs."""
         digest = hashlib.sha256(repr(self).encode())
-        for rel in ("go.mod", "go.sum"):
-            path = self.wrapper() / rel
+        files = sorted(p for p in self.wrapper().rglob("*") if p.is_file())
+        for path in [*files, *(repo_root() / rel for rel in self.inputs)]:
+            digest.update(path.name.encode())
             digest.update(path.read_bytes() if path.exists() else b"")
         return digest.hexdigest()[:10]
 
@@ -79,17 +83,50 @@ class GoTool:
         return kind_cache() / "bin" / f"{self.name}-{self.version}-{self.key()}"
 
 
-_K8S_STAGING = (
-    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider "
-    "cluster-bootstrap code-generator component-base component-helpers controller-manager "
-    "cri-api cri-client cri-streaming csi-translation-lib dynamic-resource-allocation "
-    "endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy "
-    "kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission "
-    "sample-apiserver sample-cli-plugin sample-controller streaming"
-).split()
-K8S_PROGRAMS: Final = (
-    "kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy"
-).split()
+_K8S_STAGING = [
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "cri-streaming",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+    "streaming",
+]
+K8S_PROGRAMS: Final = [
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+]
 
 TOOLS: Final = {
     t.name: t
@@ -131,9 +168,14 @@ TOOLS: Final = {
             {"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
             ldflags=("-X sigs.k8s.io/cri-tools/pkg/version.Version=v1.37.0",),
         ),
-        GoTool("etcd", "go.etcd.io/etcd/server/v3", "v3.7.0", {"etcd": "go.etcd.io/etcd/server/v3"}),
         GoTool(
-            "coredns", "github.com/coredns/coredns", "v1.14.6", {"coredns": "github.com/coredns/coredns"}
+            "etcd", "go.etcd.io/etcd/server/v3", "v3.7.0", {"etcd": "go.etcd.io/etcd/server/v3"}
+        ),
+        GoTool(
+            "coredns",
+            "github.com/coredns/coredns",
+            "v1.14.6",
+            {"coredns": "github.com/coredns/coredns"},
         ),
         GoTool(
             "local-path-provisioner",
@@ -269,3 +311,37 @@ def go_build(
         shutil.rmtree(tmp, ignore_errors=True)
     progress(f"{tool.name} built in {time.monotonic() - started:.0f}s")
     return out
+
+
+def module_dir(tool: GoTool) -> Path:
+    """Where Go's module cache holds the tool's upstream source (downloaded if needed)."""
+    proc = subprocess.run(
+        [_need_go(), "list", "-m", "-f", "{{.Dir}}", tool.module],
+        cwd=tool.wrapper(),
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        subprocess.run(
+            [_need_go(), "mod", "download", tool.module],
+            cwd=tool.wrapper(),
+            env=go_env(),
+            capture_output=True,
+            check=False,
+        )
+        proc = subprocess.run(
+            [_need_go(), "list", "-m", "-f", "{{.Dir}}", tool.module],
+            cwd=tool.wrapper(),
+            env=go_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    folder = Path(proc.stdout.strip())
+    if proc.returncode != 0 or not folder.is_dir():
+        raise GoBuildError(
+            f"{tool.module}@{tool.version} is not in Go's module cache: {proc.stderr}"
+        )
+    return folder
