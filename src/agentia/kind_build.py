@@ -103,7 +103,9 @@ def tool_path(name: str, progress: Progress, *, build: bool = True) -> Path:
     if not build:
         if found:
             return Path(found)
-        raise kind_engine.EngineError(f"{name} is not on PATH; run `agentia kind build`")
+        raise kind_engine.EngineError(
+            f"not found on PATH: {name} (nor built here: run `agentia kind build`)"
+        )
     return go_build(tool, progress) / name
 
 

@@ -37,8 +37,10 @@ class EngineError(RuntimeError):
 
 
 def kind_cache() -> Path:
-    """Everything `agentia kind build` makes, keyed by versions inside."""
-    return cache_home() / "kind"
+    """Everything `agentia kind build` makes, keyed by versions inside
+    (``$AGENTIA_KIND_CACHE``, else ``~/.cache/agentia/kind``)."""
+    env = os.environ.get("AGENTIA_KIND_CACHE")
+    return Path(env) if env else cache_home() / "kind"
 
 
 def engine_dir() -> Path:
