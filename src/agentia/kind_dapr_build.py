@@ -3,8 +3,8 @@ local runtime's version, and its Helm chart (the module's ``charts/dapr``).
 
 As for the local runtime (runtime/dapr/build.sh), daprd gets a curated component set:
 the local one (runtime/dapr/curated/components.go) plus what Kubernetes mode needs
-(deploy/kind/build/go/dapr/kubernetes.go: the Kubernetes name resolver and secret store).
-The wrapper module (deploy/kind/build/go/dapr/go.mod) repeats runtime/dapr/go.mod's
+(deploy/kind/recipes/go/dapr/kubernetes.go: the Kubernetes name resolver and secret store).
+The wrapper module (deploy/kind/recipes/go/dapr/go.mod) repeats runtime/dapr/go.mod's
 requirements and replace lines; its go.sum also pins what the operator and the injector
 use. Images are single binaries at ``/<name>``, running as the distroless nonroot user.
 """

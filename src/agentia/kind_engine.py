@@ -48,9 +48,12 @@ def engine_dir() -> Path:
 
 
 def missing_host_packages() -> list[str]:
-    """Debian packages whose command or file is absent (x86_64 paths for files)."""
+    """Debian packages whose command or file is absent (x86_64 paths for files); no
+    dockerd is needed where a Docker engine already answers."""
     out = []
     for probe, package in HOST_PACKAGES.items():
+        if probe == "dockerd" and docker_answers():
+            continue
         present = Path(probe).exists() if probe.startswith("/") else shutil.which(probe)
         if not present and package not in out:
             out.append(package)

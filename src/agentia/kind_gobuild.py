@@ -1,7 +1,7 @@
 """The cluster's Go programs, built from their Go modules (the module proxy is reachable
 where GitHub releases are not) and cached under ``~/.cache/agentia/kind/bin/``.
 
-Each program is built from a small wrapper module, ``deploy/kind/build/go/<name>/``, whose
+Each program is built from a small wrapper module, ``deploy/kind/recipes/go/<name>/``, whose
 ``go.mod`` requires the upstream module (repeating its ``replace`` lines where it has
 any, e.g. Kubernetes' staging modules) and lists the programs as ``tool``s, and whose
 ``go.sum`` pins every module the build uses: the build runs with ``-mod=readonly`` and never
@@ -67,7 +67,7 @@ class GoTool:
     inputs: tuple[str, ...] = ()  # other repository files the build uses
 
     def wrapper(self) -> Path:
-        return repo_root() / "deploy" / "kind" / "build" / "go" / self.name
+        return repo_root() / "deploy" / "kind" / "recipes" / "go" / self.name
 
     def key(self) -> str:
         """A hash of everything the build depends on: this description, the wrapper

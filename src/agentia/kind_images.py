@@ -37,7 +37,7 @@ class ImageError(RuntimeError):
 
 
 def images_dir() -> Path:
-    return repo_root() / "deploy" / "kind" / "build" / "images"
+    return repo_root() / "deploy" / "kind" / "recipes" / "images"
 
 
 def digest(*parts: str | bytes | Path) -> str:
@@ -159,7 +159,7 @@ def dockerfile_image(
     args: dict[str, str] | None = None,
     tags: Iterable[str] = (),
 ) -> str:
-    """Build ``deploy/kind/build/images/<name>/`` (plus ``files``: context path -> file)
+    """Build ``deploy/kind/recipes/images/<name>/`` (plus ``files``: context path -> file)
     FROM ``base``; returns ``agentia.local/<name>:<key>`` and adds ``tags``."""
     folder = images_dir() / name
     extra = files or {}

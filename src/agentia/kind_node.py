@@ -1,7 +1,7 @@
 """The kind node image, built offline the way `kind build node-image` builds it.
 
 kind's own build cannot work here (its base image clones from GitHub and pulls from Docker
-Hub). So: a Debian bookworm rootfs with systemd and kind's node files (deploy/kind/build/
+Hub). So: a Debian bookworm rootfs with systemd and kind's node files (deploy/kind/recipes/images/
 node/Dockerfile), containerd, runc and crictl and the Kubernetes node binaries built from
 their Go modules; then, in a container of that image, its containerd imports the images
 kubeadm and kind need (``registry.k8s.io/kube-*``, etcd, CoreDNS, pause, the pod network
@@ -42,7 +42,7 @@ NODE_REPOSITORY: Final = f"{LOCAL}/kind-node"
 
 
 def node_dir() -> Path:
-    return repo_root() / "deploy" / "kind" / "build" / "node"
+    return repo_root() / "deploy" / "kind" / "recipes" / "node"
 
 
 def _pause(progress: Progress) -> Path:

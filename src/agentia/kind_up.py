@@ -34,7 +34,7 @@ HELM_REPOS: Final = {
     "dapr": "https://dapr.github.io/helm-charts/",
     "kedacore": "https://kedacore.github.io/charts",
 }
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line in logs
 
 
 class KindError(RuntimeError):

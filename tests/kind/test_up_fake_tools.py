@@ -92,8 +92,8 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     # The local Python base where the official one cannot be pulled; a context of only
     # what the ignore file lets in, whichever builder runs.
     assert all(f"PYTHON_IMAGE={LOCAL_PYTHON}" in c for c in builds)
-    context = tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes()))
-    sent = context.getnames()
+    with tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes())) as context:
+        sent = context.getnames()
     assert "deploy/docker/Dockerfile" in sent and "src/agentia/kind.py" in sent
     assert not [n for n in sent if n.startswith((".git", ".agentia", ".venv"))]
 
