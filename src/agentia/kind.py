@@ -228,7 +228,8 @@ def _up(overlay: str, build: bool, port: int) -> str:
     else:
         create_cluster(plan, port)
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
-    load_images([*plan.load, *tagged.values()])
+    extra = plan.full_only if overlay == "full" else []
+    load_images([*plan.load, *extra, *tagged.values()])
     install_dapr(plan)
     if overlay == "full":
         helm_install("keda", "kedacore/keda", "keda", "--version", KEDA_VERSION)

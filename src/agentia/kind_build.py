@@ -23,7 +23,7 @@ import yaml
 
 from agentia import kind_dapr_build, kind_engine, kind_node
 from agentia.kind_gobuild import TOOLS, go_build
-from agentia.kind_images import debian_base, dockerfile_image, pullable
+from agentia.kind_images import binary_image, debian_base, dockerfile_image, pullable
 from agentia.kind_render import kind_dir
 from agentia.paths import repo_root
 from agentia.runtime.daprbin import DAPR_VERSION
@@ -33,6 +33,7 @@ Progress = Callable[[str], None]
 INFRA_RECIPES: Final = {"postgres": "trixie", "rabbitmq": "bookworm", "redis": "bookworm"}
 PYTHON_BASE_SUITE: Final = "bookworm"  # python3 3.11, as pyproject.toml and the Dockerfile
 CLUSTER_TOOLS: Final = ("kind", "kubectl", "helm")
+OTEL_UID: Final = 10001  # the official collector image's user (collector.yaml runs as it)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Plan:
     load: list[str] = field(default_factory=list)  # images to load into the nodes
     dapr_chart: Path | None = None  # None: Dapr's Helm repository
     dapr_values: list[str] = field(default_factory=list)
+    full_only: list[str] = field(default_factory=list)  # images only the `full` overlay runs
     tools: dict[str, Path] = field(default_factory=dict)  # tool -> binary
     notes: list[str] = field(default_factory=list)  # what was chosen, for the user
 
@@ -81,6 +83,32 @@ def infra_images() -> dict[str, str]:
                 containers = doc["spec"]["template"]["spec"]["containers"]
                 out[doc["metadata"]["name"]] = containers[0]["image"]
     return out
+
+
+def otel_collector_image() -> str:
+    """The image the optional otel-collector component runs."""
+    path = kind_dir() / "components" / "otel-collector" / "collector.yaml"
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == "Deployment":
+            return str(doc["spec"]["template"]["spec"]["containers"][0]["image"])
+    raise RuntimeError(f"{path} has no Deployment")
+
+
+def _otel_collector(progress: Progress, plan: Plan) -> None:
+    ref = otel_collector_image()
+    if pullable(ref):
+        plan.notes.append(f"otel-collector: {ref} (pulled)")
+    else:
+        tool = TOOLS["otelcol"]
+        built = binary_image(
+            "otelcol",
+            {"otelcol": go_build(tool, progress) / "otelcol"},
+            entrypoint=["/otelcol"],
+            user=OTEL_UID,
+            tags=[ref],
+        )
+        plan.notes.append(f"otel-collector: {ref} built here from Go modules ({built})")
+    plan.full_only.append(ref)
 
 
 def dockerfile_python_default() -> str:
@@ -160,6 +188,7 @@ def build(progress: Progress, timings: dict[str, float] | None = None) -> Plan:
             raise kind_engine.EngineError(kind_engine.explain_caps_failure(error))
     plan.python_image = step.run("Python base", lambda: _python_base(progress))
     step.run("infrastructure images", lambda: _infra(progress, plan))
+    step.run("OpenTelemetry collector", lambda: _otel_collector(progress, plan))
     if dapr_repo_reachable():
         plan.notes.append("Dapr: its Helm repository and published images")
     else:

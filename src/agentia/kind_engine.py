@@ -160,7 +160,7 @@ def privileged_probe(image: str) -> str | None:
     """None when a privileged container runs; else the engine's error (for a running engine
     that was not started with the wrapper on a host that needs it)."""
     proc = subprocess.run(
-        ["docker", "run", "--rm", "--privileged", "--network=none", image, "true"],
+        ["docker", "run", "--rm", "--privileged", "--network=none", "--entrypoint", "true", image],
         capture_output=True,
         text=True,
         check=False,

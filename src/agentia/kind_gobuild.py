@@ -65,6 +65,7 @@ class GoTool:
     cgo: bool = False  # with cgo, linked statically (the binaries go into other distros)
     replace: dict[str, str] = field(default_factory=dict)  # module -> version
     inputs: tuple[str, ...] = ()  # other repository files the build uses
+    own_main: bool = False  # the wrapper holds the program's main package itself
 
     def wrapper(self) -> Path:
         return repo_root() / "deploy" / "kind" / "recipes" / "go" / self.name
@@ -185,6 +186,13 @@ TOOLS: Final = {
             ldflags=("-X main.VERSION=v0.0.30",),
         ),
         GoTool(
+            "otelcol",
+            "go.opentelemetry.io/collector/otelcol",
+            "v0.115.0",
+            {"otelcol": "agentia.dev/kindbuild/otelcol"},
+            own_main=True,  # main.go: the core distribution's parts that collector.yaml uses
+        ),
+        GoTool(
             "helm",
             "helm.sh/helm/v3",
             "v3.22.0",
@@ -230,7 +238,8 @@ def refresh_sums(tool: GoTool, progress: Progress) -> None:
     """Write the wrapper's go.mod and go.sum anew from the module proxy (review the diff)."""
     go = _need_go()
     tool.wrapper().mkdir(parents=True, exist_ok=True)
-    (tool.wrapper() / "go.mod").write_text(wrapper_go_mod(tool))
+    if not tool.own_main:  # its go.mod is written by hand, next to its main.go
+        (tool.wrapper() / "go.mod").write_text(wrapper_go_mod(tool))
     progress(f"resolving {tool.module}@{tool.version} (go mod tidy; trusts the proxy once)")
     proc = subprocess.run(
         [go, "mod", "tidy"],

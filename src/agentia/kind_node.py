@@ -231,7 +231,7 @@ def node_image(progress: Progress) -> str:
             "--change",
             'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
             "--change",
-            "STOPSIGNAL SIGRTMIN+3",
+            "CMD []",  # the build container ran `sleep infinity`; STOPSIGNAL is kept
             cid,
             ref,
         )
