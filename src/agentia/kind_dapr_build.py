@@ -47,25 +47,28 @@ TOOL: Final = GoTool(
 _LOCAL_REPLACE: Final = "replace github.com/dapr/dapr => ./dapr"
 
 
-def _prepare(work: Path, refresh: bool) -> None:
-    """A scratch copy of the upstream module with the curated component registry."""
-    wrapper = TOOL.wrapper()
-    shutil.copy2(wrapper / "go.mod", work / "go.mod")
-    if (wrapper / "go.sum").exists():
-        shutil.copy2(wrapper / "go.sum", work / "go.sum")
-    env = go_env(refresh)
+def _download(work: Path, refresh: bool) -> Path:
+    """The upstream module's folder in Go's module cache, checked against go.sum in ``work``."""
     proc = subprocess.run(
         ["go", "mod", "download", "-json", f"github.com/dapr/dapr@v{DAPR_VERSION}"],
         cwd=work,
-        env=env,
+        env=go_env(refresh),
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
         raise GoBuildError(f"downloading github.com/dapr/dapr failed:\n{proc.stdout[-1500:]}")
-    upstream = Path(json.loads(proc.stdout)["Dir"])
-    shutil.copytree(upstream, work / "dapr")
+    return Path(json.loads(proc.stdout)["Dir"])
+
+
+def _prepare(work: Path, refresh: bool) -> None:
+    """A scratch copy of the upstream module with the curated component registry."""
+    wrapper = TOOL.wrapper()
+    shutil.copy2(wrapper / "go.mod", work / "go.mod")
+    if (wrapper / "go.sum").exists():
+        shutil.copy2(wrapper / "go.sum", work / "go.sum")
+    shutil.copytree(_download(work, refresh), work / "dapr")
     for path in (work / "dapr").rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     components = work / "dapr" / "cmd" / "daprd" / "components"
@@ -132,18 +135,9 @@ def chart_dir(progress: Progress) -> Path:
     with tempfile.TemporaryDirectory(prefix="dapr-chart-") as tmp:
         shutil.copy2(TOOL.wrapper() / "go.mod", Path(tmp) / "go.mod")
         shutil.copy2(TOOL.wrapper() / "go.sum", Path(tmp) / "go.sum")
-        proc = subprocess.run(
-            ["go", "list", "-m", "-f", "{{.Dir}}", "github.com/dapr/dapr"],
-            cwd=tmp,
-            env=go_env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise GoBuildError(f"finding Dapr's chart failed: {proc.stderr[-800:]}")
-    progress(f"Dapr's chart: {proc.stdout.strip()}/charts/dapr")
-    return Path(proc.stdout.strip()) / "charts" / "dapr"
+        chart = _download(Path(tmp), refresh=False) / "charts" / "dapr"
+    progress(f"Dapr's chart: {chart}")
+    return chart
 
 
 def chart_values() -> list[str]:

@@ -30,6 +30,7 @@ MIRROR: Final = os.environ.get("AGENTIA_DEBIAN_MIRROR", "http://deb.debian.org/d
 SECURITY_MIRROR: Final = "http://deb.debian.org/debian-security"
 NONROOT: Final = 65532  # the distroless "nonroot" user Dapr's chart expects images to run as
 RECIPE: Final = "1"  # bump to rebuild every image after a change of how they are made
+LABEL: Final = "io.agentia.kind.recipe"  # on every image built here: its key
 
 
 class ImageError(RuntimeError):
@@ -67,10 +68,21 @@ def exists(ref: str) -> bool:
     return proc.returncode == 0
 
 
+def built_here(ref: str) -> bool:
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0 and proc.stdout.strip() not in ("", "<no value>")
+
+
 def pullable(ref: str, timeout_s: float = 60) -> bool:
-    """Present, or pulled now: the normal image where a registry is reachable."""
+    """The normal image: present (and not one built here) or pulled now, where a registry
+    is reachable. Offline the pull fails at once (no name resolves)."""
     if exists(ref):
-        return True
+        return not built_here(ref)
     try:
         proc = subprocess.run(
             ["docker", "pull", "-q", ref], capture_output=True, timeout=timeout_s, check=False
@@ -136,8 +148,9 @@ def debian_base(suite: str, progress: Progress) -> str:
                 if p.is_file():
                     p.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        changes = ["--change", 'CMD ["bash"]', "--change", f"LABEL {LABEL}={suite}"]
         imp = subprocess.run(
-            ["docker", "import", "--change", 'CMD ["bash"]', "-", ref],
+            ["docker", "import", *changes, "-", ref],
             stdin=tar.stdout,
             capture_output=True,
             check=False,
@@ -176,7 +189,8 @@ def dockerfile_image(
                     shutil.copytree(src, dst, dirs_exist_ok=True)
                 else:
                     shutil.copy2(src, dst)
-            cmd = ["docker", "build", "-t", ref, "--build-arg", f"BASE={base}"]
+            cmd = ["docker", "build", "-t", ref, "--label", f"{LABEL}={key}"]
+            cmd += ["--build-arg", f"BASE={base}"]
             for k, v in (args or {}).items():
                 cmd += ["--build-arg", f"{k}={v}"]
             stream(["nice", "-n", "19", *cmd, ctx], f"image {name}", progress, env=LEGACY_BUILDER)
@@ -230,6 +244,7 @@ def binary_image(
             for dest, src in binaries.items():
                 _tar_entry(out, dest, src.read_bytes(), 0o755)
         changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", f"USER {user}:{user}"]
+        changes.append(f"LABEL {LABEL}={key}")
         if entrypoint:
             changes.append("ENTRYPOINT " + str(entrypoint).replace("'", '"'))
         args = [a for c in changes for a in ("--change", c)]

@@ -238,4 +238,7 @@ def node_image(progress: Progress) -> str:
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", cid], capture_output=True, check=False)
     save([ref], saved, progress)
+    for stale in saved.parent.glob("kind-node-*.tar"):  # earlier keys: never used again
+        if stale != saved:
+            stale.unlink()
     return ref
