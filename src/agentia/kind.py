@@ -56,7 +56,9 @@ from agentia.kind_up import (
     load_images,
     run,
     say,
+    split_services,
     use_tools,
+    wait_for,
     wait_for_gateway,
     wait_for_workloads,
 )
@@ -242,7 +244,14 @@ def _up(overlay: str, build: bool, port: int) -> str:
         _kubectl("apply", "-f", "-"),
         stdin=_secrets_yaml(),
     )
-    run(f"applying overlay '{overlay}'", _kubectl("apply", "-f", "-"), stdin=manifests)
+    infra, services = split_services(manifests)
+    run(
+        f"applying overlay '{overlay}': stores, brokers, Dapr resources",
+        _kubectl("apply", "-f", "-"),
+        stdin=infra,
+    )
+    wait_for([f"statefulset/{s}" for s in INFRA])
+    run(f"applying overlay '{overlay}': the services", _kubectl("apply", "-f", "-"), stdin=services)
     wait_for_workloads()
     return gateway_url()
 

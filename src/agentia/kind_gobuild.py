@@ -316,6 +316,9 @@ def go_build(
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
+        for stale in out.parent.glob(f"{tool.name}-v*"):  # earlier keys: never used again
+            if stale != out and stale.name.startswith(f"{tool.name}-{tool.version}-"):
+                shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     progress(f"{tool.name} built in {time.monotonic() - started:.0f}s")

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import yaml
@@ -134,11 +134,24 @@ def gateway_url(port: int | None = None) -> str:
     return f"http://127.0.0.1:{found or kind_config.gateway_port(port)}"
 
 
+SITE_CA_DIR: Final = Path("/usr/local/share/ca-certificates")
+
+
+def site_ca_certs(folder: Path | None = None) -> str:
+    """This machine's site-local CA certificates (PEM), e.g. a TLS-intercepting proxy's."""
+    folder = folder or SITE_CA_DIR
+    if not folder.is_dir():
+        return ""
+    return "".join(p.read_text() for p in sorted(folder.rglob("*.crt")) if p.is_file())
+
+
 def build_service_images(python_image: str | None) -> dict[str, str]:
     """Build each service's image from the context the ignore file allows (kind_context);
     returns app id -> tag by image id, so a changed image rolls its pods."""
     context = context_tar()
     args = ["--build-arg", f"PYTHON_IMAGE={python_image}"] if python_image else []
+    if certs := site_ca_certs():
+        args += ["--build-arg", f"EXTRA_CA_CERTS={certs}"]
     tagged: dict[str, str] = {}
     for app_id in names.APP_IDS:
         dev = image(app_id)
@@ -213,13 +226,33 @@ def wait_for_gateway(url: str, timeout_s: float = 120.0) -> bool:
     return False
 
 
-def wait_for_workloads() -> None:
-    workloads = [f"statefulset/{s}" for s in INFRA] + [f"deployment/{a}" for a in names.APP_IDS]
+SERVICE_KINDS: Final = ("Deployment", "CronJob")
+
+
+def split_services(manifests: str) -> tuple[str, str]:
+    """(everything but the mesh's services, the services' Deployments and CronJobs): the
+    brokers and stores first, so that no sidecar starts before them and backs off."""
+    first: list[dict[str, Any]] = []
+    then: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(manifests):
+        if not doc:
+            continue
+        component = doc.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        late = doc["kind"] in SERVICE_KINDS and component != "infra"
+        (then if late else first).append(doc)
+    return (yaml.safe_dump_all(first, sort_keys=False), yaml.safe_dump_all(then, sort_keys=False))
+
+
+def wait_for(workloads: list[str]) -> None:
     for workload in workloads:
         run(
             f"waiting for {workload}",
             kubectl("rollout", "status", workload, "-n", NAMESPACE, "--timeout=600s"),
         )
+
+
+def wait_for_workloads() -> None:
+    wait_for([f"statefulset/{s}" for s in INFRA] + [f"deployment/{a}" for a in names.APP_IDS])
 
 
 Progress = Callable[[str], None]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agentia import kind, kind_build, names
+from agentia import kind, kind_build, kind_up, names
 from agentia.apikeys import KeyRing
 from agentia.runtime.daprbin import DAPR_VERSION
 
@@ -65,6 +65,9 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     plan = kind_build.Plan(python_image=LOCAL_PYTHON, load=["rabbitmq:3.13.7"])
     monkeypatch.setattr(kind_build, "build", lambda progress, timings=None: plan)
     monkeypatch.setattr(kind_build, "dapr_repo_reachable", lambda: True)
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / "site.crt").write_text("SITE-CA-PEM")  # one line, for the log
+    monkeypatch.setattr(kind_up, "SITE_CA_DIR", tmp_path / "ca")
     return log, applied
 
 
@@ -92,6 +95,7 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     # The local Python base where the official one cannot be pulled; a context of only
     # what the ignore file lets in, whichever builder runs.
     assert all(f"PYTHON_IMAGE={LOCAL_PYTHON}" in c for c in builds)
+    assert all("EXTRA_CA_CERTS=SITE-CA-PEM" in c for c in builds)  # the site's CAs, for pip
     with tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes())) as context:
         sent = context.getnames()
     assert "deploy/docker/Dockerfile" in sent and "src/agentia/kind.py" in sent

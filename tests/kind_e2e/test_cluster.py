@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from agentia import names
 from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT
@@ -22,6 +23,11 @@ from .conftest import NAMESPACE, kubectl, kubectl_json, wait_for
 
 SLOW = 'wait {"seconds": 3}'  # the offline model calls its wait tool: a run of ~3 s
 CALC = 'calculator {"expression": "%s"}'
+pytestmark = pytest.mark.timeout(900)  # waits have their own deadlines, below this
+
+
+def _job_pod(pod: dict[str, Any]) -> bool:
+    return any(o["kind"] == "Job" for o in pod["metadata"].get("ownerReferences", []))
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -38,13 +44,22 @@ def test_three_nodes_and_every_pod_ready() -> None:
     assert roles == ["control-plane", "worker", "worker"]
     assert all(_ready(n) for n in nodes)
 
-    def all_ready() -> bool:
+    def not_ready() -> list[str]:
         pods = kubectl_json("get", "pods", "-A")["items"]
-        running = [p for p in pods if p["status"].get("phase") != "Succeeded"]
-        return bool(running) and all(_ready(p) for p in running)
+        return [p["metadata"]["name"] for p in pods if not _job_pod(p) and not _ready(p)]
 
-    wait_for(all_ready, 300, "every pod Ready")
-    mesh = kubectl_json("get", "pods", "-n", NAMESPACE)["items"]
+    wait_for(lambda: not not_ready(), 600, "every pod Ready")
+    # The drain CronJob's pods run to completion instead: one of its runs succeeded.
+    jobs = kubectl_json("get", "jobs", "-n", NAMESPACE)["items"]
+    wait_for(
+        lambda: any(
+            j["status"].get("succeeded")
+            for j in kubectl_json("get", "jobs", "-n", NAMESPACE)["items"]
+        ),
+        180,
+        f"a successful run of the drain CronJob ({len(jobs)} jobs so far)",
+    )
+    mesh = [p for p in kubectl_json("get", "pods", "-n", NAMESPACE)["items"] if not _job_pod(p)]
     apps = {p["metadata"]["labels"].get("app.kubernetes.io/name") for p in mesh}
     assert set(names.APP_IDS) | {"postgres", "rabbitmq", "redis"} <= apps
     # The mesh's sidecars were injected, and its pods spread over the workers.
