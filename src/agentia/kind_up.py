@@ -181,11 +181,18 @@ def build_service_images(python_image: str | None) -> dict[str, str]:
     return tagged
 
 
+def worker_nodes() -> list[str]:
+    out = run("listing the nodes", ["kind", "get", "nodes", "--name", CLUSTER])
+    return sorted(n for n in out.split() if "control-plane" not in n)
+
+
 def load_images(refs: list[str]) -> None:
-    """One `kind load` for all: one save, shared layers sent once, images already there skipped."""
+    """One `kind load` for all: one save, shared layers sent once, images already there
+    skipped; workers only (nothing of the mesh or of Dapr runs on the tainted control plane)."""
+    nodes = worker_nodes()
     run(
-        f"loading {len(refs)} images into the nodes",
-        ["kind", "load", "docker-image", *refs, "--name", CLUSTER],
+        f"loading {len(refs)} images into {', '.join(nodes)}",
+        ["kind", "load", "docker-image", *refs, "--name", CLUSTER, "--nodes", ",".join(nodes)],
         stream=True,
     )
 

@@ -33,6 +33,7 @@ case "$(basename "$0") $1 $2" in
     eval "last=\${$#}"
     echo "sha256:$(echo "$last" | sha256sum | cut -c1-64)";;
   "kind get clusters") ;;
+  "kind get nodes") printf 'agentia-control-plane\nagentia-worker\nagentia-worker2\n';;
   "kubectl --context kind-agentia")
     case "$3" in
       get) exit 1;;
@@ -119,6 +120,7 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     }
     load = next(c for c in calls if c.startswith("kind load docker-image"))
     assert "rabbitmq:3.13.7" in load.split()  # the plan's images and the services', at once
+    assert load.endswith("--nodes agentia-worker,agentia-worker2")  # not the control plane
     for app_id in names.APP_IDS:
         digest = hashlib.sha256(f"agentia/{app_id}:dev\n".encode()).hexdigest()[:12]
         tagged = f"agentia/{app_id}:{digest}"
