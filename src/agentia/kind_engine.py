@@ -131,6 +131,11 @@ def ensure_engine(progress: Progress, timeout_s: float = 90.0) -> None:
         real = shutil.which("runc")
         if not real:
             raise EngineError("runc is not installed (Debian: apt-get install runc)")
+        if not Path("/usr/bin/python3").exists():
+            raise EngineError(
+                f"this host lacks {', '.join(missing_caps)}, so containers must run through "
+                "a runc wrapper, which needs /usr/bin/python3 (Debian: apt-get install python3)"
+            )
         wrapper = write_runc_wrapper(real)
         progress(
             f"this host's capability bounding set lacks {', '.join(missing_caps)}: the engine "

@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agentia import kind_config, kind_context, kind_engine, kind_runc
+from agentia import kind, kind_config, kind_context, kind_engine, kind_runc, kind_up, names
 from agentia.kind_build import INFRA_RECIPES, dockerfile_python_default, infra_images
 from agentia.kind_cni import conflist, masquerade_rules, pod_cidr, routes
 from agentia.kind_dapr_build import TOOL as DAPR_TOOL
@@ -237,3 +237,12 @@ def test_every_infrastructure_image_has_a_recipe() -> None:
     for name in INFRA_RECIPES:
         assert (images_dir() / name / "Dockerfile").is_file()
     assert dockerfile_python_default().startswith("python:3.11")
+
+
+def test_up_applies_stores_and_brokers_before_the_services() -> None:
+    first, then = kind_up.split_services(kind.render("dev"))
+    early = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(first) if d}
+    late = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(then) if d}
+    assert {("StatefulSet", s) for s in kind.INFRA} <= early
+    assert ("Component", "pubsub") in early and ("Secret", "x") not in late
+    assert late == {("Deployment", a) for a in names.APP_IDS} | {("CronJob", "scheduler-drain")}
