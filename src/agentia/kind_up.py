@@ -11,7 +11,6 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -260,6 +259,3 @@ def wait_for(workloads: list[str]) -> None:
 
 def wait_for_workloads() -> None:
     wait_for([f"statefulset/{s}" for s in INFRA] + [f"deployment/{a}" for a in names.APP_IDS])
-
-
-Progress = Callable[[str], None]
