@@ -18,7 +18,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agentia import kind, kind_config, kind_context, kind_engine, kind_runc, kind_up, names
+from agentia import (
+    kind,
+    kind_config,
+    kind_context,
+    kind_engine,
+    kind_images,
+    kind_runc,
+    kind_up,
+    names,
+)
 from agentia.kind_build import INFRA_RECIPES, dockerfile_python_default, infra_images
 from agentia.kind_cni import conflist, masquerade_rules, pod_cidr, routes
 from agentia.kind_dapr_build import TOOL as DAPR_TOOL
@@ -246,3 +255,35 @@ def test_up_applies_stores_and_brokers_before_the_services() -> None:
     assert {("StatefulSet", s) for s in kind.INFRA} <= early
     assert ("Component", "pubsub") in early and ("Secret", "x") not in late
     assert late == {("Deployment", a) for a in names.APP_IDS} | {("CronJob", "scheduler-drain")}
+
+
+# --- upstream where reachable, built here otherwise -------------------------------------
+
+FAKE_DOCKER = r"""#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+case "$1 $2" in
+  "image inspect")
+    case " $* " in
+      *" ours:1 "*) [ "$4" = "{{.Id}}" ] || echo "abc123";;
+      *" theirs:1 "*) [ "$4" = "{{.Id}}" ] || echo "<no value>";;
+      *) exit 1;;
+    esac;;
+  "pull -q") [ "$3" = "reachable:1" ] || exit 1;;
+esac
+"""
+
+
+def test_an_image_built_here_is_never_taken_for_the_pulled_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker = tmp_path / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    assert not kind_images.pullable("ours:1")  # present, labelled: ours, rebuilt if stale
+    assert kind_images.pullable("theirs:1")  # present without the label: upstream's
+    assert kind_images.pullable("reachable:1")  # absent, and a registry answers
+    assert not kind_images.pullable("offline:1")  # absent, and no registry answers
+    pulls = [ln for ln in (tmp_path / "log").read_text().splitlines() if ln.startswith("pull")]
+    assert pulls == ["pull -q reachable:1", "pull -q offline:1"]
