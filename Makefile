@@ -1,5 +1,5 @@
 # The README's two commands are `make up` and `make test`; the rest are for developers.
-.PHONY: up down status test check lint types unit dapr venv bench
+.PHONY: up down status test check lint types unit dapr venv bench kind-build test-kind
 
 venv:
 	@scripts/bootstrap.sh
@@ -38,3 +38,9 @@ bench: venv         ## benchmarks (figures side by side with their baselines; se
 	@.venv/bin/python bench/workflows.py
 	@.venv/bin/python bench/history.py
 	@.venv/bin/python bench/scale.py
+
+kind-build: venv    ## build (or find cached) everything the kind cluster needs, offline if need be
+	@.venv/bin/agentia kind build
+
+test-kind: venv     ## the kind end-to-end suite: `agentia kind up` (reused if up), then tests/kind_e2e
+	@scripts/test-kind.sh

@@ -1,8 +1,9 @@
 """`agentia kind …`: the mesh on a kind cluster, and its manifests rendered offline.
 
-`up` needs Docker, kind, kubectl and helm on the user's machine; `render`, `generate` and
-the manifest tests need none of them (kustomize is built once from its Go module).
-Every kubectl and helm call names the cluster's context, so no other cluster is touched.
+`build` makes (or finds cached) everything the cluster needs, from the registries this
+machine reaches (kind_build.py); `up` uses it, building what is missing first; `render`,
+`generate` and the manifest tests need none of it (kustomize is built once from its Go
+module). Every kubectl and helm call names the cluster's context (kind_up.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Final
 
-import httpx
 import typer
-from rich.console import Console
 
-from agentia import names
+from agentia import kind_build, kind_config, names
 from agentia.apikeys import KeyRing, new_key
+from agentia.kind_config import DEFAULT_GATEWAY_PORT, GATEWAY_PORT_ENV
+from agentia.kind_engine import EngineError
+from agentia.kind_gobuild import GoBuildError
+from agentia.kind_images import ImageError
 from agentia.kind_render import (
     GATEWAY_NODE_PORT,
     NAMESPACE,
@@ -35,30 +38,45 @@ from agentia.kind_render import (
     write_generated,
 )
 from agentia.kind_secrets import INFRA_SECRET, secret_manifests
+from agentia.kind_up import (
+    CLUSTER,
+    CONTEXT,
+    DAPR_NAMESPACE,
+    INFRA,
+    KEDA_VERSION,
+    KindError,
+    build_service_images,
+    cluster_exists,
+    console,
+    create_cluster,
+    gateway_url,
+    helm_install,
+    install_dapr,
+    kubectl,
+    load_images,
+    run,
+    say,
+    split_services,
+    use_tools,
+    wait_for,
+    wait_for_gateway,
+    wait_for_workloads,
+)
 from agentia.paths import agentia_home, cache_home, repo_root
-from agentia.runtime.daprbin import DAPR_VERSION
 
 KUSTOMIZE_VERSION: Final = "v5.7.1"
 KIND_VERSION: Final = "v0.33.0"  # its default node image is the one cluster.yaml pins
-KEDA_VERSION: Final = "2.21.0"
-CLUSTER: Final = "agentia"
-CONTEXT: Final = f"kind-{CLUSTER}"
-DAPR_NAMESPACE: Final = "dapr-system"  # where Helm installs Dapr's control plane
 OVERLAYS: Final = ("dev", "full")
-INFRA: Final = ("postgres", "rabbitmq", "redis")
-GATEWAY_URL: Final = "http://127.0.0.1:8000"
+# The cluster gateway's default URL; `gateway_url()` reads the running cluster's mapping.
+GATEWAY_URL: Final = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 KIND_KEY_NAME: Final = "kind-local"  # the write key `agentia kind up` makes for this machine
 DOCKERFILE: Final = "deploy/docker/Dockerfile"
+__all__ = ["CLUSTER", "CONTEXT", "DAPR_NAMESPACE", "INFRA", "KEDA_VERSION", "KindError"]
 
 kind_app = typer.Typer(
-    help="Run the mesh on a kind cluster (needs Docker, kind, kubectl, helm).",
+    help="Run the mesh on a kind cluster (builds what it needs offline: `agentia kind build`).",
     no_args_is_help=True,
 )
-console = Console()
-
-
-class KindError(RuntimeError):
-    """A tool is missing or a step failed; the message says which and what to do."""
 
 
 def ensure_kustomize() -> Path:
@@ -131,31 +149,8 @@ def render(overlay: str) -> str:
     return kustomize_build(overlay_dir(overlay))
 
 
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if not shutil.which(t)]
-    if missing:
-        raise KindError(
-            f"not found on PATH: {', '.join(missing)}. `agentia kind up` needs Docker, "
-            f"kind ({KIND_VERSION} or later), kubectl and helm; see docs/kubernetes.md"
-        )
-
-
-def _run(step: str, cmd: list[str], stdin: str | None = None, stream: bool = False) -> str:
-    """Run one step, saying what it does and how long it took; stream long ones."""
-    console.print(f"→ {step}", highlight=False)
-    started = time.monotonic()
-    proc = subprocess.run(
-        cmd, input=stdin, capture_output=not stream, text=True, check=False, cwd=repo_root()
-    )
-    if proc.returncode != 0:
-        why = "see the output above" if stream else (proc.stderr or proc.stdout)[-2000:]
-        raise KindError(f"{step} failed (`{' '.join(cmd[:4])} …`): {why}")
-    console.print(f"  ✓ {time.monotonic() - started:.1f}s", style="dim", highlight=False)
-    return proc.stdout or ""
-
-
 def _kubectl(*args: str) -> list[str]:
-    return ["kubectl", "--context", CONTEXT, *args]
+    return kubectl(*args)
 
 
 def _existing_secret(name: str) -> dict[str, str]:
@@ -205,95 +200,88 @@ def _api_keys() -> str:
     return ring.to_secret()
 
 
-def _load_images(build: bool) -> dict[str, str]:
-    """Build each service's image (the shared stage builds once) and load it into kind.
-
-    Returns app id -> the tag loaded: the image's id, so a changed image rolls its pods."""
-    loaded: dict[str, str] = {}
-    for app_id in names.APP_IDS:
-        dev = image(app_id)
-        if build:
-            args = ["-f", DOCKERFILE, f"--build-arg=SERVICE={app_id}", "-t", dev, "."]
-            _run(f"building {dev}", ["docker", "build", *args], stream=True)
-        image_id = _run(
-            f"reading the id of {dev}", ["docker", "image", "inspect", "--format", "{{.Id}}", dev]
-        ).strip()
-        tagged = f"{dev.rsplit(':', 1)[0]}:{image_id.removeprefix('sha256:')[:12]}"
-        _run(f"tagging {tagged}", ["docker", "tag", dev, tagged])
-        _run(
-            f"loading {tagged} into kind",
-            ["kind", "load", "docker-image", tagged, "--name", CLUSTER],
-        )
-        loaded[app_id] = tagged
-    return loaded
+def _wait_for_gateway(url: str) -> bool:
+    return wait_for_gateway(url)
 
 
-def _helm_install(release: str, chart: str, version: str, namespace: str, *extra: str) -> None:
-    repo, _, _ = chart.partition("/")
-    url = {
-        "dapr": "https://dapr.github.io/helm-charts/",
-        "kedacore": "https://kedacore.github.io/charts",
-    }
-    _run(
-        f"adding the Helm repository '{repo}'",
-        ["helm", "repo", "add", repo, url[repo], "--force-update"],
-    )
-    args = ["upgrade", "--install", release, chart, "--version", version]
-    args += ["--kube-context", CONTEXT, "--namespace", namespace, "--create-namespace"]
-    args += ["--wait", "--timeout", "10m", *extra]
-    _run(
-        f"installing {chart} {version} (Helm, namespace {namespace}; waits until ready)",
-        ["helm", *args],
-        stream=True,
-    )
+def _plan() -> kind_build.Plan:
+    """What the cluster runs: built or found cached (seconds when it is), or pulled."""
+    timings: dict[str, float] = {}
+    try:
+        plan = kind_build.build(say, timings)
+    except (EngineError, GoBuildError, ImageError) as exc:
+        raise KindError(str(exc)) from exc
+    use_tools(plan)
+    return plan
 
 
-def _wait_for_gateway(timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{GATEWAY_URL}/healthz", timeout=3).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    return False
-
-
-def _up(overlay: str, build: bool) -> None:
+def _up(overlay: str, build: bool, port: int) -> str:
     manifests = render(overlay)  # a bad overlay fails before anything is touched
-    _need("docker", "kind", "kubectl", "helm")
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
-        raise KindError("the Docker engine is not answering (`docker info` fails): start it")
-    if CLUSTER in _run("listing kind clusters", ["kind", "get", "clusters"]).split():
-        console.print(f"• kind cluster '{CLUSTER}' exists; reusing it", highlight=False)
-    else:
-        config = str(kind_dir() / "cluster.yaml")
-        _run(
-            f"creating the kind cluster '{CLUSTER}' (1 control plane, 2 workers)",
-            ["kind", "create", "cluster", "--name", CLUSTER, "--config", config, "--wait", "180s"],
-            stream=True,
+    if overlay == "full" and not kind_build.dapr_repo_reachable():
+        raise KindError(
+            "overlay 'full' needs KEDA's chart and images and the OpenTelemetry collector, "
+            "which are not built offline yet; use --overlay dev (see docs/kubernetes.md)"
         )
-    values = str(kind_dir() / "dapr-values.yaml")
-    _helm_install("dapr", "dapr/dapr", DAPR_VERSION, DAPR_NAMESPACE, "-f", values)
+    plan = _plan()
+    for note in plan.notes:
+        say(f"• {note}")
+    if cluster_exists():
+        say(f"• kind cluster '{CLUSTER}' exists; reusing it")
+    else:
+        create_cluster(plan, port)
+    tagged = build_service_images(plan.python_image) if build else _existing_tags()
+    extra = plan.full_only if overlay == "full" else []
+    load_images([*plan.load, *extra, *tagged.values()])
+    install_dapr(plan)
     if overlay == "full":
-        _helm_install("keda", "kedacore/keda", KEDA_VERSION, "keda")
-    for app_id, tagged in _load_images(build).items():
-        manifests = manifests.replace(f"image: {image(app_id)}", f"image: {tagged}")
+        helm_install("keda", "kedacore/keda", "keda", "--version", KEDA_VERSION)
+    for app_id, tag in tagged.items():
+        manifests = manifests.replace(f"image: {image(app_id)}", f"image: {tag}")
     namespace = str(kind_dir() / "base" / "namespace.yaml")
-    _run("creating the namespace", _kubectl("apply", "-f", namespace))
-    _run(
+    run("creating the namespace", _kubectl("apply", "-f", namespace))
+    run(
         "applying the Secrets (passwords and tokens kept across runs)",
         _kubectl("apply", "-f", "-"),
         stdin=_secrets_yaml(),
     )
-    _run(f"applying overlay '{overlay}'", _kubectl("apply", "-f", "-"), stdin=manifests)
-    workloads = [f"statefulset/{s}" for s in INFRA] + [f"deployment/{a}" for a in names.APP_IDS]
-    for workload in workloads:
-        _run(
-            f"waiting for {workload}",
-            _kubectl("rollout", "status", workload, "-n", NAMESPACE, "--timeout=300s"),
-        )
+    infra, services = split_services(manifests)
+    run(
+        f"applying overlay '{overlay}': stores, brokers, Dapr resources",
+        _kubectl("apply", "-f", "-"),
+        stdin=infra,
+    )
+    wait_for([f"statefulset/{s}" for s in INFRA])
+    run(f"applying overlay '{overlay}': the services", _kubectl("apply", "-f", "-"), stdin=services)
+    wait_for_workloads()
+    return gateway_url()
+
+
+def _existing_tags() -> dict[str, str]:
+    """--no-build: the id-tagged images of an earlier build."""
+    out = {}
+    for app_id in names.APP_IDS:
+        dev = image(app_id)
+        image_id = run(
+            f"reading the id of {dev}", ["docker", "image", "inspect", "--format", "{{.Id}}", dev]
+        ).strip()
+        out[app_id] = f"{dev.rsplit(':', 1)[0]}:{image_id.removeprefix('sha256:')[:12]}"
+    return out
+
+
+@kind_app.command("build")
+def build_cmd() -> None:
+    """Build (or find cached) everything the cluster needs, offline if need be."""
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    try:
+        plan = kind_build.build(say, timings)
+    except (EngineError, GoBuildError, ImageError) as exc:
+        say(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for note in plan.notes:
+        say(f"• {note}")
+    steps = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+    say(f"kind artifacts ready in {time.monotonic() - started:.0f}s ({steps})")
 
 
 @kind_app.command()
@@ -302,22 +290,29 @@ def up(
     build: Annotated[
         bool, typer.Option(help="Build the images (--no-build: load those built before)")
     ] = True,
+    gateway_port: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Host port of the gateway (default ${GATEWAY_PORT_ENV} or "
+            f"{DEFAULT_GATEWAY_PORT}; the local mesh owns 8000)"
+        ),
+    ] = None,
 ) -> None:
     """Create the cluster, install Dapr, build and load the images, apply, wait, show the URL."""
     started = time.monotonic()
+    port = kind_config.gateway_port(gateway_port)
     try:
-        _up(overlay, build)
+        url = _up(overlay, build, port)
     except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say(f"[red]error:[/red] {exc}")
         raise typer.Exit(2 if "unknown overlay" in str(exc) else 1) from None
-    console.print(f"mesh up on kind in {time.monotonic() - started:.0f}s", highlight=False)
-    if _wait_for_gateway():
-        console.print(f"gateway: {GATEWAY_URL} (NodePort {GATEWAY_NODE_PORT})", highlight=False)
+    say(f"mesh up on kind in {time.monotonic() - started:.0f}s")
+    if _wait_for_gateway(url):
+        say(f"gateway: {url} (NodePort {GATEWAY_NODE_PORT})")
     else:
-        console.print(
-            f"gateway not answering at {GATEWAY_URL} (is port 8000 taken?); use:\n"
-            f"  kubectl --context {CONTEXT} -n {NAMESPACE} port-forward svc/gateway 8080:8000",
-            highlight=False,
+        say(
+            f"gateway not answering at {url} (is the port taken?); use:\n"
+            f"  kubectl --context {CONTEXT} -n {NAMESPACE} port-forward svc/gateway 8080:8000"
         )
 
 
@@ -329,28 +324,29 @@ def images(
 ) -> None:
     """Build the service images and load them into the kind cluster (what `up` does first)."""
     try:
-        _need("docker", "kind")
-        if CLUSTER not in _run("listing kind clusters", ["kind", "get", "clusters"]).split():
+        plan = _plan()
+        if not cluster_exists():
             raise KindError(f"no kind cluster '{CLUSTER}': run `agentia kind up` first")
-        loaded = _load_images(build)
+        loaded = build_service_images(plan.python_image) if build else _existing_tags()
+        load_images(list(loaded.values()))
     except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    for app_id, tagged in loaded.items():
-        console.print(f"{app_id}: {tagged}", highlight=False)
+    for app_id, tag in loaded.items():
+        say(f"{app_id}: {tag}")
 
 
 @kind_app.command()
 def down() -> None:
     """Delete the kind cluster (and everything in it)."""
     try:
-        _need("kind")
-        _run(
+        kind = kind_build.tool_path("kind", say, build=False)
+        run(
             f"deleting the kind cluster '{CLUSTER}'",
-            ["kind", "delete", "cluster", "--name", CLUSTER],
+            [str(kind), "delete", "cluster", "--name", CLUSTER],
         )
-    except KindError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+    except (KindError, EngineError) as exc:
+        say(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
 
 

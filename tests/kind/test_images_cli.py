@@ -127,13 +127,17 @@ def test_an_unknown_overlay_is_refused() -> None:
         assert result.exit_code == 2 and "unknown overlay 'prod'" in result.output, args
 
 
-def test_up_names_the_missing_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_up_names_the_missing_host_packages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No Docker, debootstrap or compiler (and no apt-get to install them): named, exit 1."""
     kind.ensure_kustomize()  # cached before PATH goes away
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("AGENTIA_KIND_CACHE", str(tmp_path / "cache"))
     result = runner.invoke(kind.kind_app, ["up"])
     assert result.exit_code == 1
-    for tool in ("docker", "kind", "kubectl", "helm"):
-        assert tool in result.output
+    for package in ("docker.io", "debootstrap", "gcc"):
+        assert package in result.output
 
 
 def test_generate_check_agrees() -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from agentia import kind, names
+from agentia.kind_config import DEFAULT_GATEWAY_PORT
 from agentia.kind_render import GATEWAY_NODE_PORT, NAMESPACE, TOKEN_KEY, UID, kind_dir
 from agentia.kind_secrets import INFRA_HOSTS, secret_manifests
 from agentia.kind_serve import service_command
@@ -179,10 +180,12 @@ def test_the_gateway_is_published_where_the_cluster_maps_the_host_port() -> None
     assert public["spec"]["type"] == "NodePort"
     assert public["spec"]["ports"][0]["nodePort"] == GATEWAY_NODE_PORT
     mappings = CLUSTER["nodes"][0]["extraPortMappings"]
-    assert {"containerPort": GATEWAY_NODE_PORT, "hostPort": names.PORTS[names.GATEWAY].app} in [
+    # Not the local mesh's gateway port: both run side by side on one machine.
+    assert {"containerPort": GATEWAY_NODE_PORT, "hostPort": DEFAULT_GATEWAY_PORT} in [
         {k: m[k] for k in ("containerPort", "hostPort")} for m in mappings
     ]
-    assert kind.GATEWAY_URL.endswith(f":{names.PORTS[names.GATEWAY].app}")
+    assert names.PORTS[names.GATEWAY].app != DEFAULT_GATEWAY_PORT
+    assert kind.GATEWAY_URL.endswith(f":{DEFAULT_GATEWAY_PORT}")
 
 
 def _secret_refs(docs: list[Doc]) -> set[tuple[str, str]]:

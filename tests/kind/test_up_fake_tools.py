@@ -1,32 +1,39 @@
 """`agentia kind up` against stand-ins for docker, kind, kubectl and helm.
 
-No cluster or container engine runs here, so the stand-ins only record their arguments
-(and what is piped to `kubectl apply`). This checks the sequence `up` drives and what it
-sends, not that a real cluster accepts it.
+The stand-ins only record their arguments (and what is piped to `kubectl apply` and
+`docker build`), and the build plan is a fixed one: this checks the sequence `up` drives
+and what it sends. The real cluster is `make test-kind`'s (tests/kind_e2e/).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agentia import kind, names
+from agentia import kind, kind_build, kind_up, names
 from agentia.apikeys import KeyRing
 from agentia.runtime.daprbin import DAPR_VERSION
+
+LOCAL_PYTHON = "agentia.local/python:abc"
+REAL_BUILD = kind_build.build
 
 FAKE = r"""#!/bin/sh
 echo "$(basename "$0") $*" >> "$FAKE_LOG"
 case "$(basename "$0") $1 $2" in
+  "docker build"*) cat > "$FAKE_CONTEXT";;
   "docker image inspect")
     eval "last=\${$#}"
     echo "sha256:$(echo "$last" | sha256sum | cut -c1-64)";;
   "kind get clusters") ;;
+  "kind get nodes") printf 'agentia-control-plane\nagentia-worker\nagentia-worker2\n';;
   "kubectl --context kind-agentia")
     case "$3" in
       get) exit 1;;
@@ -50,14 +57,23 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
     monkeypatch.setenv("FAKE_LOG", str(log))
     monkeypatch.setenv("FAKE_APPLIED", str(applied))
+    monkeypatch.setenv("FAKE_CONTEXT", str(tmp_path / "context.tar"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AGENTIA_KIND_GATEWAY_PORT", raising=False)
     monkeypatch.setenv("AGENTIA_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(kind, "_wait_for_gateway", lambda: True)
+    monkeypatch.setenv("AGENTIA_KIND_CACHE", str(tmp_path / "kind-cache"))  # no real tools
+    monkeypatch.setattr(kind, "_wait_for_gateway", lambda url: True)
+    plan = kind_build.Plan(python_image=LOCAL_PYTHON, load=["rabbitmq:3.13.7"])
+    monkeypatch.setattr(kind_build, "build", lambda progress, timings=None: plan)
+    monkeypatch.setattr(kind_build, "dapr_repo_reachable", lambda: True)
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "ca" / "site.crt").write_text("SITE-CA-PEM")  # one line, for the log
+    monkeypatch.setattr(kind_up, "SITE_CA_DIR", tmp_path / "ca")
     return log, applied
 
 
 def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
-    fake_tools: tuple[Path, Path],
+    fake_tools: tuple[Path, Path], tmp_path: Path
 ) -> None:
     log, applied = fake_tools
     result = CliRunner().invoke(kind.kind_app, ["up", "--overlay", "full"])
@@ -76,7 +92,15 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     assert all("--kube-context kind-agentia" in c for c in calls if c.startswith("helm upgrade"))
     builds = [c for c in calls if c.startswith("docker build")]
     assert len(builds) == len(names.APP_IDS)
-    assert all("-f deploy/docker/Dockerfile" in c for c in builds)
+    assert all("-f deploy/docker/Dockerfile" in c and c.endswith(" -") for c in builds)
+    # The local Python base where the official one cannot be pulled; a context of only
+    # what the ignore file lets in, whichever builder runs.
+    assert all(f"PYTHON_IMAGE={LOCAL_PYTHON}" in c for c in builds)
+    assert all("EXTRA_CA_CERTS=SITE-CA-PEM" in c for c in builds)  # the site's CAs, for pip
+    with tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes())) as context:
+        sent = context.getnames()
+    assert "deploy/docker/Dockerfile" in sent and "src/agentia/kind.py" in sent
+    assert not [n for n in sent if n.startswith((".git", ".agentia", ".venv"))]
 
     docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]
     secrets = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
@@ -94,19 +118,26 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
         if d["kind"] == "Deployment" and d["metadata"]["name"] in names.APP_IDS
         for c in d["spec"]["template"]["spec"]["containers"]
     }
+    load = next(c for c in calls if c.startswith("kind load docker-image"))
+    assert "rabbitmq:3.13.7" in load.split()  # the plan's images and the services', at once
+    assert load.endswith("--nodes agentia-worker,agentia-worker2")  # not the control plane
     for app_id in names.APP_IDS:
         digest = hashlib.sha256(f"agentia/{app_id}:dev\n".encode()).hexdigest()[:12]
         tagged = f"agentia/{app_id}:{digest}"
-        assert tagged in images
-        assert f"kind load docker-image {tagged} --name agentia" in calls
+        assert tagged in images and tagged in load.split()
     for app_id in names.APP_IDS:
         assert any(f"rollout status deployment/{app_id}" in c for c in calls), app_id
-    assert "gateway: http://127.0.0.1:8000" in result.output
+    assert "gateway: http://127.0.0.1:30800" in result.output
+    # The cluster config kind got: the gateway on the configured host port, not 8000.
+    assert "--config" in calls[first("kind create cluster")]
 
 
 def test_up_stops_when_docker_does_not_answer(
-    fake_tools: tuple[Path, Path], tmp_path: Path
+    fake_tools: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The real build plan, up to the engine check: no dockerd on this narrowed PATH."""
+    monkeypatch.setattr(kind_build, "build", REAL_BUILD)
+    monkeypatch.setattr(kind_build.kind_engine, "ensure_host_packages", lambda progress: None)
     docker = tmp_path / "bin" / "docker"
     docker.write_text('#!/bin/sh\n[ "$1" = info ] && exit 1\nexit 0\n')
     result = CliRunner().invoke(kind.kind_app, ["up"])
@@ -144,6 +175,6 @@ def test_images_builds_and_loads_each_service_or_asks_for_a_cluster(
     calls = log.read_text().splitlines()
     assert len([c for c in calls if c.startswith("docker build")]) == len(names.APP_IDS)
     loads = [c for c in calls if c.startswith("kind load docker-image")]
-    assert len(loads) == len(names.APP_IDS)
+    assert len(loads) == 1 and all(f"agentia/{a}:" in loads[0] for a in names.APP_IDS)
     for app_id in names.APP_IDS:
         assert f"{app_id}: agentia/{app_id}:" in result.output
