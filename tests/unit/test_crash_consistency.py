@@ -4,6 +4,7 @@ rules run against the real mesh in tests/integration/test_crash_points.py."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,9 +12,17 @@ from agents.mcp.util import MCPToolMetaContext
 from agents.run_context import RunContextWrapper
 
 from agentia import faults, names
-from agentia.dapr import DaprError
+from agentia.dapr import DaprError, StateItem
 from agentia_gateway.reconcile import MAX_PAUSE_S, _pause
-from agentia_gateway.run_store import GRACE_S, Busy, _admit, shard_of
+from agentia_gateway.run_store import (
+    GRACE_S,
+    Busy,
+    RunStore,
+    _admit,
+    lane_key,
+    run_key,
+    shard_of,
+)
 from agentia_runner import ledger
 from agentia_runner.attempts import unavailable
 from agentia_runner.effects import RunEffects, effect_meta
@@ -159,3 +168,30 @@ def test_crash_points_are_named_and_fire_only_when_armed() -> None:
     crash.hit(faults.RUNNER_AFTER_CLAIM, "r1", "t2")  # another thread: nothing happens
     crash.hit(faults.RUNNER_AFTER_FIRST_EVENT, "r1", "t1")  # another point: nothing happens
     faults.NO_FAULTS.hit(faults.RUNNER_AFTER_CLAIM, "t1")
+
+
+class BulkOnly:
+    """A state store answering bulk reads from a dict (the transport of RunStore's reads)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    async def get_bulk_state(self, store: str, keys: list[str]) -> dict[str, StateItem]:
+        return {k: StateItem(key=k, value=self.data[k], etag="1") for k in keys if k in self.data}
+
+
+@pytest.mark.parametrize(
+    ("run_status", "queue", "seen"),
+    [
+        ("success", [], {"active": None, "queue": [], "last_status": "success"}),
+        ("running", [], {"active": "r1", "queue": [], "last_status": None}),
+        ("success", ["r2"], {"active": "r1", "queue": ["r2"], "last_status": None}),
+    ],
+)
+def test_a_thread_whose_run_ended_reads_idle_before_its_lane_is_handed_over(
+    run_status: str, queue: list[str], seen: dict[str, Any]
+) -> None:
+    lane = {"active": "r1", "queue": queue, "last_status": None}
+    store = BulkOnly({lane_key("t1"): lane, run_key("r1"): {**BASE, "status": run_status}})
+    lanes = asyncio.run(RunStore(store, 60).lanes_as_seen(["t1", "t2"]))  # type: ignore[arg-type]
+    assert lanes == {"t1": seen, "t2": {"active": None, "queue": [], "last_status": None}}

@@ -161,6 +161,24 @@ class RunStore:
             for t in thread_ids
         }
 
+    async def lanes_as_seen(self, thread_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The lanes as a reader should see them. Settling writes the run's record, then hands
+        the lane over; in between, a lane whose active run is already final (and nothing
+        queued behind it) reads as handed over, so a client that saw its run end never then
+        sees the thread busy."""
+        lanes = await self.lanes(thread_ids)
+        ending = [
+            lane["active"]
+            for lane in lanes.values()
+            if lane.get("active") and not lane.get("queue")
+        ]
+        records = {r["run_id"]: r for r in await self.get_many(ending)} if ending else {}
+        for thread_id, lane in lanes.items():
+            record = records.get(lane.get("active") or "")
+            if record is not None and record["status"] in FINAL:
+                lanes[thread_id] = {**empty_lane(), "last_status": record["status"]}
+        return lanes
+
     async def create(self, record: dict[str, Any], strategy: str) -> tuple[str, str | None]:
         """Record a new run in one transaction with everything that must come with it: its
         entry in the in-flight index and, on a thread, in the thread's run index and lane

@@ -44,6 +44,11 @@ def _status(lane: dict[str, Any]) -> ThreadStatus:
     return "interrupted" if last == "interrupted" else "idle"
 
 
+async def _lane(flow: RunFlow, thread_id: str) -> dict[str, Any]:
+    lanes: dict[str, dict[str, Any]] = await flow.store.lanes_as_seen([thread_id])
+    return lanes[thread_id]
+
+
 def _thread(found: dict[str, Any], lane: dict[str, Any], messages: list[Any] | None) -> Thread:
     values: dict[str, Any] = {"messages": messages} if messages is not None else {}
     return Thread(
@@ -82,7 +87,7 @@ async def create_thread(body: ThreadCreate, request: Request) -> Thread:
     if created and first:
         await _append(request, found["thread_id"], first)
         return await get_thread(found["thread_id"], request)
-    return _thread(found, await flow.store.lane(found["thread_id"]), [])
+    return _thread(found, await _lane(flow, found["thread_id"]), [])
 
 
 def _step_messages(step: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,7 +136,7 @@ async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
         body={"metadata": body.metadata, "limit": limit, "offset": offset},
     )
     threads = found["threads"]
-    lanes = await flow.store.lanes([t["thread_id"] for t in threads])
+    lanes = await flow.store.lanes_as_seen([t["thread_id"] for t in threads])
     out = [_thread(t, lanes[t["thread_id"]], None) for t in threads]
     if body.status is not None:
         out = [t for t in out if t.status == body.status][body.offset : body.offset + body.limit]
@@ -171,7 +176,7 @@ async def thread_stream(thread_id: ThreadId) -> None:
 async def get_thread(thread_id: ThreadId, request: Request) -> Thread:
     flow = _flow(request)
     found = await _get(request, thread_id)
-    return _thread(found, await flow.store.lane(thread_id), await flow.thread_messages(thread_id))
+    return _thread(found, await _lane(flow, thread_id), await flow.thread_messages(thread_id))
 
 
 @router.patch("/threads/{thread_id}", response_model=Thread)
@@ -184,7 +189,7 @@ async def patch_thread(thread_id: ThreadId, body: ThreadPatch, request: Request)
         http_method="PATCH",
         body={"metadata": body.metadata},
     )
-    return _thread(found, await flow.store.lane(thread_id), None)
+    return _thread(found, await _lane(flow, thread_id), None)
 
 
 @router.delete("/threads/{thread_id}", status_code=204, response_class=Response)
@@ -204,7 +209,7 @@ async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
 async def copy_thread(thread_id: ThreadId, request: Request) -> Thread:
     flow = _flow(request)
     found = await call(flow.client, names.MEMORY, f"internal/threads/{thread_id}/copy", body={})
-    return _thread(found, await flow.store.lane(found["thread_id"]), None)
+    return _thread(found, await _lane(flow, found["thread_id"]), None)
 
 
 def _state(thread_id: str, found: dict[str, Any], messages: list[Any], upto: int) -> ThreadState:
@@ -234,7 +239,7 @@ async def update_thread_state(
         raise HTTPException(422, "checkpoint: updating a past state is not supported")
     items = _messages_of(body.values)
     await _get(request, thread_id)
-    if (await _flow(request).store.lane(thread_id)).get("active"):
+    if (await _lane(_flow(request), thread_id)).get("active"):
         raise HTTPException(409, f"thread '{thread_id}' is busy with a run: update it after")
     await _append(request, thread_id, items)
     found = await _get(request, thread_id)
