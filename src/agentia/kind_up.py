@@ -7,6 +7,7 @@ helm call names the cluster's context, so no other cluster is touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -235,14 +236,46 @@ def wait_for_gateway(url: str, timeout_s: float = 120.0) -> bool:
 SERVICE_KINDS: Final = ("Deployment", "CronJob")
 
 
+CONFIG_HASH: Final = "agentia.dev/dapr-config-hash"
+
+
+def _template(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template of a Deployment or a CronJob (None for anything else)."""
+    spec = doc.get("spec", {})
+    if doc["kind"] == "CronJob":
+        spec = spec.get("jobTemplate", {}).get("spec", {})
+    template = spec.get("template")
+    return template if isinstance(template, dict) else None
+
+
+def stamp_configs(docs: list[dict[str, Any]]) -> None:
+    """Put a hash of each pod's Dapr Configuration (its access policy and secret scopes) on
+    its template: a sidecar reads its Configuration only at start, so a changed one must
+    roll the pods that use it."""
+    configs = {
+        d["metadata"]["name"]: hashlib.sha256(yaml.safe_dump(d["spec"]).encode()).hexdigest()[:16]
+        for d in docs
+        if d["kind"] == "Configuration"
+    }
+    for doc in docs:
+        template = _template(doc)
+        if template is None:
+            continue
+        annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+        name = annotations.get("dapr.io/config")
+        if name in configs:
+            annotations[CONFIG_HASH] = configs[name]
+
+
 def split_services(manifests: str) -> tuple[str, str]:
     """(everything but the mesh's services, the services' Deployments and CronJobs): the
-    brokers and stores first, so that no sidecar starts before them and backs off."""
+    brokers and stores first, so that no sidecar starts before them and backs off. Each
+    service's pods carry the hash of their Dapr Configuration (stamp_configs)."""
     first: list[dict[str, Any]] = []
     then: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(manifests):
-        if not doc:
-            continue
+    docs = [doc for doc in yaml.safe_load_all(manifests) if doc]
+    stamp_configs(docs)
+    for doc in docs:
         component = doc.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
         late = doc["kind"] in SERVICE_KINDS and component != "infra"
         (then if late else first).append(doc)

@@ -198,6 +198,8 @@ def test_stateless_run_and_bad_input(api: httpx.Client) -> None:
         ("/runs/wait", {"input": {"messages": [{"role": "wizard", "content": "x"}]}}, 422, "role"),
         ("/threads/nosuch-thread/runs", {"input": "x"}, 404, "no thread"),
         ("/threads/search", {"limit": 0}, 422, ""),
+        ("/threads/prune", {"thread_ids": ["\u00a1\f"]}, 422, "pattern"),
+        ("/runs/cancel", {"run_ids": ["../x"]}, 422, "pattern"),
     ]
     for path, body, code, why in cases:
         resp = api.post(path, json=body)

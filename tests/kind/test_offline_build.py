@@ -257,6 +257,25 @@ def test_up_applies_stores_and_brokers_before_the_services() -> None:
     assert late == {("Deployment", a) for a in names.APP_IDS} | {("CronJob", "scheduler-drain")}
 
 
+def test_a_changed_dapr_configuration_rolls_the_pods_that_use_it() -> None:
+    def hashes(manifests: str) -> dict[str, str]:
+        _, then = kind_up.split_services(manifests)
+        out = {}
+        for doc in yaml.safe_load_all(then):
+            template = kind_up._template(doc)
+            assert template is not None
+            out[doc["metadata"]["name"]] = template["metadata"]["annotations"][kind_up.CONFIG_HASH]
+        return out
+
+    rendered = kind.render("dev")
+    before = hashes(rendered)
+    assert set(before) == {*names.APP_IDS, "scheduler-drain"}
+    changed = rendered.replace("name: /internal/runs/check\n", "name: /internal/runs/checked\n")
+    assert changed != rendered
+    after = hashes(changed)
+    assert {n for n in before if before[n] != after[n]} == {"gateway"}
+
+
 # --- upstream where reachable, built here otherwise -------------------------------------
 
 FAKE_DOCKER = r"""#!/bin/sh

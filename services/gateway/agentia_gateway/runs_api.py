@@ -356,7 +356,9 @@ class CancelMany(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="A thread.")
-    run_ids: list[str] | None = Field(default=None, max_length=1000, description="These runs.")
+    run_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
+        default=None, max_length=1000, description="These runs."
+    )
     status: Literal["pending", "running", "all"] | None = Field(
         default=None, description="Not supported without thread_id or run_ids."
     )

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -242,7 +242,9 @@ class ThreadPrune(BaseModel):
     """Threads to delete (LangGraph's prune)."""
 
     model_config = ConfigDict(extra="forbid")
-    thread_ids: list[str] = Field(max_length=1000, description="The threads.")
+    thread_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
+        max_length=1000, description="The threads' ids."
+    )
     strategy: Literal["delete"] = Field(default="delete", description="Only delete.")
 
 
