@@ -162,10 +162,16 @@ async def get_assistant_graph(assistant_id: str, request: Request) -> dict[str, 
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
-@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
 async def get_assistant_subgraphs(assistant_id: str, request: Request) -> dict[str, Any]:
     await _one(request, assistant_id)
     return {}  # agents have no subgraphs
+
+
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+async def get_assistant_subgraph(
+    assistant_id: str, namespace: str, request: Request
+) -> dict[str, Any]:
+    return await get_assistant_subgraphs(assistant_id, request)
 
 
 @router.post("/assistants/{assistant_id}/versions")
@@ -175,8 +181,12 @@ async def get_assistant_versions(assistant_id: str, request: Request) -> list[di
 
 
 @router.post("/assistants")
+async def create_assistant() -> None:
+    raise HTTPException(400, FILES_ONLY)
+
+
 @router.patch("/assistants/{assistant_id}")
 @router.delete("/assistants/{assistant_id}")
 @router.post("/assistants/{assistant_id}/latest")
-async def change_assistant() -> None:
+async def change_assistant(assistant_id: str) -> None:
     raise HTTPException(400, FILES_ONLY)
