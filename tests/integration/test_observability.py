@@ -88,12 +88,13 @@ def test_agentia_trace_prints_the_tree(run: dict[str, Any]) -> None:
     assert out.returncode == 0, out.stderr
     assert f"run {run_id}:" in out.stderr and "function calculator" in out.stdout
     missing = subprocess.run(
-        [sys.executable, "-m", "agentia", "trace", "no-such-run"],
+        [sys.executable, "-m", "agentia", "trace", "no-such-run", "--wait", "1"],
         capture_output=True,
         text=True,
         check=False,
     )
     assert missing.returncode == 1 and "no spans for run 'no-such-run'" in missing.stderr
+    assert "waiting up to 1s" in missing.stderr
 
 
 def _metric(app_id: str, name: str, **labels: str) -> float:

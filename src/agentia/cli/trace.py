@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -21,6 +22,7 @@ from rich.tree import Tree
 from agentia import names
 
 console = Console()
+SETTLE_S = 2.0  # after the first spans of a fresh run, how long to let the others arrive
 
 
 def store_url() -> str:
@@ -64,13 +66,36 @@ def build_tree(spans: list[dict[str, Any]]) -> list[Tree]:
     return roots
 
 
+def spans_within(run_id: str, wait_s: float) -> list[dict[str, Any]]:
+    """The run's spans; apps and sidecars export in batches (every few seconds), so a run
+    that just ended may have none stored yet: poll up to ``wait_s`` for the first ones, then
+    a moment more while the other services' arrive."""
+    deadline = time.monotonic() + wait_s
+    spans = spans_of(run_id)
+    if spans or wait_s <= 0:
+        return spans
+    typer.echo(f"waiting up to {wait_s:.0f}s for the run's spans…", err=True)
+    while not spans and time.monotonic() < deadline:
+        time.sleep(0.5)
+        spans = spans_of(run_id)
+    settle = time.monotonic() + SETTLE_S
+    while spans and time.monotonic() < settle:
+        time.sleep(0.5)
+        spans = spans_of(run_id)
+    return spans
+
+
 def trace(
     run_id: Annotated[str, typer.Argument(help="The run's id")],
     as_json: Annotated[bool, typer.Option("--json", help="The spans as JSON")] = False,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for the spans of a run that has just ended", min=0),
+    ] = 15.0,
 ) -> None:
     """Print a run's spans as a tree (gateway → broker → agent-runner → tools → memory)."""
     try:
-        spans = spans_of(run_id)
+        spans = spans_within(run_id, wait)
     except httpx.HTTPError as exc:
         typer.echo(
             f"error: the trace store at {store_url()} did not answer ({type(exc).__name__}); "
