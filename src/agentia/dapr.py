@@ -189,6 +189,21 @@ class DaprClient:
             return None
         return StateItem(key=key, value=resp.json(), etag=resp.headers.get("etag"))
 
+    async def save_over(
+        self,
+        store: str,
+        key: str,
+        value: Any,
+        found: StateItem | None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Write ``value`` where ``found`` was read (None: the key was absent); raises
+        ETagMismatch if the key changed since, so the caller reads again."""
+        etag = found.etag if found else None
+        await self.save_state(
+            store, key, value, etag=etag, first_write=found is None, metadata=metadata
+        )
+
     async def save_state(
         self,
         store: str,

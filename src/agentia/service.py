@@ -12,9 +12,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -27,6 +28,7 @@ from agentia.settings import ServiceSettings
 from agentia.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 # Paths the sidecar's own probes and people may call without the app token.
 ALWAYS_PUBLIC = ("/healthz", "/livez", "/metrics")
@@ -52,6 +54,18 @@ async def keep_dead_letter_in(client: DaprClient, topic: str, envelope: dict[str
     key = f"dlq:{topic}:{envelope.get('id', 'no-id')}"
     await client.save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
     log.warning("dead letter kept", extra={"topic": topic, "event_id": envelope.get("id")})
+
+
+async def event_data(request: Request, model: type[M]) -> tuple[dict[str, Any], M | None]:
+    """A subscription delivery's envelope and its data as ``model``. Data that is not one is
+    kept as a dead letter and comes back as None: acknowledged, never retried forever, never
+    lost."""
+    envelope = await request.json()
+    try:
+        return envelope, model.model_validate(envelope.get("data"))
+    except pydantic.ValidationError:
+        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+        return envelope, None
 
 
 def _token_ok(request: Request, expected: str) -> bool:

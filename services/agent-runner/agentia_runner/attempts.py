@@ -239,13 +239,7 @@ async def _take(
         }
         claimed = ledger.claimed(record, base, runner.me, time.time())
         try:
-            await runner.client.save_state(
-                names.STATE_STORE,
-                key,
-                claimed,
-                etag=item.etag if item else None,
-                first_write=item is None,
-            )
+            await runner.client.save_over(names.STATE_STORE, key, claimed, item)
         except ETagMismatch:
             return None  # another delivery claimed it first: look again
         runner.faults.hit(faults.RUNNER_AFTER_CLAIM, req.run_id, req.thread_id)

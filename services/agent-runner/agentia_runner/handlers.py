@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import AgentCatalog, RunRequested
-from agentia.service import dapr_client, keep_dead_letter
+from agentia.service import dapr_client, event_data, keep_dead_letter
 from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
 from agentia_runner import attempts, ledger, metrics, sdk_tracing
 from agentia_runner.attempts import Attempt, Runner, cancel_key, ledger_key
@@ -149,11 +149,8 @@ def _ack(done: bool) -> dict[str, str]:
 
 @router.post("/events/runs-requested")
 async def on_run_requested(request: Request) -> dict[str, str]:
-    envelope = await request.json()
-    try:
-        req = RunRequested.model_validate(envelope.get("data"))
-    except pydantic.ValidationError:
-        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+    envelope, req = await event_data(request, RunRequested)
+    if req is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
     # The CloudEvent carries the trace of whoever asked for the run; its events join it.
     done, _ = await attempts.handle(_runner(request.app), req, envelope.get("traceparent"))
@@ -202,13 +199,7 @@ async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
     step = int(base.get("progress") or 0)
     final = ledger.final(base, {"status": "error", "error": why}, step)
     try:
-        await runner.client.save_state(
-            names.STATE_STORE,
-            key,
-            final,
-            etag=item.etag if item else None,
-            first_write=item is None,
-        )
+        await runner.client.save_over(names.STATE_STORE, key, final, item)
     except ETagMismatch:
         return  # an attempt took it meanwhile: it settles the run itself
     await attempts.publish_final(runner, final, None)

@@ -12,13 +12,12 @@ import logging
 import time
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, HTTPException, Request
 
 from agentia import names
 from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import AgentCatalog
-from agentia.service import keep_dead_letter
+from agentia.service import event_data
 from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
@@ -78,13 +77,7 @@ class Catalog:
                 self._hold(current)
                 return
             try:
-                await self.client.save_state(
-                    names.STATE_STORE,
-                    CATALOG_KEY,
-                    doc,
-                    etag=item.etag if item else None,
-                    first_write=item is None,
-                )
+                await self.client.save_over(names.STATE_STORE, CATALOG_KEY, doc, item)
             except ETagMismatch:
                 continue
             self._hold(doc)
@@ -94,11 +87,8 @@ class Catalog:
 
 @router.post("/events/agents-catalog", include_in_schema=False)
 async def on_catalog(request: Request) -> dict[str, str]:
-    envelope = await request.json()
-    try:
-        event = AgentCatalog.model_validate(envelope.get("data"))
-    except pydantic.ValidationError:
-        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+    _, event = await event_data(request, AgentCatalog)
+    if event is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
     catalog: Catalog = request.app.state.catalog
     await catalog.keep(

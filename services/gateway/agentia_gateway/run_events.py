@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, Request
 
 from agentia.events import MODEL_USAGE_KIND, RunEvent
-from agentia.service import keep_dead_letter
+from agentia.service import event_data
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.run_store import FINAL, Contended, now
 from agentia_gateway.streaming import FINAL_KINDS
@@ -38,12 +37,8 @@ def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @router.post("/events/runs-events", include_in_schema=False)
 async def on_run_event(request: Request) -> dict[str, str]:
-    envelope = await request.json()
-    try:
-        event = RunEvent.model_validate(envelope.get("data"))
-    except pydantic.ValidationError:
-        # Not a run event we understand: keep it for inspection instead of retrying forever.
-        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+    _, event = await event_data(request, RunEvent)
+    if event is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
     flow: RunFlow = request.app.state.runs
     try:

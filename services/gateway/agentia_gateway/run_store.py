@@ -110,14 +110,7 @@ class RunStore:
             if new is None:
                 return current
             try:
-                await self.client.save_state(
-                    store,
-                    key,
-                    new,
-                    etag=item.etag if item else None,
-                    first_write=item is None,
-                    metadata=metadata,
-                )
+                await self.client.save_over(store, key, new, item, metadata=metadata)
                 return new
             except ETagMismatch:
                 continue

@@ -7,13 +7,12 @@ import asyncio
 import logging
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import faults, names
 from agentia.events import RunEvent
-from agentia.service import dapr_client, keep_dead_letter
+from agentia.service import dapr_client, event_data
 from agentia_memory.embeddings import EmbeddingError
 from agentia_memory.extraction import Kind
 from agentia_memory.kv import MAX_DEPTH, MAX_KEY, InvalidInput, NotFound
@@ -159,11 +158,8 @@ async def distil(app: FastAPI, run_id: str) -> dict[str, Any]:
 @router.post("/events/runs-events")
 async def on_run_event(request: Request) -> dict[str, str]:
     """Finished runs become memories in the background of the run (never slowing it)."""
-    envelope = await request.json()
-    try:
-        event = RunEvent.model_validate(envelope.get("data"))
-    except pydantic.ValidationError:
-        await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
+    _, event = await event_data(request, RunEvent)
+    if event is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
     if event.kind != "run.completed":
         return {"status": "SUCCESS"}

@@ -64,12 +64,8 @@ class _Sink:
             parked = dict(item.value.get("runs", {})) if item else {}
             parked[req.run_id] = req.model_dump(mode="json")
             try:
-                await self._client.save_state(
-                    names.STATE_STORE,
-                    self._parked,
-                    {"runs": parked},
-                    etag=item.etag if item else None,
-                    first_write=item is None,
+                await self._client.save_over(
+                    names.STATE_STORE, self._parked, {"runs": parked}, item
                 )
                 return
             except ETagMismatch:

@@ -56,13 +56,7 @@ async def _update_index(client: DaprClient, schedule_id: str, add: bool) -> None
             return
         ids = [*ids, schedule_id] if add else [i for i in ids if i != schedule_id]
         try:
-            await client.save_state(
-                names.STATE_STORE,
-                INDEX_KEY,
-                {"ids": ids},
-                etag=item.etag if item else None,
-                first_write=item is None,
-            )
+            await client.save_over(names.STATE_STORE, INDEX_KEY, {"ids": ids}, item)
             return
         except ETagMismatch:
             continue
