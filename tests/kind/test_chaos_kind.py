@@ -134,9 +134,11 @@ def test_kind_experiment_names_the_cluster_and_its_namespaces(variant: runner.Va
         args = act["provider"].get("arguments", {})
         if act["provider"]["module"].startswith("agentia.") and "experiment" in args:
             assert args["experiment"] == config["experiment"], act["name"]
-    # Nothing of the local mesh's machinery: the load goes through the gateway's API.
+    # Nothing of the local mesh's machinery: the load goes through the gateway's API; the
+    # faults are chaosk8s' or the cluster-only ones (kind_faults: nodes, rollouts).
     modules = {a["provider"]["module"] for a in activities(experiment)}
-    assert modules <= {"agentia.chaos.kind_load"} | {m for m in modules if "chaosk8s" in m}
+    ours = {"agentia.chaos.kind_load", "agentia.chaos.kind_faults"}
+    assert modules <= ours | {m for m in modules if "chaosk8s" in m}
 
 
 @pytest.mark.parametrize("overlay", kind.OVERLAYS)

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import httpx
 
-from agentia.chaos import api_load
+from agentia.chaos import api_load, streams
 from agentia.chaos.probes import _record
 from agentia.kind import GATEWAY_URL, kind_key_path
 
@@ -150,5 +150,19 @@ def workflows_completed(experiment: str, timeout: float = 240) -> dict[str, Any]
         "tool_steps_repeated": repeated,
         "ok": len(done) == len(ids) and repeated == 0,
     }
+    _record(experiment, result)
+    return result
+
+
+def start_streams(count: int = 6, text: str = "hello") -> str:
+    """Clients that stream runs through the cluster's gateway, resuming with Last-Event-ID."""
+    streams.start(count, text, gateway=gateway)
+    return f"{count} streaming clients started"
+
+
+def streams_complete(experiment: str, timeout: float = 240) -> dict[str, Any]:
+    """Every streaming client got its run's every event exactly once, through reconnects."""
+    result: dict[str, Any] = streams.outcome(timeout)
+    result["ok"] = result["streams_complete"] == result["streams"]
     _record(experiment, result)
     return result

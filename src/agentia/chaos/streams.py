@@ -1,11 +1,15 @@
 """Clients that stream runs through the gateway (SSE) and reconnect with Last-Event-ID, for
-the experiments that break the streaming path. Each records every event it was sent."""
+the experiments that break the streaming path. Each records every event it was sent.
+
+The local mesh's gateway is the default; the kind experiments hand in the cluster's
+(``kind_load.gateway``)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +21,13 @@ from agentia.runtime.local_keys import read_local_key
 
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
 FINAL_KINDS = {"run.completed", "run.failed", "run.cancelled"}
+Gateway = Callable[[], httpx.Client]
+
+
+def local_gateway() -> httpx.Client:
+    """A client of the local mesh's gateway with this machine's key."""
+    key = read_local_key(agentia_home()) or ""
+    return httpx.Client(base_url=GATEWAY, headers={"x-api-key": key}, timeout=30)
 
 
 @dataclass
@@ -50,9 +61,7 @@ def _read(resp: httpx.Response, stream: Stream) -> None:
             continue
 
 
-def _client(stream: Stream, deadline_s: float) -> None:
-    key = read_local_key(agentia_home()) or ""
-    headers = {"x-api-key": key}
+def _client(stream: Stream, deadline_s: float, gateway: Gateway) -> None:
     body = {
         "assistant_id": "assistant",
         "input": stream.text,
@@ -60,7 +69,7 @@ def _client(stream: Stream, deadline_s: float) -> None:
         "on_disconnect": "continue",
     }
     deadline = time.monotonic() + deadline_s
-    with httpx.Client(base_url=GATEWAY, headers=headers, timeout=30) as http:
+    with gateway() as http:
         while not stream.finished and time.monotonic() < deadline:
             try:
                 if stream.run_id is None:
@@ -85,10 +94,13 @@ def _client(stream: Stream, deadline_s: float) -> None:
     stream.done.set()
 
 
-def start(count: int, text: str, deadline_s: float = 180) -> list[Stream]:
+def start(
+    count: int, text: str, deadline_s: float = 180, gateway: Gateway = local_gateway
+) -> list[Stream]:
     CURRENT[:] = [Stream(text) for _ in range(count)]
     for stream in CURRENT:
-        threading.Thread(target=_client, args=(stream, deadline_s), daemon=True).start()
+        args = (stream, deadline_s, gateway)
+        threading.Thread(target=_client, args=args, daemon=True).start()
     return CURRENT
 
 

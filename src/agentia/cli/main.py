@@ -326,7 +326,21 @@ def chaos_run(
                 chaos_runner.keep_report(report, f"{exp}.{n}", target)
             console.print(f"  {what}: {report['verdict']}")
             reports.append(report)
-    table = Table(title="chaos report")
+    _print_chaos_table(reports, target)
+    where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
+    console.print(f"reports: {where}")
+    if repeat > 1:
+        for exp in names_:
+            runs_ = [r for r in reports if r["experiment"].startswith(f"{exp} #")]
+            passed = sum(1 for r in runs_ if r["verdict"] == "pass")
+            console.print(f"{exp}: {passed} of {len(runs_)} passed")
+    if any(r["verdict"] != "pass" for r in reports):
+        raise typer.Exit(1)
+
+
+def _print_chaos_table(reports: list[dict[str, Any]], target: str) -> None:
+    """The report table: a row per run, the columns the reports have."""
+    table = Table(title=f"chaos report ({target})")
     cols: tuple[str, ...] = (
         "experiment",
         "load",
@@ -336,6 +350,7 @@ def chaos_run(
         "lost",
         "duplicated",
         "workflows",
+        "streams",
         "recovery_s",
         "verdict",
     )
@@ -349,18 +364,40 @@ def chaos_run(
     for r in reports:
         if "workflows" in r:  # completed of started, for the experiments that start workflows
             r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
+        if "streams" in r:  # complete of started, for the experiments with streaming clients
+            r = {**r, "streams": f"{r.get('streams_complete', 0)}/{r['streams']}"}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
     # One line per experiment in logs too (off a terminal Rich assumes 80 columns).
     (console if console.is_terminal else Console(width=160)).print(fold(table))
+
+
+@chaos_app.command("report")
+def chaos_report(
+    target: Annotated[
+        str, typer.Option(help="local or kind: whose stored reports to show")
+    ] = "local",
+) -> None:
+    """The table of the last run of each experiment, from the reports `chaos run` wrote."""
+    if target not in chaos_runner.TARGETS:
+        raise _fail(f"unknown target '{target}'; one of: {', '.join(chaos_runner.TARGETS)}", 2)
     where = agentia_home() / "chaos" / ("kind" if target == "kind" else "")
-    console.print(f"reports: {where}")
-    if repeat > 1:
-        for exp in names_:
-            runs_ = [r for r in reports if r["experiment"].startswith(f"{exp} #")]
-            passed = sum(1 for r in runs_ if r["verdict"] == "pass")
-            console.print(f"{exp}: {passed} of {len(runs_)} passed")
-    if any(r["verdict"] != "pass" for r in reports):
-        raise typer.Exit(1)
+    reports = []
+    for path in sorted(where.glob("*.json")):
+        if path.name.endswith(".journal.json"):
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict) and report.get("target", "local") == target:
+            reports.append(report)
+    if not reports:
+        raise _fail(
+            f"no {target} chaos reports in {where}: run `agentia chaos run … --target {target}`"
+        )
+    _print_chaos_table(reports, target)
+    passed = sum(1 for r in reports if r.get("verdict") == "pass")
+    console.print(f"{passed} of {len(reports)} passed · reports: {where}")
 
 
 def run() -> None:

@@ -1,0 +1,131 @@
+"""Faults only a cluster has, as chaostoolkit actions: a worker node lost (its kind container
+stopped, then started again), a node drained, a rolling update under load, a workload moved
+to the other worker.
+
+They drive ``kubectl`` (the kind context only, always named) and ``docker`` (only the kind
+node containers of this project's cluster). Every wait is bounded; each action returns when
+its fault has ended, so the ``recovered`` probe after it counts recovery from there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any, Final
+
+from agentia.kind_render import NAMESPACE
+from agentia.kind_up import CLUSTER, CONTEXT
+
+NODE_READY_S: Final = 240.0  # a restarted kind node is Ready again well within this
+
+
+class FaultError(RuntimeError):
+    """A fault could not be injected or undone; the message says which step."""
+
+
+def _run(cmd: list[str], timeout: float = 120) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise FaultError(f"`{' '.join(cmd[:5])} …` failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def kubectl(*args: str, timeout: float = 120) -> str:
+    return _run(["kubectl", "--context", CONTEXT, *args], timeout=timeout)
+
+
+def _pods(selector: str, ns: str = NAMESPACE) -> list[dict[str, Any]]:
+    out = kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "json")
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def node_of(app: str, ns: str = NAMESPACE) -> str:
+    """The node running a pod of ``app`` (app.kubernetes.io/name); refused if none runs."""
+    for pod in _pods(f"app.kubernetes.io/name={app}", ns):
+        node = pod["spec"].get("nodeName")
+        if node and pod["status"].get("phase") == "Running":
+            return str(node)
+    raise FaultError(f"no running pod of '{app}' in namespace {ns}")
+
+
+def _own_worker(node: str) -> str:
+    """``node`` itself, once it is shown to be a worker of this project's kind cluster: the
+    control plane holds the API server and the gateway's port, so it is never the target."""
+    nodes = _run(["kind", "get", "nodes", "--name", CLUSTER]).split()
+    if node not in nodes:
+        raise FaultError(f"'{node}' is not a node of the kind cluster '{CLUSTER}'")
+    if node.endswith("control-plane"):
+        raise FaultError(f"'{node}' is the control plane; only workers are stopped")
+    return node
+
+
+def _wait_ready(node: str, timeout: float = NODE_READY_S) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            out = kubectl("get", "node", node, "-o", "json", timeout=20)
+            conditions = json.loads(out)["status"].get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return time.monotonic() - started
+        except (FaultError, subprocess.TimeoutExpired):
+            pass
+        time.sleep(2)
+    raise FaultError(f"node {node} was not Ready within {timeout:.0f}s of its restart")
+
+
+def _address(node: str) -> str:
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    return _run(["docker", "inspect", "-f", fmt, node]).strip()
+
+
+def lose_worker(app: str = "agent-runner", down_s: float = 45.0) -> str:
+    """Stop the kind container of the worker running ``app`` (every process on that node dies
+    at once, its network gone), keep it down ``down_s``, start it again, wait until Ready."""
+    node = _own_worker(node_of(app))
+    before = _address(node)
+    _run(["docker", "stop", "--time", "0", node])
+    time.sleep(max(0.0, min(down_s, 300.0)))
+    _run(["docker", "start", node])
+    ready_s = _wait_ready(node)
+    after = _address(node)
+    moved = f"; its address changed {before} → {after}" if before != after else ""
+    return f"worker {node} (running {app}) down {down_s:g}s, Ready {ready_s:.0f}s later{moved}"
+
+
+def drain_worker(app: str = "agent-runner", hold_s: float = 30.0) -> str:
+    """Drain the worker running ``app`` (its pods evicted, gracefully), hold it cordoned
+    ``hold_s``, then uncordon it. Pods whose volume is bound to that node wait for it."""
+    node = _own_worker(node_of(app))
+    try:
+        kubectl(
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--grace-period=30",
+            "--timeout=120s",
+            timeout=180,
+        )
+        time.sleep(max(0.0, min(hold_s, 300.0)))
+    finally:
+        kubectl("uncordon", node)
+    return f"worker {node} (running {app}) drained, uncordoned after {hold_s:g}s"
+
+
+def rolling_update(name: str = "agent-runner", timeout: float = 300.0) -> str:
+    """Roll every pod of a Deployment (what a new image does) and wait for the rollout."""
+    started = time.monotonic()
+    kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{name}")
+    kubectl(
+        "-n",
+        NAMESPACE,
+        "rollout",
+        "status",
+        f"deployment/{name}",
+        f"--timeout={int(timeout)}s",
+        timeout=timeout + 30,
+    )
+    return f"deployment {name} rolled in {time.monotonic() - started:.0f}s"
