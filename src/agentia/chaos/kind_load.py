@@ -46,7 +46,8 @@ def gateway() -> httpx.Client:
 
 CURRENT: dict[str, api_load.ApiLoad] = {}
 CURRENT_WORKFLOWS: list[str] = []
-FAULT: dict[str, float] = {}  # "at": when the fault ended (recovery is counted from there)
+# "ended": when the fault ended (epoch; recovery is counted from there), "recovery_s"
+FAULT: dict[str, float] = {}
 
 
 def start_load(
@@ -80,7 +81,7 @@ def recovered(timeout: float = 240) -> str:
     """Wait until a canary run (``POST /runs/wait``, not part of the load) succeeds again;
     the time from this call (right after the fault) is the experiment's ``recovery_s``."""
     started = time.monotonic()
-    FAULT["at"] = started
+    FAULT["ended"] = time.time()
     with gateway() as client:
         while time.monotonic() - started < timeout:
             try:
@@ -99,7 +100,8 @@ def nothing_lost(experiment: str, timeout: float = 240) -> dict[str, Any]:
     load = CURRENT.get("load")
     if load is None:
         raise RuntimeError("no load was started in this experiment")
-    result = api_load.outcome(gateway, load, timeout)
+    result = api_load.outcome(gateway, load, timeout, faults_ended=FAULT.get("ended"))
+    result["recovery_s"] = FAULT.get("recovery_s")
     result["ok"] = (
         result["lost"] == 0
         and result["duplicated"] == 0
