@@ -18,7 +18,7 @@ from chaoslib.exceptions import InvalidActivity
 from chaoslib.experiment import ensure_experiment_is_valid
 
 from agentia import kind, names
-from agentia.chaos import kind_load, runner
+from agentia.chaos import kind_faults, kind_load, runner
 from agentia.kind_render import NAMESPACE
 from agentia.paths import repo_root
 
@@ -334,3 +334,48 @@ def test_cli_lists_each_experiments_targets() -> None:
     assert rows["kill-runner"] == "local, kind"
     assert rows["freeze-runner-sidecar"] == "local"
     assert rows["stop-runner"] == "kind"
+
+
+def test_node_faults_touch_only_a_worker_of_the_kind_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`lose_worker` and `drain_worker` stop or drain a node only once Docker shows it as a
+    worker container of this kind cluster: never the control plane, never anything else."""
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], timeout: float = 120) -> str:
+        calls.append(cmd)
+        assert cmd[:3] == ["docker", "ps", "-a"], f"nothing but the listing may run: {cmd}"
+        return (
+            "agentia-control-plane control-plane\nagentia-worker worker\nagentia-worker2 worker\n"
+        )
+
+    monkeypatch.setattr(kind_faults, "_run", fake_run)
+    assert kind_faults._own_worker("agentia-worker2") == "agentia-worker2"
+    with pytest.raises(kind_faults.FaultError, match="is the control-plane; only workers"):
+        kind_faults._own_worker("agentia-control-plane")
+    with pytest.raises(kind_faults.FaultError, match="is not a node of the kind cluster"):
+        kind_faults._own_worker("db-prod-1")
+    assert {c[4] for c in calls} == {f"label=io.x-k8s.kind.cluster={kind.CLUSTER}"}
+
+
+def test_chaos_report_prints_the_stored_kind_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentia.cli.main import app
+
+    monkeypatch.setenv("AGENTIA_HOME", str(tmp_path))
+    empty = CliRunner().invoke(app, ["chaos", "report", "--target", "kind"])
+    assert empty.exit_code == 1 and "no kind chaos reports" in empty.output
+    folder = tmp_path / "chaos" / "kind"
+    folder.mkdir(parents=True)
+    report = {"experiment": "lose-worker", "target": "kind", "sent": 40, "lost": 0}
+    (folder / "lose-worker.json").write_text(json.dumps({**report, "verdict": "pass"}))
+    (folder / "lose-worker.journal.json").write_text("{}")  # Chaos Toolkit's, not ours
+    shown = CliRunner().invoke(app, ["chaos", "report", "--target", "kind"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "lose-worker" in shown.output and "1 of 1 passed" in shown.output
+    bad = CliRunner().invoke(app, ["chaos", "report", "--target", "mars"])
+    assert bad.exit_code == 2 and "unknown target 'mars'" in bad.output

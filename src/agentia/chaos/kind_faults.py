@@ -17,6 +17,7 @@ from typing import Any, Final
 from agentia.kind_render import NAMESPACE
 from agentia.kind_up import CLUSTER, CONTEXT
 
+KIND_CLUSTER_LABEL: Final = "io.x-k8s.kind.cluster"  # on every node container kind makes
 NODE_READY_S: Final = 240.0  # a restarted kind node is Ready again well within this
 
 
@@ -51,13 +52,18 @@ def node_of(app: str, ns: str = NAMESPACE) -> str:
 
 
 def _own_worker(node: str) -> str:
-    """``node`` itself, once it is shown to be a worker of this project's kind cluster: the
-    control plane holds the API server and the gateway's port, so it is never the target."""
-    nodes = _run(["kind", "get", "nodes", "--name", CLUSTER]).split()
-    if node not in nodes:
+    """``node`` itself, once Docker shows it to be a worker container of this project's kind
+    cluster (kind's own labels): the control plane holds the API server and the gateway's
+    port, so it is never the target, and nothing else on the machine is either."""
+    fmt = '{{.Names}} {{.Label "io.x-k8s.kind.role"}}'
+    out = _run(
+        ["docker", "ps", "-a", "--filter", f"label={KIND_CLUSTER_LABEL}={CLUSTER}", "--format", fmt]
+    )
+    roles = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    if node not in roles:
         raise FaultError(f"'{node}' is not a node of the kind cluster '{CLUSTER}'")
-    if node.endswith("control-plane"):
-        raise FaultError(f"'{node}' is the control plane; only workers are stopped")
+    if roles[node] != "worker":
+        raise FaultError(f"'{node}' is the {roles[node]}; only workers are stopped")
     return node
 
 
