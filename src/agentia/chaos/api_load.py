@@ -6,7 +6,8 @@ what a client of the gateway can see.
 - each run goes on a thread of its own (``POST /threads/{id}/runs``, created on the fly), so
   a retried POST whose first answer was lost is found again on that thread;
 - a creation attempt that is not answered 200 is a *refusal* (the client retries, up to
-  ``RETRY_FOR_S``); a thread whose every attempt was refused is *refused*;
+  ``RETRY_FOR_S`` unless the experiment says longer); a thread whose every attempt was
+  refused is *refused*;
 - a run is *lost* when the gateway never shows it final (``GET /threads/{t}/runs/{r}``);
 - a thread is *duplicated* when it holds a message twice (its input, a tool call, an
   answer: the effect of executing it twice); the run's event stream must end with exactly
@@ -53,6 +54,7 @@ class ApiLoad:
     settled_at: dict[str, float] = field(default_factory=dict)  # run id -> when it ended (epoch)
     created_at: dict[str, float] = field(default_factory=dict)  # run id -> when accepted (epoch)
     inputs: dict[str, str] = field(default_factory=dict)  # thread id -> the input it got
+    retry_for_s: float = RETRY_FOR_S  # how long a client keeps trying to get a run accepted
     sent: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -81,7 +83,7 @@ def _submit(client: httpx.Client, load: ApiLoad, thread_id: str, text: str) -> N
         "metadata": {"chaos": load.tag},
     }
     load.inputs[thread_id] = text
-    deadline = time.monotonic() + RETRY_FOR_S
+    deadline = time.monotonic() + load.retry_for_s
     reason = "not tried"
     while time.monotonic() < deadline:
         try:
@@ -142,10 +144,17 @@ def _watch(gateway: Gateway, load: ApiLoad) -> None:
             time.sleep(1)
 
 
-def start(gateway: Gateway, runs: int, per_second: float, agent: str, text: str) -> ApiLoad:
+def start(
+    gateway: Gateway,
+    runs: int,
+    per_second: float,
+    agent: str,
+    text: str,
+    retry_for_s: float = RETRY_FOR_S,
+) -> ApiLoad:
     """Start the load's publisher and watcher threads; they go on during the next steps."""
     gateway().close()  # no key, no gateway: fail here, before any fault is injected
-    load = ApiLoad(runs=runs, per_second=per_second, agent=agent, text=text)
+    load = ApiLoad(runs, per_second, agent, text, retry_for_s=retry_for_s)
     threading.Thread(target=_publish_all, args=(gateway, load), daemon=True).start()
     threading.Thread(target=_watch, args=(gateway, load), daemon=True).start()
     return load

@@ -51,11 +51,17 @@ FAULT: dict[str, float] = {}
 
 
 def start_load(
-    runs: int = 60, per_second: float = 2.0, agent: str = "assistant", text: str = "hello"
+    runs: int = 60,
+    per_second: float = 2.0,
+    agent: str = "assistant",
+    text: str = "hello",
+    retry_for_s: float = api_load.RETRY_FOR_S,
 ) -> str:
-    """Start a steady load of runs through the gateway; it goes on during the next steps."""
+    """Start a steady load of runs through the gateway; it goes on during the next steps.
+    ``retry_for_s``: how long a client retries a run the gateway does not accept (longer
+    for faults that take the whole mesh down longer than that)."""
     FAULT.clear()
-    load = api_load.start(gateway, runs, per_second, agent, text)
+    load = api_load.start(gateway, runs, per_second, agent, text, retry_for_s)
     CURRENT["load"] = load
     return f"posting {runs} runs at {per_second:g}/s to the gateway (tag {load.tag})"
 
