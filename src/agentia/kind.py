@@ -71,6 +71,7 @@ OVERLAYS: Final = ("dev", "full")
 GATEWAY_URL: Final = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 KIND_KEY_NAME: Final = "kind-local"  # the write key `agentia kind up` makes for this machine
 DOCKERFILE: Final = "deploy/docker/Dockerfile"
+POLICY_ENGINE: Final = "daemonset/kube-router"  # components/policy-engine, in kube-system
 __all__ = ["CLUSTER", "CONTEXT", "DAPR_NAMESPACE", "INFRA", "KEDA_VERSION", "KindError"]
 
 kind_app = typer.Typer(
@@ -232,6 +233,8 @@ def _up(overlay: str, build: bool, port: int) -> str:
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
     extra = plan.full_only if overlay == "full" else []
     load_images([*plan.load, *extra, *tagged.values()])
+    if overlay == "full" and plan.every_node:
+        load_images(plan.every_node, every_node=True)
     install_dapr(plan)
     if overlay == "full":
         helm_install("keda", "kedacore/keda", "keda", "--version", KEDA_VERSION)
@@ -252,6 +255,11 @@ def _up(overlay: str, build: bool, port: int) -> str:
     )
     wait_for([f"statefulset/{s}" for s in INFRA])
     run(f"applying overlay '{overlay}': the services", _kubectl("apply", "-f", "-"), stdin=services)
+    if overlay == "full":  # the policy engine: policies are enforced once it is ready
+        run(
+            "waiting for the policy engine (kube-router)",
+            _kubectl("rollout", "status", POLICY_ENGINE, "-n", "kube-system", "--timeout=300s"),
+        )
     wait_for_workloads()
     return gateway_url()
 

@@ -4,7 +4,8 @@ reaches, cached under ``~/.cache/agentia/kind/`` (``$AGENTIA_KIND_CACHE``).
 Where the normal images can be pulled (a user with internet), they are used as they are
 and nothing is built for them; otherwise the project builds them: the kind node image
 (kind_node.py), Dapr's images (kind_dapr_build.py), the infrastructure images and the
-Python base of the service image (Debian packages), and kind, kubectl and Helm when they
+Python base of the service image (Debian packages), the optional components' images (the
+OpenTelemetry collector; kube-router, the policy engine), and kind, kubectl and Helm when they
 are not on PATH (Go modules). Every step says what it does and how long it took; a second
 run finds everything cached and takes seconds.
 """
@@ -23,7 +24,13 @@ import yaml
 
 from agentia import kind_dapr_build, kind_engine, kind_node
 from agentia.kind_gobuild import TOOLS, go_build
-from agentia.kind_images import binary_image, debian_base, dockerfile_image, pullable
+from agentia.kind_images import (
+    binary_image,
+    debian_base,
+    dockerfile_image,
+    images_dir,
+    pullable,
+)
 from agentia.kind_render import kind_dir
 from agentia.paths import repo_root
 from agentia.runtime.daprbin import DAPR_VERSION
@@ -34,6 +41,9 @@ INFRA_RECIPES: Final = {"postgres": "trixie", "rabbitmq": "bookworm", "redis": "
 PYTHON_BASE_SUITE: Final = "bookworm"  # python3 3.11, as pyproject.toml and the Dockerfile
 CLUSTER_TOOLS: Final = ("kind", "kubectl", "helm")
 OTEL_UID: Final = 10001  # the official collector image's user (collector.yaml runs as it)
+POLICY_ENGINE_SUITE: Final = "bookworm"  # iptables 1.8.9 (legacy and nft), ipset 7.17
+# The iptables backend chooser the kube-proxy image uses, shared by the policy engine's.
+IPTABLES_WRAPPER: Final = images_dir() / "kube-proxy" / "iptables-wrapper"
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Plan:
     dapr_chart: Path | None = None  # None: Dapr's Helm repository
     dapr_values: list[str] = field(default_factory=list)
     full_only: list[str] = field(default_factory=list)  # images only the `full` overlay runs
+    every_node: list[str] = field(default_factory=list)  # `full` too, control plane included
     tools: dict[str, Path] = field(default_factory=dict)  # tool -> binary
     notes: list[str] = field(default_factory=list)  # what was chosen, for the user
 
@@ -85,13 +96,23 @@ def infra_images() -> dict[str, str]:
     return out
 
 
+def component_image(component: str, file: str, kind: str) -> str:
+    """The image the first workload of ``kind`` in an optional component runs."""
+    path = kind_dir() / "components" / component / file
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == kind:
+            return str(doc["spec"]["template"]["spec"]["containers"][0]["image"])
+    raise RuntimeError(f"{path} has no {kind}")
+
+
 def otel_collector_image() -> str:
     """The image the optional otel-collector component runs."""
-    path = kind_dir() / "components" / "otel-collector" / "collector.yaml"
-    for doc in yaml.safe_load_all(path.read_text()):
-        if doc and doc.get("kind") == "Deployment":
-            return str(doc["spec"]["template"]["spec"]["containers"][0]["image"])
-    raise RuntimeError(f"{path} has no Deployment")
+    return component_image("otel-collector", "collector.yaml", "Deployment")
+
+
+def policy_engine_image() -> str:
+    """The image the optional policy-engine component (kube-router) runs."""
+    return component_image("policy-engine", "kube-router.yaml", "DaemonSet")
 
 
 def _otel_collector(progress: Progress, plan: Plan) -> None:
@@ -109,6 +130,21 @@ def _otel_collector(progress: Progress, plan: Plan) -> None:
         )
         plan.notes.append(f"otel-collector: {ref} built here from Go modules ({built})")
     plan.full_only.append(ref)
+
+
+def _policy_engine(progress: Progress, plan: Plan) -> None:
+    """kube-router's policy controller: Debian's iptables and ipset, the Go-built binary."""
+    ref = policy_engine_image()
+    if pullable(ref):
+        plan.notes.append(f"policy engine: {ref} (pulled)")
+    else:
+        binary = go_build(TOOLS["kube-router"], progress) / "kube-router"
+        files = {"kube-router": binary, "iptables-wrapper": IPTABLES_WRAPPER}
+        base = debian_base(POLICY_ENGINE_SUITE, progress)
+        built = dockerfile_image("kube-router", base, progress, files=files, tags=[ref])
+        plan.notes.append(f"policy engine: {ref} built here from Debian and Go modules ({built})")
+    # A DaemonSet on every node, the control plane too: loaded there as well.
+    plan.every_node.append(ref)
 
 
 def dockerfile_python_default() -> str:
@@ -189,6 +225,7 @@ def build(progress: Progress, timings: dict[str, float] | None = None) -> Plan:
     plan.python_image = step.run("Python base", lambda: _python_base(progress))
     step.run("infrastructure images", lambda: _infra(progress, plan))
     step.run("OpenTelemetry collector", lambda: _otel_collector(progress, plan))
+    step.run("policy engine (kube-router)", lambda: _policy_engine(progress, plan))
     if dapr_repo_reachable():
         plan.notes.append("Dapr: its Helm repository and published images")
     else:

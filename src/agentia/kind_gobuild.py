@@ -31,6 +31,8 @@ Progress = Callable[[str], None]
 K8S_VERSION: Final = "v1.37.2"  # v1.37.0 (kind v0.33.0's default) is not served
 K8S_STAGING_VERSION: Final = "v0.37.2"
 STATIC_CGO: Final = "-extldflags=-static"
+KUBE_ROUTER_VERSION: Final = "v2.1.0"
+_KUBE_ROUTER_VERSION_PKG: Final = "github.com/cloudnativelabs/kube-router/v2/pkg/version"
 
 
 class GoBuildError(RuntimeError):
@@ -191,6 +193,18 @@ TOOLS: Final = {
             "v0.115.0",
             {"otelcol": "agentia.dev/kindbuild/otelcol"},
             own_main=True,  # main.go: the core distribution's parts that collector.yaml uses
+        ),
+        GoTool(
+            # The network-policy controller only (kind_build.py; components/policy-engine):
+            # v2.1.0 is the one v2 version the module proxy here serves.
+            "kube-router",
+            "github.com/cloudnativelabs/kube-router/v2",
+            KUBE_ROUTER_VERSION,
+            {"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+            ldflags=(
+                f"-X {_KUBE_ROUTER_VERSION_PKG}.Version={KUBE_ROUTER_VERSION}",
+                f"-X {_KUBE_ROUTER_VERSION_PKG}.BuildDate=1970-01-01T00:00:00Z",
+            ),
         ),
         GoTool(
             "helm",

@@ -181,15 +181,19 @@ def build_service_images(python_image: str | None) -> dict[str, str]:
     return tagged
 
 
+def all_nodes() -> list[str]:
+    return sorted(run("listing the nodes", ["kind", "get", "nodes", "--name", CLUSTER]).split())
+
+
 def worker_nodes() -> list[str]:
-    out = run("listing the nodes", ["kind", "get", "nodes", "--name", CLUSTER])
-    return sorted(n for n in out.split() if "control-plane" not in n)
+    return [n for n in all_nodes() if "control-plane" not in n]
 
 
-def load_images(refs: list[str]) -> None:
+def load_images(refs: list[str], *, every_node: bool = False) -> None:
     """One `kind load` for all: one save, shared layers sent once, images already there
-    skipped; workers only (nothing of the mesh or of Dapr runs on the tainted control plane)."""
-    nodes = worker_nodes()
+    skipped; workers only (nothing of the mesh or of Dapr runs on the tainted control plane)
+    unless ``every_node`` (a node agent's DaemonSet runs there too)."""
+    nodes = all_nodes() if every_node else worker_nodes()
     run(
         f"loading {len(refs)} images into {', '.join(nodes)}",
         ["kind", "load", "docker-image", *refs, "--name", CLUSTER, "--nodes", ",".join(nodes)],

@@ -48,14 +48,12 @@ def rendered_combination(components: tuple[str, ...]) -> list[Doc]:
     name = "combo-" + ("-".join(components) or "none")
     path = _scratch() / "overlays" / name
     path.mkdir(exist_ok=True)
-    overlay: Doc = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "namespace": "agentia",
-        "resources": ["../../base", "../../infra"],
-    }
-    if components:
-        overlay["components"] = [f"../../components/{c}" for c in components]
+    # The full overlay's kustomization with other components: its namespace transformer
+    # leaves the policy engine's kube-system objects where they are.
+    overlay: Doc = yaml.safe_load(
+        (kind_dir() / "overlays" / "full" / "kustomization.yaml").read_text()
+    )
+    overlay["components"] = [f"../../components/{c}" for c in components]
     (path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
     return load(kind.kustomize_build(path))
 

@@ -63,7 +63,11 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     monkeypatch.setenv("AGENTIA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AGENTIA_KIND_CACHE", str(tmp_path / "kind-cache"))  # no real tools
     monkeypatch.setattr(kind, "_wait_for_gateway", lambda url: True)
-    plan = kind_build.Plan(python_image=LOCAL_PYTHON, load=["rabbitmq:3.13.7"])
+    plan = kind_build.Plan(
+        python_image=LOCAL_PYTHON,
+        load=["rabbitmq:3.13.7"],
+        every_node=["cloudnativelabs/kube-router:v2.1.0"],
+    )
     monkeypatch.setattr(kind_build, "build", lambda progress, timings=None: plan)
     monkeypatch.setattr(kind_build, "dapr_repo_reachable", lambda: True)
     (tmp_path / "ca").mkdir()
@@ -121,6 +125,13 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     load = next(c for c in calls if c.startswith("kind load docker-image"))
     assert "rabbitmq:3.13.7" in load.split()  # the plan's images and the services', at once
     assert load.endswith("--nodes agentia-worker,agentia-worker2")  # not the control plane
+    # The policy engine's DaemonSet runs on every node: its image goes to all of them.
+    agent = "kind load docker-image cloudnativelabs/kube-router:v2.1.0 --name agentia"
+    assert f"{agent} --nodes agentia-control-plane,agentia-worker,agentia-worker2" in calls
+    assert "kube-router" not in load
+    assert first(
+        "kubectl --context kind-agentia rollout status daemonset/kube-router -n kube-system"
+    ) > first("kubectl --context kind-agentia apply")
     for app_id in names.APP_IDS:
         digest = hashlib.sha256(f"agentia/{app_id}:dev\n".encode()).hexdigest()[:12]
         tagged = f"agentia/{app_id}:{digest}"
