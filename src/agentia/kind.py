@@ -66,7 +66,8 @@ from agentia.paths import agentia_home, cache_home, repo_root
 
 KUSTOMIZE_VERSION: Final = "v5.7.1"
 KIND_VERSION: Final = "v0.33.0"  # its default node image is the one cluster.yaml pins
-OVERLAYS: Final = ("dev", "full")
+OVERLAYS: Final = ("dev", "policies", "full")
+ENFORCED: Final = ("policies", "full")  # the overlays that run the policy engine
 # The cluster gateway's default URL; `gateway_url()` reads the running cluster's mapping.
 GATEWAY_URL: Final = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 KIND_KEY_NAME: Final = "kind-local"  # the write key `agentia kind up` makes for this machine
@@ -233,7 +234,7 @@ def _up(overlay: str, build: bool, port: int) -> str:
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
     extra = plan.full_only if overlay == "full" else []
     load_images([*plan.load, *extra, *tagged.values()])
-    if overlay == "full" and plan.every_node:
+    if overlay in ENFORCED and plan.every_node:
         load_images(plan.every_node, every_node=True)
     install_dapr(plan)
     if overlay == "full":
@@ -255,7 +256,7 @@ def _up(overlay: str, build: bool, port: int) -> str:
     )
     wait_for([f"statefulset/{s}" for s in INFRA])
     run(f"applying overlay '{overlay}': the services", _kubectl("apply", "-f", "-"), stdin=services)
-    if overlay == "full":  # the policy engine: policies are enforced once it is ready
+    if overlay in ENFORCED:  # the policy engine: policies are enforced once it is ready
         run(
             "waiting for the policy engine (kube-router)",
             _kubectl("rollout", "status", POLICY_ENGINE, "-n", "kube-system", "--timeout=300s"),
@@ -294,7 +295,13 @@ def build_cmd() -> None:
 
 @kind_app.command()
 def up(
-    overlay: Annotated[str, typer.Option(help="dev (services + infrastructure) or full")] = "dev",
+    overlay: Annotated[
+        str,
+        typer.Option(
+            help="dev (services + infrastructure), policies (dev + network policies "
+            "enforced) or full"
+        ),
+    ] = "dev",
     build: Annotated[
         bool, typer.Option(help="Build the images (--no-build: load those built before)")
     ] = True,
@@ -359,7 +366,9 @@ def down() -> None:
 
 
 @kind_app.command("render")
-def render_cmd(overlay: Annotated[str, typer.Argument(help="dev or full")] = "dev") -> None:
+def render_cmd(
+    overlay: Annotated[str, typer.Argument(help="dev, policies or full")] = "dev",
+) -> None:
     """Print the manifests of an overlay (kustomize build), offline."""
     try:
         print(render(overlay), end="")

@@ -56,7 +56,8 @@ class Plan:
     dapr_chart: Path | None = None  # None: Dapr's Helm repository
     dapr_values: list[str] = field(default_factory=list)
     full_only: list[str] = field(default_factory=list)  # images only the `full` overlay runs
-    every_node: list[str] = field(default_factory=list)  # `full` too, control plane included
+    # The policy engine's (overlays `policies` and `full`), loaded on the control plane too.
+    every_node: list[str] = field(default_factory=list)
     tools: dict[str, Path] = field(default_factory=dict)  # tool -> binary
     notes: list[str] = field(default_factory=list)  # what was chosen, for the user
 
