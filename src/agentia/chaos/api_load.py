@@ -161,20 +161,29 @@ def start(
 
 
 def _final_events(client: httpx.Client, thread_id: str, run_id: str) -> int:
-    """Distinct final events (by seq) on the run's stream, replayed from its log."""
-    seen: set[str] = set()
-    event = ""
-    with client.stream("GET", f"/threads/{thread_id}/runs/{run_id}/stream", timeout=30) as resp:
-        if resp.status_code != 200:
-            return 0
-        for line in resp.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "events":
-                data = json.loads(line[6:])
-                if data.get("kind") in FINAL_KINDS:
-                    seen.add(str(data.get("seq")))
-    return len(seen)
+    """Distinct final events (by seq) on the run's stream, replayed from its log. A refusal a
+    retry can fix (429 over the key's rate, a 5xx) is retried for up to ``RETRY_FOR_S``."""
+    deadline = time.monotonic() + RETRY_FOR_S
+    while True:
+        seen: set[str] = set()
+        event = ""
+        url = f"/threads/{thread_id}/runs/{run_id}/stream"
+        with client.stream("GET", url, timeout=30) as resp:
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if time.monotonic() < deadline:
+                    time.sleep(min(float(resp.headers.get("retry-after") or 1), 5.0))
+                    continue
+                return 0
+            if resp.status_code != 200:
+                return 0
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "events":
+                    data = json.loads(line[6:])
+                    if data.get("kind") in FINAL_KINDS:
+                        seen.add(str(data.get("seq")))
+        return len(seen)
 
 
 def _read(client: httpx.Client, path: str, **params: Any) -> Any:
