@@ -232,7 +232,7 @@ def _up(overlay: str, build: bool, port: int) -> str:
     else:
         create_cluster(plan, port)
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
-    extra = plan.full_only if overlay == "full" else []
+    extra = plan.beyond_dev if overlay in ENFORCED else []
     load_images([*plan.load, *extra, *tagged.values()])
     if overlay in ENFORCED and plan.every_node:
         load_images(plan.every_node, every_node=True)

@@ -55,7 +55,7 @@ class Plan:
     load: list[str] = field(default_factory=list)  # images to load into the nodes
     dapr_chart: Path | None = None  # None: Dapr's Helm repository
     dapr_values: list[str] = field(default_factory=list)
-    full_only: list[str] = field(default_factory=list)  # images only the `full` overlay runs
+    beyond_dev: list[str] = field(default_factory=list)  # images `policies` and `full` run
     # The policy engine's (overlays `policies` and `full`), loaded on the control plane too.
     every_node: list[str] = field(default_factory=list)
     tools: dict[str, Path] = field(default_factory=dict)  # tool -> binary
@@ -130,7 +130,7 @@ def _otel_collector(progress: Progress, plan: Plan) -> None:
             tags=[ref],
         )
         plan.notes.append(f"otel-collector: {ref} built here from Go modules ({built})")
-    plan.full_only.append(ref)
+    plan.beyond_dev.append(ref)
 
 
 def _policy_engine(progress: Progress, plan: Plan) -> None:

@@ -74,7 +74,7 @@ def test_its_image_is_the_one_kind_build_plans(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(kind_build, "dockerfile_image", fake_dockerfile_image)
     plan = kind_build.Plan()
     kind_build._policy_engine(lambda _: None, plan)
-    assert plan.every_node == [image] and image not in plan.load + plan.full_only
+    assert plan.every_node == [image] and image not in plan.load + plan.beyond_dev
     assert built["name"] == "kube-router" and built["tags"] == [image]
     assert built["base"] == f"debian:{kind_build.POLICY_ENGINE_SUITE}"
     assert built["files"]["kube-router"] == Path("/cache/kube-router/kube-router")

@@ -1,6 +1,6 @@
-"""The full overlay's NetworkPolicies (components/network-policies), enforced on the real
-cluster by kube-router (components/policy-engine): for each policy, a path it allows
-connects and a path it is meant to stop does not.
+"""The NetworkPolicies of the `policies` and `full` overlays (components/network-policies),
+enforced on the real cluster by kube-router (components/policy-engine): for each policy, a
+path it allows connects and a path it is meant to stop does not.
 
 Every denial is falsifiable: it targets a port that is listening (a control connects to
 it first, from inside the target's own pod, or along a path a policy allows), so a policy
@@ -11,9 +11,9 @@ ones (no Python there). NetworkPolicy acts per pod, not per container: a service
 container and its sidecar share one network namespace, so "the sidecar's path" is the
 pod's.
 
-Runs only against a cluster brought up with `agentia kind up --overlay full`; on any
-other cluster (no kube-router DaemonSet in kube-system) the whole module is skipped, with
-that reason shown.
+Runs only against a cluster brought up with `agentia kind up --overlay policies` (or
+`full`); on any other cluster (no kube-router DaemonSet in kube-system) the whole module
+is skipped, with that reason shown.
 """
 
 from __future__ import annotations
@@ -59,15 +59,15 @@ PYTHON_CONTAINERS = set(names.APP_IDS)  # the service image has python3
 
 @pytest.fixture(scope="module", autouse=True)
 def policy_engine() -> None:
-    """Skip unless the full overlay is applied; then wait for the engine on every node."""
+    """Skip unless the policy engine is applied; then wait for it on every node."""
     engines = kubectl_json(
         "get", "daemonsets", "-n", "kube-system", "-l", "app.kubernetes.io/name=kube-router"
     )["items"]
     if not engines:
         pytest.skip(
-            "the cluster does not run the `full` overlay (no kube-router DaemonSet in "
-            "kube-system): network policies are only applied and enforced there; "
-            "run `agentia kind up --overlay full`"
+            "the cluster runs neither the `policies` nor the `full` overlay (no kube-router "
+            "DaemonSet in kube-system): network policies are only applied and enforced "
+            "there; run `agentia kind up --overlay policies`"
         )
     policies = kubectl_json("get", "networkpolicies", "-n", NAMESPACE)["items"]
     assert {p["metadata"]["name"] for p in policies} >= {"default-deny", "mesh-sidecars"}
