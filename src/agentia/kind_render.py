@@ -155,6 +155,18 @@ def _pod_spec(account: str, container: Doc) -> Doc:
     }
 
 
+def _spread(app_id: str) -> Doc:
+    """Replicas over the nodes they may run on (not the tainted control plane), as evenly as
+    the scheduler can: soft, so a lost node never leaves a replica unscheduled."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "nodeTaintsPolicy": "Honor",
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": app_id}},
+    }
+
+
 def _account(name: str, component: str) -> Doc:
     return {
         "apiVersion": "v1",
@@ -226,7 +238,10 @@ def service_manifests(app_id: str) -> list[Doc]:
                     "labels": labels(app_id, "service"),
                     "annotations": service_annotations(app_id),
                 },
-                "spec": _pod_spec(app_id, container),
+                "spec": {
+                    **_pod_spec(app_id, container),
+                    "topologySpreadConstraints": [_spread(app_id)],
+                },
             },
         },
     }

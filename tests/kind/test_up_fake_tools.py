@@ -189,3 +189,23 @@ def test_images_builds_and_loads_each_service_or_asks_for_a_cluster(
     assert len(loads) == 1 and all(f"agentia/{a}:" in loads[0] for a in names.APP_IDS)
     for app_id in names.APP_IDS:
         assert f"{app_id}: agentia/{app_id}:" in result.output
+
+
+def test_the_machines_kind_key_gets_a_rate_for_the_chaos_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kind up` makes this machine's key with a rate the chaos load and the scale bench
+    need, and gives an existing key (made before) that rate without changing the key."""
+    monkeypatch.setenv("AGENTIA_HOME", str(tmp_path))
+    monkeypatch.setattr(kind, "_existing_secret", lambda name: {})
+    ring = KeyRing.from_secret(kind._api_keys())
+    (record,) = ring.keys.values()
+    assert record.name == kind.KIND_KEY_NAME
+    assert record.rate_limit_per_minute == kind.KIND_KEY_RATE_PER_MINUTE
+    key = kind.kind_key_path().read_text().strip()
+    older = {**ring.keys[record.id].model_dump(), "rate_limit_per_minute": None}
+    stored = KeyRing(keys={record.id: older}).to_secret()
+    monkeypatch.setattr(kind, "_existing_secret", lambda name: {name: stored})
+    again = KeyRing.from_secret(kind._api_keys())
+    assert again.keys[record.id].rate_limit_per_minute == kind.KIND_KEY_RATE_PER_MINUTE
+    assert kind.kind_key_path().read_text().strip() == key, "the key itself is kept"
