@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 from agentia import names
 from agentia.events import Event
@@ -40,6 +41,41 @@ class DaprError(RuntimeError):
 
 class ETagMismatch(DaprError):
     """A state write lost an optimistic-concurrency race (the ETag no longer matches)."""
+
+
+# What a run costs in hops: every call an app makes to its sidecar, by kind and target (a
+# store, topic, app or binding: a small fixed set). bench/hops.py reads it per run.
+SIDECAR_CALLS = Counter(
+    "agentia_sidecar_calls_total",
+    "Calls an app made to its own Dapr sidecar, by kind (state.get, publish, invoke...) "
+    "and target (store, topic, app or binding).",
+    ["app", "call", "target"],
+)
+_STATE_OPS = {"bulk": "state.bulk", "transaction": "state.transact"}
+
+
+def call_kind(method: str, path: str) -> tuple[str, str]:
+    """The kind and target of one sidecar call from its method and path, e.g.
+    ``("GET", "/v1.0/state/statestore/run:1")`` is ``("state.get", "statestore")``."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if len(parts) < 2:
+        return "other", ""
+    area, rest = parts[1], parts[2:]
+    target = rest[0] if rest else ""
+    if area == "state" and rest:
+        if method == "GET":
+            return "state.get", target
+        if method == "DELETE":
+            return "state.delete", target
+        op = rest[1] if len(rest) > 1 else ""
+        return _STATE_OPS.get(op, "state.save"), target
+    if area == "publish" and len(rest) > 1:
+        return "publish", rest[1]
+    if area in ("invoke", "bindings", "secrets"):
+        return {"invoke": "invoke", "bindings": "binding", "secrets": "secret"}[area], target
+    if area.startswith("workflows"):
+        return "workflow", target
+    return area, ""
 
 
 @dataclass(frozen=True)
@@ -77,8 +113,17 @@ class DaprClient:
     ) -> None:
         headers = {"dapr-api-token": api_token} if api_token else {}
         self.app_id = app_id
+
+        async def count(request: httpx.Request) -> None:
+            call, target = call_kind(request.method, request.url.path)
+            SIDECAR_CALLS.labels(app_id, call, target).inc()
+
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            event_hooks={"request": [count]},
         )
 
     async def __aenter__(self) -> DaprClient:

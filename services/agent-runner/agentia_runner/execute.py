@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents import Agent, RunConfig, Runner, Session
+from agents import Agent, RunConfig, Runner, RunResultStreaming, Session
 from agents.exceptions import (
     AgentsException,
     InputGuardrailTripwireTriggered,
@@ -19,6 +19,8 @@ from agents.exceptions import (
     OutputGuardrailTripwireTriggered,
 )
 from agents.items import ItemHelpers, MessageOutputItem
+
+from agentia_runner.deltas import DeltaBatcher
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -71,6 +73,47 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
+async def _events(
+    result: RunResultStreaming,
+    emit: Emit,
+    cancelled: Callable[[], Awaitable[bool]] | None,
+    models: dict[str, dict[str, int]],
+) -> None:
+    """Emit the streamed run's events; raises RunCancelled when ``cancelled`` says so."""
+    async for ev in result.stream_events():
+        if ev.type == "raw_response_event":
+            if ev.data.type == "response.output_text.delta":
+                await emit("message.delta", {"delta": ev.data.delta})
+            elif ev.data.type == "response.completed":
+                # The response streams while its agent is the current one.
+                used = getattr(ev.data.response, "usage", None)
+                add_response(models, model_name(result.current_agent), used)
+            continue
+        if ev.type == "agent_updated_stream_event":
+            await emit("agent.updated", {"agent": ev.new_agent.name})
+            continue
+        item = ev.item
+        if ev.name == "tool_called":
+            raw = item.raw_item
+            await emit(
+                "tool.call",
+                {
+                    "name": getattr(raw, "name", None),
+                    "arguments": getattr(raw, "arguments", None),
+                    "call_id": getattr(raw, "call_id", None),
+                },
+            )
+        elif ev.name == "tool_output":
+            await emit("tool.result", {"output": _jsonable(getattr(item, "output", None))})
+        elif ev.name == "handoff_occured":  # sic: the SDK's event name
+            await emit("handoff", {"to": item.target_agent.name})
+        elif ev.name == "message_output_created" and isinstance(item, MessageOutputItem):
+            await emit("message.completed", {"text": ItemHelpers.text_message_output(item)})
+        if cancelled is not None and await cancelled():
+            result.cancel()
+            raise RunCancelled()
+
+
 async def execute(
     agent: Agent[Any],
     run_input: str | list[Any],
@@ -81,7 +124,8 @@ async def execute(
     session: Session | None = None,
     context: Any = None,
 ) -> Outcome:
-    """Stream the run, emitting message deltas, tool calls/results and handoffs.
+    """Stream the run, emitting message deltas (batched: ``deltas.py``), tool calls and
+    results, and handoffs.
 
     With a ``session`` the SDK reads the conversation so far from it and appends the new
     items to it (the memory service, for runs on a thread). ``context`` is the SDK's run
@@ -95,57 +139,34 @@ async def execute(
         session=session,
     )
     models: dict[str, dict[str, int]] = {}
+    batch = DeltaBatcher(emit)
 
     def ended(status: str, error: str, last_agent: str | None = None) -> Outcome:
         # Tokens spent before a failure or a cancel were spent all the same.
         usage = total(models) if models else {}
         return Outcome(status, error=error, last_agent=last_agent, usage=usage, models=models)
 
+    failure: Outcome | None = None
     try:
-        async for ev in result.stream_events():
-            if ev.type == "raw_response_event":
-                if ev.data.type == "response.output_text.delta":
-                    await emit("message.delta", {"delta": ev.data.delta})
-                elif ev.data.type == "response.completed":
-                    # The response streams while its agent is the current one.
-                    used = getattr(ev.data.response, "usage", None)
-                    add_response(models, model_name(result.current_agent), used)
-                continue
-            if ev.type == "agent_updated_stream_event":
-                await emit("agent.updated", {"agent": ev.new_agent.name})
-                continue
-            item = ev.item
-            if ev.name == "tool_called":
-                raw = item.raw_item
-                await emit(
-                    "tool.call",
-                    {
-                        "name": getattr(raw, "name", None),
-                        "arguments": getattr(raw, "arguments", None),
-                        "call_id": getattr(raw, "call_id", None),
-                    },
-                )
-            elif ev.name == "tool_output":
-                await emit("tool.result", {"output": _jsonable(getattr(item, "output", None))})
-            elif ev.name == "handoff_occured":  # sic: the SDK's event name
-                await emit("handoff", {"to": item.target_agent.name})
-            elif ev.name == "message_output_created" and isinstance(item, MessageOutputItem):
-                await emit("message.completed", {"text": ItemHelpers.text_message_output(item)})
-            if cancelled is not None and await cancelled():
-                result.cancel()
-                raise RunCancelled()
+        await _events(result, batch, cancelled, models)
     except RunCancelled:
-        return ended("interrupted", "cancelled", result.last_agent.name)
+        failure = ended("interrupted", "cancelled", result.last_agent.name)
     except InputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        return ended("error", f"input guardrail tripped: {info}")
+        failure = ended("error", f"input guardrail tripped: {info}")
     except OutputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        return ended("error", f"output guardrail tripped: {info}")
+        failure = ended("error", f"output guardrail tripped: {info}")
     except MaxTurnsExceeded:
-        return ended("error", f"more than {max_turns} turns")
+        failure = ended("error", f"more than {max_turns} turns")
     except AgentsException as exc:
-        return ended("error", f"{type(exc).__name__}: {exc}")
+        failure = ended("error", f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        batch.discard()  # the attempt is abandoned: its next attempt tells the rest
+        raise
+    await batch.close()
+    if failure is not None:
+        return failure
     usage = result.context_wrapper.usage
     output = result.final_output
     if hasattr(output, "model_dump"):

@@ -55,6 +55,7 @@ async def on_run_event(request: Request) -> dict[str, str]:
             # next run the moment its stream ends finds the thread free.
             await flow.settle(event.run_id, event.status, event.data)
         await flow.store.append_log(event.run_id, log_entry(event), final=final)
+        flow.signals.notify(event.run_id)
     except Contended:
         return {"status": "RETRY"}  # many events of one run at once: Dapr redelivers this one
     return {"status": "SUCCESS"}

@@ -30,6 +30,7 @@ from agentia.telemetry import tag_current_span
 from agentia_gateway import metrics
 from agentia_gateway.budgets import Budgets
 from agentia_gateway.catalog import Catalog
+from agentia_gateway.log_signals import LogSignals
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import FINAL, Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
@@ -73,6 +74,7 @@ class RunFlow:
         self.catalog = Catalog(self.client)
         self.faults: faults.Faults = app.state.faults
         self._publishing: set[asyncio.Task[bool]] = set()  # publishes that outlive a request
+        self.signals = LogSignals()  # wakes this replica's streams (run_events.py appends)
 
     async def agents(self) -> dict[str, str]:
         """The agents the mesh can run, with the model each one's definition names."""

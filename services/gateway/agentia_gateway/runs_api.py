@@ -112,39 +112,42 @@ async def run_frames(
     finished = False
     patience = time.monotonic() + unrecorded_wait_s
     try:
-        while not finished:
-            events = await flow.store.read_log(run_id)
-            for event in events:
-                seq = int(event["seq"])
-                if seq <= sent:
-                    continue
-                # Events are numbered by their position in the run from 0, whatever attempt
-                # sent them: a gap is an event still on its way; hold on for it briefly.
-                if seq != sent + 1:
-                    gap_since = gap_since or time.monotonic()
-                    if time.monotonic() - gap_since < GAP_GRACE_S:
+        with flow.signals.watching(run_id):
+            while not finished:
+                woken = flow.signals.armed(run_id)  # before the read: no append is missed
+                events = await flow.store.read_log(run_id)
+                for event in events:
+                    seq = int(event["seq"])
+                    if seq <= sent:
+                        continue
+                    # Events are numbered by their position in the run from 0, whatever attempt
+                    # sent them: a gap is an event still on its way; hold on for it briefly.
+                    if seq != sent + 1:
+                        gap_since = gap_since or time.monotonic()
+                        if time.monotonic() - gap_since < GAP_GRACE_S:
+                            break
+                    gap_since, sent = 0.0, seq
+                    frames = state.frames(event)
+                    if seq > after:
+                        for frame in frames:
+                            yield frame
+                        last_io = time.monotonic()
+                    if event["kind"] in FINAL_KINDS:
+                        finished = True
                         break
-                gap_since, sent = 0.0, seq
-                frames = state.frames(event)
-                if seq > after:
-                    for frame in frames:
-                        yield frame
-                    last_io = time.monotonic()
-                if event["kind"] in FINAL_KINDS:
-                    finished = True
+                if finished:
                     break
-            if finished:
-                break
-            if not events or sent < 0:
-                current = await flow.store.get(run_id)
-                if current is None and time.monotonic() < patience:
-                    pass  # not started yet: its first event is on its way
-                elif current is None or (current["status"] in FINAL and not events):
-                    break  # settled with no log left (expired): nothing more will come
-            if time.monotonic() - last_io > KEEPALIVE_S:
-                yield ": keepalive\n\n"
-                last_io = time.monotonic()
-            await asyncio.sleep(pause)
+                if not events or sent < 0:
+                    current = await flow.store.get(run_id)
+                    if current is None and time.monotonic() < patience:
+                        pass  # not started yet: its first event is on its way
+                    elif current is None or (current["status"] in FINAL and not events):
+                        break  # settled with no log left (expired): nothing more will come
+                if time.monotonic() - last_io > KEEPALIVE_S:
+                    yield ": keepalive\n\n"
+                    last_io = time.monotonic()
+                # Woken by this replica's append, else the log is read again after pause.
+                await flow.signals.wait(woken, pause)
     finally:
         if not finished and record.get("on_disconnect") == "cancel":
             # The client left a stream it asked to cancel on disconnect.

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 READ_POSTS = ("/search", "/store/namespaces", "/store/items/get")
 WINDOW_S = 60
 COUNTER_TIMEOUT_S = 0.5
+READ_EVERY_S = 1.0  # how stale this replica's view of a key's count may be
 
 
 @dataclass(frozen=True)
@@ -147,17 +149,27 @@ def authorize(principal: Principal, method: str, path: str) -> None:
 class RateLimiter:
     """Fixed one-minute windows counted with Redis INCR (a Dapr output binding).
 
-    If Redis is down the gateway lets requests through (and says so in its log) rather than
-    refusing everything: rate limiting degrades, the API does not.
+    A request costs one call: the INCR. The count is read back (a second call) only when
+    the last count read here is over a second old or the count as known here has reached
+    half the limit: this replica's view is the last count read plus its own INCRs since, so
+    other replicas' requests are seen within a second, and from half the limit on every
+    request reads the exact count. One replica refuses exactly at the limit; a burst spread
+    over R replicas within one second can pass more (each may take up to half the limit
+    before it reads). If Redis is down the gateway lets requests through (and says so
+    in its log) rather than refusing everything: rate limiting degrades, the API does not.
     """
 
-    def __init__(self, client: DaprClient, default_per_minute: int) -> None:
-        self.client, self.default = client, default_per_minute
+    def __init__(
+        self, client: DaprClient, default_per_minute: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client, self.default, self.clock = client, default_per_minute, clock
         self._warned = 0.0
+        # Per counter key: (count last read, INCRs here since, when it was read).
+        self._known: dict[str, tuple[int, int, float]] = {}
 
     async def hit(self, principal: Principal) -> None:
         limit = principal.rate_limit_per_minute or self.default
-        now = time.time()
+        now = self.clock()
         window = int(now // WINDOW_S)
         key = f"agentia-rl:{principal.id}:{window}"
         meta = {"key": key, "ttlInSeconds": str(WINDOW_S * 2)}
@@ -166,10 +178,13 @@ class RateLimiter:
             await self.client.invoke_binding(
                 names.RATE_LIMIT_BINDING, "increment", meta, timeout=COUNTER_TIMEOUT_S
             )
-            raw = await self.client.invoke_binding(
-                names.RATE_LIMIT_BINDING, "get", {"key": key}, timeout=COUNTER_TIMEOUT_S
-            )
-            count = int(raw or b"0")
+            count = self._counted(key, now, limit)
+            if count is None:
+                raw = await self.client.invoke_binding(
+                    names.RATE_LIMIT_BINDING, "get", {"key": key}, timeout=COUNTER_TIMEOUT_S
+                )
+                count = int(raw or b"0")
+                self._read(key, count, now)
         except (DaprError, httpx.HTTPError, ValueError) as exc:
             if now - self._warned > 30:
                 self._warned = now
@@ -183,6 +198,23 @@ class RateLimiter:
                 f"retry in {retry} s",
                 {"Retry-After": str(retry)},
             )
+
+    def _counted(self, key: str, now: float, limit: int) -> int | None:
+        """The count as known here after this INCR, or None when it must be read."""
+        known = self._known.get(key)
+        if known is None:
+            return None
+        read, since, at = known
+        count = read + since + 1
+        if now - at > READ_EVERY_S or count * 2 >= limit:
+            return None
+        self._known[key] = (read, since + 1, at)
+        return count
+
+    def _read(self, key: str, count: int, now: float) -> None:
+        if len(self._known) > 10_000:  # last windows' keys
+            self._known = {k: v for k, v in self._known.items() if now - v[2] < WINDOW_S}
+        self._known[key] = (count, 0, now)
 
 
 def unstorable(body: bytes) -> bool:

@@ -29,7 +29,9 @@ class GatewaySettings(ServiceSettings):
     run_wait_timeout_s: float = Field(
         default=300.0, validation_alias="AGENTIA_RUN_WAIT_TIMEOUT_S", gt=0
     )
-    stream_poll_s: float = Field(default=0.05, validation_alias="AGENTIA_STREAM_POLL_S", gt=0)
+    # A stream is woken when this replica appends to its run's log; events another replica
+    # appended are found by reading the log this often.
+    stream_poll_s: float = Field(default=0.25, validation_alias="AGENTIA_STREAM_POLL_S", gt=0)
     run_log_ttl_s: int = Field(default=86_400, validation_alias="AGENTIA_RUN_LOG_TTL_S", ge=60)
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
