@@ -7,8 +7,9 @@
   runs queued behind it — this is what makes ``multitask_strategy`` hold across replicas
   (every change is a compare-and-set on the ETag);
 - each thread's run index, ``gw-thread-runs:{thread_id}``;
-- each run's event log in Redis (cache store, with a TTL), ``gw-run-log:{run_id}``, which
-  every replica's streams read, so any replica serves any stream.
+- each run's event log in Redis (cache store, with a TTL), one key per event,
+  ``gw-run-log:{run_id}:{seq}``, written once (create-only, so a repeat is a no-op) and read
+  by sequence in windows; every replica's streams read it, so any replica serves any stream.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agentia.dapr import DaprClient, ETagMismatch
 
 FINAL = {"success", "error", "interrupted", "timeout"}
 ATTEMPTS = 25
+LOG_WINDOW = 32  # a run's log is read this many events a call
 INFLIGHT_SHARDS = 16  # spread over keys so that creating runs at once rarely contends
 GRACE_S = 30.0  # a run is first looked at by the reconciler this long after it was created
 
@@ -56,8 +58,8 @@ def index_key(thread_id: str) -> str:
     return f"gw-thread-runs:{thread_id}"
 
 
-def log_key(run_id: str) -> str:
-    return f"gw-run-log:{run_id}"
+def log_key(run_id: str, seq: int) -> str:
+    return f"gw-run-log:{run_id}:{seq}"
 
 
 def inflight_key(shard: int) -> str:
@@ -94,7 +96,8 @@ class RunStore:
 
     async def delete(self, run_id: str) -> None:
         await self.client.delete_state(names.STATE_STORE, run_key(run_id))
-        await self.client.delete_state(names.CACHE_STORE, log_key(run_id))
+        for event in await self.read_log(run_id):
+            await self.client.delete_state(names.CACHE_STORE, log_key(run_id, int(event["seq"])))
 
     async def _cas(
         self,
@@ -256,29 +259,43 @@ class RunStore:
     # -- event logs ---------------------------------------------------------------------------
 
     async def append_log(self, run_id: str, event: dict[str, Any], final: bool = False) -> None:
-        """Add ``event`` to the run's log, in seq order, once: its seq is its position in the
-        run, so an attempt's repeat of an earlier attempt's event (or a redelivery) is a no-op.
-        A ``final`` event is never dropped: should an earlier attempt have gone further, it
-        goes after the last event."""
-
-        def add(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-            events = list((cur or {}).get("events", []))
-            same = [e for e in events if e["seq"] == event["seq"]]
-            if same and (not final or same[0].get("final")):
-                return None
-            entry = {**event, "final": True} if final else event
-            if same:  # a final event in a non-final event's place
-                entry["seq"] = max(int(e["seq"]) for e in events) + 1
-            events.append(entry)
-            events.sort(key=lambda e: int(e["seq"]))
-            return {"events": events}
-
+        """Add ``event`` to the run's log under its seq, once (a create-only write: the seq is
+        its position in the run, so an attempt's repeat of an earlier attempt's event, or a
+        redelivery, finds its place taken and is a no-op). A ``final`` event is never dropped:
+        should an earlier attempt have gone further, it takes the first free place after."""
         ttl = {"ttlInSeconds": str(self.log_ttl_s)}
-        await self._cas(names.CACHE_STORE, log_key(run_id), add, metadata=ttl)
+        seq = int(event["seq"])
+        entry = {**event, "final": True} if final else dict(event)
+        for _ in range(ATTEMPTS * 40):  # bounded: a run has far fewer events
+            entry["seq"] = seq
+            key = log_key(run_id, seq)
+            try:
+                await self.client.save_state(
+                    names.CACHE_STORE, key, entry, first_write=True, metadata=ttl
+                )
+                return
+            except ETagMismatch:
+                if not final:
+                    return
+            there = await self.client.get_state(names.CACHE_STORE, key)
+            if there is None:
+                continue  # expired meanwhile: the place is free again
+            if there.value.get("final"):
+                return
+            seq += 1
+        raise Contended(log_key(run_id, seq))
 
-    async def read_log(self, run_id: str) -> list[dict[str, Any]]:
-        item = await self.client.get_state(names.CACHE_STORE, log_key(run_id))
-        return list(item.value.get("events", [])) if item else []
+    async def read_log(self, run_id: str, after: int = -1) -> list[dict[str, Any]]:
+        """The run's events after seq ``after``, in order (a gap is an event on its way)."""
+        events: list[dict[str, Any]] = []
+        start = after + 1
+        while True:
+            keys = [log_key(run_id, seq) for seq in range(start, start + LOG_WINDOW)]
+            found = await self.client.get_bulk_state(names.CACHE_STORE, keys)
+            events += [dict(found[k].value) for k in keys if k in found]
+            if keys[-1] not in found:
+                return events
+            start += LOG_WINDOW
 
 
 def _value(found: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -115,7 +115,7 @@ async def run_frames(
         with flow.signals.watching(run_id):
             while not finished:
                 woken = flow.signals.armed(run_id)  # before the read: no append is missed
-                events = await flow.store.read_log(run_id)
+                events = await flow.store.read_log(run_id, sent)
                 for event in events:
                     seq = int(event["seq"])
                     if seq <= sent:
@@ -137,7 +137,7 @@ async def run_frames(
                         break
                 if finished:
                     break
-                if not events or sent < 0:
+                if sent < 0:  # nothing yet: is there a run, and is its log gone?
                     current = await flow.store.get(run_id)
                     if current is None and time.monotonic() < patience:
                         pass  # not started yet: its first event is on its way
