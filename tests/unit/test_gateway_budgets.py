@@ -16,6 +16,7 @@ from agentia_gateway.accounting import (
     ModelPrice,
     added,
     day_of,
+    merged,
     model_rows,
     over_budget,
     over_model_limit,
@@ -135,6 +136,25 @@ def test_the_minute_window_moves_and_the_day_keeps_counting() -> None:
     assert requests_this_minute(day, "offline", later) == 2
     assert requests_today(day, "offline") == 6
     assert requests_today(day, "openai:gpt-4o") == 0
+
+
+def test_a_day_kept_in_shards_adds_up_to_the_same_totals() -> None:
+    models = {"offline": {"input_tokens": 10, "output_tokens": 5, "requests": 2}}
+    usage = models["offline"]
+    later = NOON.replace(minute=1)
+    whole = None
+    shards: list[dict[str, object] | None] = [None, None, None]
+    for i, when in enumerate((NOON, NOON, later, later, later)):
+        whole = added(whole, usage, models, PRICES, when)
+        shards[i % 3] = added(shards[i % 3], usage, models, PRICES, when)
+    total = merged([s for s in shards if s is not None])
+    assert {k: total[k] for k in ("input_tokens", "runs", "cost_micro_usd", "models")} == {
+        k: whole[k] for k in ("input_tokens", "runs", "cost_micro_usd", "models")
+    }
+    # A shard last written in the earlier minute does not count in this one.
+    assert requests_this_minute(total, "offline", later) == 6
+    assert requests_today(total, "offline") == 10
+    assert merged([])["runs"] == 0
 
 
 def test_budgets_refuse_with_reason_and_reset() -> None:

@@ -148,6 +148,31 @@ def added(
     return new
 
 
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One day's totals from its shards (each written by the runs that hash to it): counts
+    and costs add up; a model's requests this minute are those of the latest minute seen."""
+    total: dict[str, Any] = {f: sum(int(p.get(f, 0)) for p in parts) for f in EMPTY}
+    rows: dict[str, dict[str, int]] = {}
+    minute: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for model, row in (part.get("models") or {}).items():
+            cur = rows.setdefault(model, {})
+            for f, v in row.items():
+                cur[f] = cur.get(f, 0) + int(v)
+        for model, window in (part.get("minute") or {}).items():
+            seen = minute.get(model)
+            if seen is None or window.get("at", "") > seen["at"]:
+                minute[model] = {"at": window.get("at", ""), "requests": 0}
+                seen = minute[model]
+            if window.get("at") == seen["at"]:
+                seen["requests"] += int(window.get("requests", 0))
+    if rows:
+        total["models"] = rows
+    if minute:
+        total["minute"] = minute
+    return total
+
+
 def requests_this_minute(totals: dict[str, Any], model: str, now: datetime) -> int:
     window = (totals.get("minute") or {}).get(model) or {}
     return int(window.get("requests", 0)) if window.get("at") == minute_of(now) else 0

@@ -5,13 +5,16 @@ are at their limit, gets a 429 with the reason and the time until it resets, bef
 starts. The arithmetic is in ``accounting.py``.
 
 Counting is exactly once per run: the day's totals and a per-run marker are written in one
-state transaction, so a redelivered final event finds the marker and adds nothing.
+state transaction, so a redelivered final event finds the marker and adds nothing. A key's
+day is kept in ``USAGE_SHARDS`` records, a run counted in the one its id hashes to, so runs
+ending at once rarely race on one record; reads add the shards up (one bulk read).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,12 +24,12 @@ from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia_gateway import metrics
 from agentia_gateway.accounting import (
-    EMPTY,
     ModelPrice,
     Refusal,
     added,
     by_model,
     day_of,
+    merged,
     over_budget,
     over_model_limit,
     run_cost,
@@ -40,8 +43,20 @@ RUN_PATHS = re.compile(r"^(/threads/[^/]+)?/runs(/wait|/stream|/batch)?$")
 WORKFLOW_START = "/workflows"
 
 
-def totals_key(owner: str, day: str) -> str:
-    return f"gw-usage:{owner}:{day}"
+USAGE_SHARDS = 8
+
+
+def totals_key(owner: str, day: str, shard: int = 0) -> str:
+    """Shard 0 has the name a day's single record had before shards."""
+    return f"gw-usage:{owner}:{day}" + (f":{shard}" if shard else "")
+
+
+def shard_keys(owner: str, day: str) -> list[str]:
+    return [totals_key(owner, day, i) for i in range(USAGE_SHARDS)]
+
+
+def run_shard(run_id: str) -> int:
+    return zlib.crc32(run_id.encode()) % USAGE_SHARDS
 
 
 def marker_key(run_id: str) -> str:
@@ -95,17 +110,14 @@ class Budgets:
         self.client, self.prices = client, prices
 
     async def day(self, owner: str, day: str) -> dict[str, Any]:
-        item = await self.client.get_state(names.STATE_STORE, totals_key(owner, day))
-        return dict(item.value) if item else dict(EMPTY)
+        return (await self.days(owner, [day]))[day]
 
     async def days(self, owner: str, days: list[str]) -> dict[str, dict[str, Any]]:
+        keys = {d: shard_keys(owner, d) for d in days}
         found = await self.client.get_bulk_state(
-            names.STATE_STORE, [totals_key(owner, d) for d in days]
+            names.STATE_STORE, [k for per_day in keys.values() for k in per_day]
         )
-        return {
-            d: dict(found[k].value) if (k := totals_key(owner, d)) in found else dict(EMPTY)
-            for d in days
-        }
+        return {d: merged([dict(found[k].value) for k in keys[d] if k in found]) for d in days}
 
     async def _today(self, principal: Principal, now: datetime) -> dict[str, Any] | None:
         try:
@@ -157,11 +169,9 @@ class Budgets:
         (``run_id`` is a workflow turn's usage id for a turn, counted with ``runs=0``.)"""
         marker = marker_key(run_id)
         for _ in range(ATTEMPTS):
-            if await self.client.get_state(names.STATE_STORE, marker) is not None:
-                return False
             now = datetime.now(UTC)
             day = day_of(now)
-            key = totals_key(owner, day)
+            key = totals_key(owner, day, run_shard(run_id))
             item = await self.client.get_state(names.STATE_STORE, key)
             try:
                 await self.client.transact(
@@ -179,10 +189,14 @@ class Budgets:
                     ],
                 )
             except ETagMismatch:
-                continue  # another run of this owner counted at the same moment: re-read
+                # Counted before (the marker is there), or another run of this owner counted
+                # in this shard at the same moment: re-read.
+                if await self.client.get_state(names.STATE_STORE, marker) is not None:
+                    return False
+                continue
             self._observe(owner, usage, models, runs)
             return True
-        raise Contended(totals_key(owner, "today"))
+        raise Contended(totals_key(owner, "today", run_shard(run_id)))
 
     def _observe(
         self, owner: str, usage: dict[str, Any], models: dict[str, Any] | None, runs: int
