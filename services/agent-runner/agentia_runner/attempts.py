@@ -25,7 +25,7 @@ import httpx
 import openai
 
 from agentia import faults, names
-from agentia.dapr import DaprClient, DaprError, ETagMismatch
+from agentia.dapr import DaprClient, DaprError, ETagMismatch, StateItem
 from agentia.events import RunEvent, RunRequested
 from agentia.faults import Faults
 from agentia.service import keep_dead_letter_in
@@ -201,7 +201,8 @@ async def handle(
         task = runner.attempts.get(req.run_id)
         mine = task is None
         if task is None:
-            task = asyncio.create_task(_take(runner, req, traceparent))
+            fresh = item if seen is Verdict.TAKE else None
+            task = asyncio.create_task(_take(runner, req, traceparent, fresh))
             runner.attempts[req.run_id] = task
             task.add_done_callback(lambda done: _forget(runner, req.run_id, done))
         try:
@@ -222,12 +223,17 @@ def _forget(runner: Runner, run_id: str, task: asyncio.Task[Any]) -> None:
 
 
 async def _take(
-    runner: Runner, req: RunRequested, traceparent: str | None
+    runner: Runner, req: RunRequested, traceparent: str | None, fresh: StateItem | None
 ) -> tuple[bool, dict[str, Any]] | None:
-    """Claim the run and run one attempt; None when it was not ours to take after all."""
+    """Claim the run and run one attempt; None when it was not ours to take after all.
+    ``fresh``: the record as the delivery just read it, used when a slot is free at once
+    (the claim is a compare-and-set on its ETag, so a stale read only loses the race)."""
     key = ledger_key(req.run_id)
+    waited = runner.slots.locked()
     async with runner.slots:  # waiting for a slot holds no claim
-        item = await runner.client.get_state(names.STATE_STORE, key)
+        item = fresh
+        if waited or item is None:
+            item = await runner.client.get_state(names.STATE_STORE, key)
         record = dict(item.value) if item else None
         if ledger.verdict(record, runner.me, time.time()) not in (Verdict.TAKE, Verdict.WAIT_LOCAL):
             return None
