@@ -331,8 +331,9 @@ async def publish_final(runner: Runner, record: dict[str, Any], traceparent: str
     sink.seq = int(final["seq"])
     # The owner rides on the final event: whoever counts usage (the gateway) needs no record
     # of its own for runs it did not start (a schedule's, a drain's); ``models`` splits the
-    # usage by model, for per-model counts, prices and limits.
-    keys = ("output", "error", "last_agent", "usage", "models", "owner")
+    # usage by model, for per-model counts, prices and limits; the thread spares memory a
+    # call back to learn it.
+    keys = ("output", "error", "last_agent", "usage", "models", "owner", "thread_id")
     data = {k: record.get(k) for k in keys}
     await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
     runner.faults.hit(faults.RUNNER_AFTER_FINAL_PUBLISH, req.run_id, req.thread_id)

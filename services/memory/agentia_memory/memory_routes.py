@@ -107,6 +107,13 @@ def delete(body: MemoryRef, request: Request) -> Response:
     return Response(status_code=204)
 
 
+class NotKnown:
+    """The run's thread was not given (``None`` means the run had no thread)."""
+
+
+NOT_KNOWN = NotKnown()
+
+
 @router.get("/internal/memories/extractions/{run_id}")
 def extraction(run_id: str, request: Request) -> dict[str, Any]:
     found = memories(request.app).extracted(run_id)
@@ -115,28 +122,32 @@ def extraction(run_id: str, request: Request) -> dict[str, Any]:
     return dict(found)
 
 
-async def distil(app: FastAPI, run_id: str) -> dict[str, Any]:
-    """Distil run ``run_id`` (finished) into memories; safe to call more than once."""
+async def distil(
+    app: FastAPI, run_id: str, thread: str | NotKnown | None = NOT_KNOWN
+) -> dict[str, Any]:
+    """Distil run ``run_id`` (finished) into memories; safe to call more than once. The run's
+    ``thread`` comes on its final event; without it, agent-runner's ledger is asked."""
     store = memories(app)
     if await asyncio.to_thread(store.extracted, run_id) is not None:
         return {"run_id": run_id, "done_before": True}
-    # The run ledger (agent-runner's) says which thread the run used.
-    resp = await dapr_client(app).invoke(
-        names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
-    )
-    if resp.status_code == 404:
-        return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
-    if resp.status_code >= 400:
-        raise RuntimeError(f"agent-runner answered {resp.status_code} for run {run_id}")
-    thread_id = resp.json().get("thread_id")
+    if isinstance(thread, NotKnown):
+        resp = await dapr_client(app).invoke(
+            names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
+        )
+        if resp.status_code == 404:
+            return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
+        if resp.status_code >= 400:
+            raise RuntimeError(f"agent-runner answered {resp.status_code} for run {run_id}")
+        thread = resp.json().get("thread_id")
+    thread_id = thread if isinstance(thread, str) else None
     threads = app.state.threads
     items: list[dict[str, Any]] = []
     namespace = ["memories", "runs"]
     if thread_id:
         try:
-            thread = await asyncio.to_thread(threads.get, thread_id)
+            found = await asyncio.to_thread(threads.get, thread_id)
             items = await asyncio.to_thread(threads.items, thread_id, None)
-            namespace = memory_namespace(thread.get("metadata") or {}, thread_id)
+            namespace = memory_namespace(found.get("metadata") or {}, thread_id)
         except LookupError:
             items = []
     app.state.faults.hit(faults.MEMORY_IN_DISTILLATION, run_id, thread_id)
@@ -163,8 +174,10 @@ async def on_run_event(request: Request) -> dict[str, str]:
         return {"status": "SUCCESS"}
     if event.kind != "run.completed":
         return {"status": "SUCCESS"}
+    # A final event from a runner before thread ids rode on it: distil asks the ledger.
+    thread = event.data.get("thread_id") if "thread_id" in event.data else NOT_KNOWN
     try:
-        await distil(request.app, event.run_id)
+        await distil(request.app, event.run_id, thread)
     except Exception as exc:  # any failure: Dapr redelivers, then dead-letters
         log.warning("distilling failed", extra={"run_id": event.run_id, "reason": str(exc)})
         return {"status": "RETRY"}
