@@ -80,6 +80,14 @@ class Runner:
     attempts: dict[str, asyncio.Task[tuple[bool, dict[str, Any]] | None]] = field(
         default_factory=dict
     )
+    # Runs cancelled through this replica (run id -> when): its own runs stop at their next
+    # step without a read; other replicas' runs find the cancel in the cache store.
+    cancels: dict[str, float] = field(default_factory=dict)
+
+    def told_cancel(self, run_id: str, now: float) -> None:
+        if len(self.cancels) > 10_000:
+            self.cancels = {r: t for r, t in self.cancels.items() if now - t < 3600}
+        self.cancels[run_id] = now
 
 
 class EventSink:

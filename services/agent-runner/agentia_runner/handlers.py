@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 FINAL = ledger.FINAL
 CATALOG_EVERY_S = 300.0  # the catalog is published at start and then this often
+CANCEL_POLL_S = 1.0  # how stale a run's view of a cancel sent to another replica may be
 
 
 class ToolServerDown(RuntimeError):
@@ -105,10 +106,17 @@ async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
     provider: AgentiaModelProvider = app.state.model_provider
     client = dapr_client(app)
 
+    polled = float("-inf")
+
     async def cancelled() -> bool:
         # A run taken over by another holder stops here too (its outcome is not recorded).
-        if claim.lost:
+        nonlocal polled
+        if claim.lost or req.run_id in _runner(app).cancels:
             return True
+        # A cancel that reached another replica is in the cache store: read at most this often.
+        if time.monotonic() - polled < CANCEL_POLL_S:
+            return False
+        polled = time.monotonic()
         return await client.get_state(names.CACHE_STORE, cancel_key(req.run_id)) is not None
 
     if req.metadata.get("drained_from") and await cancelled():
@@ -216,6 +224,7 @@ async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
 
 @router.post("/internal/runs/{run_id}/cancel")
 async def cancel(run_id: str, request: Request) -> dict[str, str]:
+    _runner(request.app).told_cancel(run_id, time.monotonic())
     await dapr_client(request.app).save_state(
         names.CACHE_STORE,
         cancel_key(run_id),
