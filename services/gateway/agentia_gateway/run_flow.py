@@ -247,7 +247,9 @@ class RunFlow:
             await self.start(record)
             return await self.wait_final(record["run_id"])
         if result.get("status") in FINAL:
-            await self.settle(record["run_id"], result["status"], result)
+            settled = await self.settle(record["run_id"], result["status"], result)
+            if settled is not None and settled["status"] in FINAL:
+                return settled  # no read back: settling returned the record it wrote
         else:  # its attempt stopped (a dependency away): the broker's retries finish it
             await self.start(record)
         return await self.wait_final(record["run_id"])
@@ -267,8 +269,11 @@ class RunFlow:
 
     # -- settling ----------------------------------------------------------------------------
 
-    async def settle(self, run_id: str, status: str, result: dict[str, Any]) -> None:
-        """The run ended: record it, undo it if it was rolled back, start the next one."""
+    async def settle(
+        self, run_id: str, status: str, result: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The run ended: record it, undo it if it was rolled back, start the next one.
+        Returns the run's record (None: a rolled-back run, deleted, or one never recorded)."""
         flipped: list[bool] = []
 
         def finish(cur: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -284,13 +289,13 @@ class RunFlow:
                 "updated_at": now(),
             }
 
-        record = await self.store.update(run_id, finish)
+        record: dict[str, Any] | None = await self.store.update(run_id, finish)
         # Counted once per run (a marker); the event names the owner of runs started elsewhere.
         owner = record.get("owner") if record is not None else result.get("owner")
         if owner and result.get("usage"):
             await self.budgets.count(str(owner), run_id, result["usage"], result.get("models"))
         if record is None or record.get("thread_id") is None:
-            return
+            return record
         thread_id = record["thread_id"]
         if flipped and record.get("rollback"):
             await call(
@@ -301,6 +306,7 @@ class RunFlow:
             )
             await self.store.index_remove(thread_id, run_id)
             await self.store.delete(run_id)
+            record = None
         nxt = await self.store.release(thread_id, run_id, status)
         while nxt is not None:
             queued = await self.store.get(nxt)
@@ -313,8 +319,9 @@ class RunFlow:
                 # A crash or a broker away here is repaired by the reconciler: the run is
                 # the lane's active run and in the in-flight index.
                 await self.start(queued)
-                return
+                return record
             nxt = await self.store.release(thread_id, nxt, "interrupted")
+        return record
 
     async def cancel(self, run_id: str, rollback: bool = False) -> dict[str, Any]:
         record = await self.store.get(run_id)
