@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentia import __version__, names
 from agentia.dapr import DaprClient, DaprError
@@ -60,7 +61,40 @@ async def event_data(request: Request, model: type[M]) -> tuple[dict[str, Any], 
     """A subscription delivery's envelope and its data as ``model``. Data that is not one is
     kept as a dead letter and comes back as None: acknowledged, never retried forever, never
     lost."""
-    envelope = await request.json()
+    return await _parsed(request, await request.json(), model)
+
+
+async def event_entries(
+    request: Request, model: type[M]
+) -> tuple[bool, list[tuple[str, M | None]]]:
+    """A subscription delivery, single or bulk (a subscription with ``bulkSubscribe``: many
+    events in one call), as (entry id, data) pairs and whether it was bulk. As with
+    :func:`event_data`, data that is not a ``model`` is kept as a dead letter (None)."""
+    body = await request.json()
+    if not isinstance(body, dict) or "entries" not in body:
+        _, data = await _parsed(request, body, model)
+        return False, [("", data)]
+    found: list[tuple[str, M | None]] = []
+    for entry in body.get("entries") or []:
+        event = entry.get("event")
+        envelope = event if isinstance(event, dict) else {"data": event}
+        envelope.setdefault("topic", body.get("topic", ""))
+        _, data = await _parsed(request, envelope, model)
+        found.append((str(entry.get("entryId", "")), data))
+    return True, found
+
+
+def entries_answer(bulk: bool, statuses: list[tuple[str, str]]) -> dict[str, Any]:
+    """The answer to :func:`event_entries`' delivery: one status per entry (bulk), else the
+    single event's status."""
+    if not bulk:
+        return {"status": statuses[0][1] if statuses else "SUCCESS"}
+    return {"statuses": [{"entryId": e, "status": s} for e, s in statuses]}
+
+
+async def _parsed(
+    request: Request, envelope: dict[str, Any], model: type[M]
+) -> tuple[dict[str, Any], M | None]:
     try:
         return envelope, model.model_validate(envelope.get("data"))
     except pydantic.ValidationError:
@@ -68,9 +102,40 @@ async def event_data(request: Request, model: type[M]) -> tuple[dict[str, Any], 
         return envelope, None
 
 
-def _token_ok(request: Request, expected: str) -> bool:
-    given = request.headers.get("dapr-api-token", "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+class AppTokenGate:
+    """Internal routes answer only the sidecar, which presents the app API token; event
+    deliveries are counted so the mesh's watchdog can tell a sidecar that stopped delivering
+    (messages waiting, app idle, nothing arriving) from a busy one. A plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` costs a task group and a memory stream per request."""
+
+    def __init__(self, app: ASGIApp, owner: FastAPI, token: str, public: tuple[str, ...]) -> None:
+        self.app, self.owner, self.public = app, owner, public
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if not path.startswith(self.public):
+            given = next((v for k, v in scope["headers"] if k == b"dapr-api-token"), b"")
+            if not hmac.compare_digest(given, self.token):
+                refusal = JSONResponse(
+                    {"detail": "missing or wrong app token (dapr-api-token header)"},
+                    status_code=401,
+                )
+                await refusal(scope, receive, send)
+                return
+        if not path.startswith(EVENT_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        state = self.owner.state
+        state.events_seen += 1
+        state.events_in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            state.events_in_flight -= 1
 
 
 def create_service_app(
@@ -115,26 +180,7 @@ def create_service_app(
     public = tuple(ALWAYS_PUBLIC) + tuple(public_prefixes)
     app_token = settings.app_api_token.get_secret_value()
 
-    @app.middleware("http")
-    async def require_app_token(request: Request, call_next: Callable[..., Any]) -> Response:
-        # Internal routes answer only the sidecar, which presents the app API token.
-        path = request.url.path
-        if not path.startswith(public) and not _token_ok(request, app_token):
-            return JSONResponse(
-                {"detail": "missing or wrong app token (dapr-api-token header)"}, status_code=401
-            )
-        if not path.startswith(EVENT_PREFIX):
-            response: Response = await call_next(request)
-            return response
-        # Event deliveries are counted so the mesh's watchdog can tell a sidecar that stopped
-        # delivering (messages waiting, app idle, nothing arriving) from a busy one.
-        app.state.events_seen += 1
-        app.state.events_in_flight += 1
-        try:
-            delivered: Response = await call_next(request)
-            return delivered
-        finally:
-            app.state.events_in_flight -= 1
+    app.add_middleware(AppTokenGate, owner=app, token=app_token, public=public)
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> dict[str, str]:

@@ -15,10 +15,9 @@ each sidecar's metrics port.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Attributes that find a run's trace (`agentia trace RUN_ID` searches the first).
 RUN_ID: Final = "agentia.run_id"
@@ -67,23 +67,47 @@ def instrument(app: FastAPI, service: str) -> None:
         app, excluded_urls=QUIET_PATHS, exclude_spans=["receive", "send"]
     )
 
-    @app.middleware("http")
-    async def count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        if template != "/metrics":
-            labels = (service, request.method, template)
-            HTTP_REQUESTS.labels(*labels, str(response.status_code)).inc()
-            HTTP_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(CountRequests, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class CountRequests:
+    """The HTTP metrics, counted when the response starts (a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs a task group and a memory stream per request)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answered = False
+
+        def observe(status: int) -> None:
+            # The router puts the matched route in this same scope.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            if template != "/metrics":
+                labels = (self.service, scope["method"], template)
+                HTTP_REQUESTS.labels(*labels, str(status)).inc()
+                HTTP_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+        async def counted(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                observe(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            if not answered:
+                observe(500)
 
 
 def tracer(name: str) -> trace.Tracer:

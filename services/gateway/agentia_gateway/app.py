@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -23,7 +22,6 @@ from agentia_gateway import (
     catalog,
     crons_api,
     internal_runs,
-    metrics,
     run_events,
     runs_api,
     store_api,
@@ -31,16 +29,14 @@ from agentia_gateway import (
     usage_api,
     workflows_api,
 )
-from agentia_gateway.budgets import creates_run, may_queue
+from agentia_gateway.door import Authenticate
 from agentia_gateway.reconcile import Reconciler
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import validation_detail
 from agentia_gateway.security import (
     Authenticator,
     BodyLimit,
-    Denied,
     RateLimiter,
-    authorize,
 )
 from agentia_gateway.settings import GatewaySettings
 
@@ -97,34 +93,7 @@ def create_app() -> FastAPI:
         on_shutdown=_stop,
     )
 
-    @app.middleware("http")
-    async def authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if request.method == "OPTIONS" or not path.startswith(API_PREFIXES):
-            return await call_next(request)
-        try:
-            principal = request.app.state.auth.authenticate(
-                {k.lower(): v for k, v in request.headers.items()}
-            )
-            authorize(principal, request.method, path)
-            await request.app.state.limiter.hit(principal)
-            if creates_run(request.method, path):
-                try:
-                    await request.app.state.runs.budgets.admit(principal)
-                except Denied as denied:
-                    if not may_queue(request.method, path, request.headers.get("prefer")):
-                        raise
-                    request.state.over_budget = denied.reason  # the route queues the run
-        except Denied as denied:
-            metrics.REFUSED.labels(str(denied.status)).inc()
-            headers = dict(denied.headers)
-            if denied.status == 401:
-                headers["WWW-Authenticate"] = 'Bearer realm="agentia"'
-            return JSONResponse({"detail": denied.reason}, denied.status, headers=headers)
-        request.state.principal = principal
-        return await call_next(request)
+    app.add_middleware(Authenticate, owner=app, prefixes=API_PREFIXES)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

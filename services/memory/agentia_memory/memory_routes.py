@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import faults, names
 from agentia.events import RunEvent
-from agentia.service import dapr_client, event_data
+from agentia.service import dapr_client, entries_answer, event_entries
 from agentia_memory.embeddings import EmbeddingError
 from agentia_memory.extraction import Kind
 from agentia_memory.kv import MAX_DEPTH, MAX_KEY, InvalidInput, NotFound
@@ -167,18 +167,25 @@ async def distil(
 
 
 @router.post("/events/runs-events")
-async def on_run_event(request: Request) -> dict[str, str]:
-    """Finished runs become memories in the background of the run (never slowing it)."""
-    _, event = await event_data(request, RunEvent)
-    if event is None:  # kept as a dead letter
-        return {"status": "SUCCESS"}
-    if event.kind != "run.completed":
-        return {"status": "SUCCESS"}
+async def on_run_events(request: Request) -> dict[str, Any]:
+    """Finished runs become memories in the background of the run (never slowing it). The
+    subscription is bulk (``components/subscriptions.yaml``): a run's other events arrive
+    many to a call and are acknowledged at once."""
+    bulk, entries = await event_entries(request, RunEvent)
+    statuses: list[tuple[str, str]] = []
+    for entry_id, event in entries:
+        # A None event was kept as a dead letter.
+        done = event is None or event.kind != "run.completed" or await _distilled(request, event)
+        statuses.append((entry_id, "SUCCESS" if done else "RETRY"))
+    return entries_answer(bulk, statuses)
+
+
+async def _distilled(request: Request, event: RunEvent) -> bool:
     # A final event from a runner before thread ids rode on it: distil asks the ledger.
     thread = event.data.get("thread_id") if "thread_id" in event.data else NOT_KNOWN
     try:
         await distil(request.app, event.run_id, thread)
     except Exception as exc:  # any failure: Dapr redelivers, then dead-letters
         log.warning("distilling failed", extra={"run_id": event.run_id, "reason": str(exc)})
-        return {"status": "RETRY"}
-    return {"status": "SUCCESS"}
+        return False
+    return True
