@@ -9,7 +9,9 @@ create-and-wait on a thread) runs N runs with the offline model and reads, per r
 - the CPU time of each process tree (app, sidecar, RabbitMQ, PostgreSQL, Redis).
 The mesh's background work (key refreshes, scheduler ticks) is measured idle first and its
 rate taken off. The baseline, in the same run: the CPU time of the same runs with the Agents
-SDK in this process. Calls made by the workflow client (gRPC) are not counted here.
+SDK in this process. Then latency, one run at a time: a whole run and its first message
+delta, through the gateway (``/runs/wait``; ``/runs/stream``) beside in-process. Calls made
+by the workflow client (gRPC) are not counted here.
 
     .venv/bin/python bench/hops.py [--runs 40] [--concurrency 4]
 """
@@ -160,6 +162,57 @@ def in_process_cpu_ms(n: int) -> float:
     return (time.process_time() - started) * 1000 / n
 
 
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def in_process_latency(n: int) -> dict[str, float]:
+    """One run at a time in this process: p50 of the whole run and of its first text delta."""
+    from agents import RunConfig, Runner
+
+    from agentia_runner.offline_model import OfflineModelProvider
+    from agentia_runner.registry import Registry
+
+    agent = Registry.load(repo_root() / "agents").agent("assistant")
+    cfg = RunConfig(model_provider=OfflineModelProvider(), tracing_disabled=True)
+    whole, first = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        result = Runner.run_streamed(agent, "hello there", run_config=cfg)
+        seen = None
+        async for ev in result.stream_events():
+            text = ev.type == "raw_response_event" and ev.data.type.endswith("text.delta")
+            if seen is None and text:
+                seen = time.perf_counter() - started
+        whole.append((time.perf_counter() - started) * 1000)
+        first.append((seen or 0.0) * 1000)
+    return {"run_p50_ms": pct(whole, 50), "first_delta_p50_ms": pct(first, 50)}
+
+
+async def gateway_latency(n: int, key: str) -> dict[str, float]:
+    """One run at a time through the gateway: /runs/wait p50, and /runs/stream's time to
+    the first message delta (stream mode ``messages``) p50."""
+    gateway = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
+    whole, first = [], []
+    async with httpx.AsyncClient(base_url=gateway, headers={"x-api-key": key}, timeout=60) as c:
+        for _ in range(n):
+            started = time.perf_counter()
+            await wait_run(c)
+            whole.append((time.perf_counter() - started) * 1000)
+        body = {**BODY, "stream_mode": ["messages"]}
+        for _ in range(n):
+            started = time.perf_counter()
+            seen = None
+            async with c.stream("POST", "/runs/stream", json=body) as resp:
+                resp.raise_for_status()
+                async for line in resp.aiter_lines():
+                    if seen is None and line.startswith("event: messages"):
+                        seen = time.perf_counter() - started
+            first.append((seen or 0.0) * 1000)
+    return {"run_p50_ms": pct(whole, 50), "first_delta_p50_ms": pct(first, 50)}
+
+
 def measure(
     sup: Supervisor, mode: str, runs: int, concurrency: int, key: str, idle: dict[str, float]
 ) -> dict[str, Any]:
@@ -237,6 +290,7 @@ def main() -> None:
     home = agentia_home()
     print("• in-process baseline (Agents SDK, offline model)", flush=True)
     baseline = in_process_cpu_ms(args.runs)
+    base_latency = asyncio.run(in_process_latency(args.runs))
     print("• starting the whole mesh", flush=True)
     sup, _ = start_services(tuple(names.APP_IDS), timeout=180)
     key_name = f"bench-{uuid.uuid4().hex[:6]}"
@@ -258,6 +312,8 @@ def main() -> None:
         settle(scrape(), 0)
         print(f"• the mesh idle for {args.idle:.0f}s", flush=True)
         idle = idle_rates(sup, args.idle)
+        print(f"• latency: {args.runs} runs one at a time, waited and streamed", flush=True)
+        latency = asyncio.run(gateway_latency(args.runs, key))
         results: dict[str, dict[str, Any]] = {}
         for mode in modes:
             print(f"• {args.runs} runs, {mode}, {args.concurrency} at a time", flush=True)
@@ -265,9 +321,22 @@ def main() -> None:
     finally:
         local_keys.revoke_key(home, key_name)
     report(results, baseline)
+    print(f"\n{'one run at a time, p50 ms':64}{'whole run':>12}{'1st delta':>12}")
+    for label, row in (
+        ("in-process Agents SDK (baseline)", base_latency),
+        ("through the gateway (/runs/wait; /runs/stream)", latency),
+    ):
+        print(f"{label:64}{row['run_p50_ms']:12.1f}{row['first_delta_p50_ms']:12.1f}")
+    added = {k: latency[k] - base_latency[k] for k in latency}
+    print(f"{'added by the mesh':64}{added['run_p50_ms']:12.1f}{added['first_delta_p50_ms']:12.1f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "hops.json"
-    out.write_text(json.dumps({"in_process_cpu_ms": baseline, "modes": results}, indent=1))
+    doc = {
+        "in_process_cpu_ms": baseline,
+        "modes": results,
+        "latency": {"in_process": base_latency, "gateway": latency},
+    }
+    out.write_text(json.dumps(doc, indent=1))
     print(f"written: {out.relative_to(repo_root())}")
 
 

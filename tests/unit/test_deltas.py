@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from agentia.paths import repo_root
 from agentia_runner.deltas import DeltaBatcher
 from agentia_runner.execute import execute
@@ -92,3 +94,23 @@ def test_a_run_streams_its_whole_text_in_fewer_events() -> None:
     assert kinds.index("message.completed") > max(
         i for i, k in enumerate(kinds) if k == "message.delta"
     )
+
+
+def test_a_timed_send_that_failed_fails_the_run_at_its_next_step() -> None:
+    async def run() -> None:
+        calls = 0
+
+        async def emit(kind: str, data: dict[str, Any]) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise ConnectionError("sidecar away")
+
+        batch = DeltaBatcher(emit, window_s=0.01)
+        await batch("message.delta", {"delta": "a"})
+        await batch("message.delta", {"delta": "b"})  # goes on the timer, which fails
+        await asyncio.sleep(0.1)
+        with pytest.raises(ConnectionError):
+            await batch("message.completed", {"text": "ab"})
+
+    asyncio.run(run())

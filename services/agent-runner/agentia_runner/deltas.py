@@ -31,8 +31,10 @@ class DeltaBatcher:
         self._timer: asyncio.Task[None] | None = None
         # One event out at a time: the sink numbers events as it publishes them.
         self._lock = asyncio.Lock()
+        self._error: Exception | None = None  # a timed send that failed: raised to the run
 
     async def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        self._raise_failed()
         if kind != DELTA:
             async with self._lock:
                 await self._flush()
@@ -56,7 +58,14 @@ class DeltaBatcher:
         await asyncio.sleep(self.window_s)
         async with self._lock:
             self._timer = None  # this task is ending: _flush must not cancel it
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception as exc:  # nobody awaits this task: the run's next step raises it
+                self._error = exc
+
+    def _raise_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     async def _flush(self) -> None:
         """Send what is waiting (the lock is held)."""
@@ -71,6 +80,7 @@ class DeltaBatcher:
 
     async def close(self) -> None:
         """Send what is waiting; nothing is held back after this."""
+        self._raise_failed()
         async with self._lock:
             await self._flush()
 
