@@ -91,15 +91,7 @@ class Runner:
 
 
 class EventSink:
-    """Publishes a run's events numbered by their position in the run, in the run's trace.
-
-    Publishes are pipelined: each waits for the broker's confirm (a few ms), so an event
-    does not wait for the one before it; at most ``IN_FLIGHT`` are outstanding. Consumers
-    place events by their number, so arriving out of order is harmless. :meth:`flush` waits
-    for all of them (and raises the first failure): the attempt calls it before it records
-    the run final, so the final event always comes after the others are on the broker."""
-
-    IN_FLIGHT = 16
+    """Publishes a run's events numbered by their position in the run, in the run's trace."""
 
     def __init__(
         self,
@@ -110,8 +102,6 @@ class EventSink:
     ) -> None:
         self.client, self.req, self.seq, self.crash = client, req, 0, crash
         self.headers = {"traceparent": traceparent} if traceparent else None
-        self._pending: list[asyncio.Task[None]] = []
-        self._error: BaseException | None = None  # the first publish that failed
 
     async def __call__(
         self, kind: str, data: dict[str, Any], status: str = "running", event_id: str | None = None
@@ -125,47 +115,15 @@ class EventSink:
         }
         if event_id:
             fields["event_id"] = event_id
-        event = RunEvent.model_validate(fields)
-        self._reap()
-        if len(self._pending) >= self.IN_FLIGHT:
-            await self._pending.pop(0)
-        self._pending.append(
-            asyncio.create_task(
-                self.client.publish(names.TOPIC_RUNS_EVENTS, event, headers=self.headers)
-            )
+        await self.client.publish(
+            names.TOPIC_RUNS_EVENTS, RunEvent.model_validate(fields), headers=self.headers
         )
         self.seq += 1
         keys = (self.req.run_id, self.req.thread_id)
-        if self.crash.enabled and (self.seq == 1 or kind == "tool.call"):
-            # The crash points below mean "after this event was published".
-            await self.flush()
         if self.seq == 1:
             self.crash.hit(faults.RUNNER_AFTER_FIRST_EVENT, *keys)
         if kind == "tool.call":
             self.crash.hit(faults.RUNNER_IN_TOOL_CALL, *keys)
-
-    def _reap(self) -> None:
-        """Drop the publishes that are done; raise the first that failed (again and again:
-        an attempt with an event missing must not end as if it had them all)."""
-        done = [t for t in self._pending if t.done()]
-        self._pending = [t for t in self._pending if not t.done()]
-        for task in done:
-            if not task.cancelled() and task.exception() is not None and self._error is None:
-                self._error = task.exception()
-        if self._error is not None:
-            raise self._error
-
-    async def flush(self) -> None:
-        """Wait until every event so far is on the broker; raises the first failure."""
-        await asyncio.gather(*self._pending, return_exceptions=True)
-        self._reap()
-
-    def abandon(self) -> None:
-        """The attempt is over without a record of its end: stop what is still publishing
-        (the next attempt publishes every event again)."""
-        for task in self._pending:
-            task.cancel()
-        self._pending = []
 
 
 class Claim:
@@ -310,14 +268,9 @@ async def _attempt(
     keeper = asyncio.create_task(claim.keep_alive(lambda: sink.seq))
     try:
         fields = await runner.run(Attempt(req, record, sink, claim))
-        await sink.flush()  # every event on the broker before the run is recorded final
     except Exception as exc:  # classified below: unavailability is retried, the rest counted
         keeper.cancel()
-        sink.abandon()
         return await _failed(runner, req, claim, record, sink.seq, exc)
-    except BaseException:
-        sink.abandon()
-        raise
     finally:
         keeper.cancel()
     if claim.lost:
@@ -391,7 +344,6 @@ async def publish_final(runner: Runner, record: dict[str, Any], traceparent: str
     keys = ("output", "error", "last_agent", "usage", "models", "owner", "thread_id")
     data = {k: record.get(k) for k in keys}
     await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
-    await sink.flush()
     runner.faults.hit(faults.RUNNER_AFTER_FINAL_PUBLISH, req.run_id, req.thread_id)
     record["final_published"] = True
     await runner.client.save_state(names.STATE_STORE, ledger_key(record["run_id"]), record)
