@@ -34,6 +34,7 @@ bench: venv         ## benchmarks (figures side by side with their baselines; se
 	@.venv/bin/python bench/pubsub.py
 	@.venv/bin/python bench/runs.py
 	@.venv/bin/python bench/gateway.py
+	@.venv/bin/python bench/hops.py
 	@.venv/bin/python bench/memory.py
 	@.venv/bin/python bench/workflows.py
 	@.venv/bin/python bench/history.py
