@@ -114,3 +114,14 @@ def test_a_timed_send_that_failed_fails_the_run_at_its_next_step() -> None:
             await batch("message.completed", {"text": "ab"})
 
     asyncio.run(run())
+
+
+def test_agent_updated_only_when_the_agent_changes() -> None:
+    from agents import Agent
+
+    seen, emit = _recorder()
+    expert = Agent(name="expert", instructions="x")
+    front = Agent(name="front", instructions="x", handoffs=[expert])
+    asyncio.run(execute(front, "please ask expert", CFG, emit))
+    updates = [d["agent"] for k, d in seen if k == "agent.updated"]
+    assert updates == ["expert"]  # the starting agent is named by run.started already

@@ -80,6 +80,7 @@ async def _events(
     models: dict[str, dict[str, int]],
 ) -> None:
     """Emit the streamed run's events; raises RunCancelled when ``cancelled`` says so."""
+    starting: Agent[Any] | None = result.current_agent
     async for ev in result.stream_events():
         if ev.type == "raw_response_event":
             if ev.data.type == "response.output_text.delta":
@@ -90,7 +91,10 @@ async def _events(
                 add_response(models, model_name(result.current_agent), used)
             continue
         if ev.type == "agent_updated_stream_event":
-            await emit("agent.updated", {"agent": ev.new_agent.name})
+            # The SDK announces the starting agent too: run.started names it already.
+            if ev.new_agent is not starting:
+                await emit("agent.updated", {"agent": ev.new_agent.name})
+            starting = None
             continue
         item = ev.item
         if ev.name == "tool_called":

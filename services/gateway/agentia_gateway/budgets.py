@@ -164,10 +164,15 @@ class Budgets:
         usage: dict[str, Any],
         models: dict[str, Any] | None = None,
         runs: int = 1,
+        first: bool = False,
     ) -> bool:
         """Add one run's usage to its owner's day, once; False when it was counted before.
-        (``run_id`` is a workflow turn's usage id for a turn, counted with ``runs=0``.)"""
+        (``run_id`` is a workflow turn's usage id for a turn, counted with ``runs=0``.)
+        ``first``: the caller has just settled the run, so it was very likely not counted
+        yet; anyone else looks for the marker first (one read, not a failed transaction)."""
         marker = marker_key(run_id)
+        if not first and await self.client.get_state(names.STATE_STORE, marker) is not None:
+            return False
         for _ in range(ATTEMPTS):
             now = datetime.now(UTC)
             day = day_of(now)

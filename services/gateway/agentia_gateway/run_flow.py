@@ -293,7 +293,9 @@ class RunFlow:
         # Counted once per run (a marker); the event names the owner of runs started elsewhere.
         owner = record.get("owner") if record is not None else result.get("owner")
         if owner and result.get("usage"):
-            await self.budgets.count(str(owner), run_id, result["usage"], result.get("models"))
+            await self.budgets.count(
+                str(owner), run_id, result["usage"], result.get("models"), first=bool(flipped)
+            )
         if record is None or record.get("thread_id") is None:
             return record
         thread_id = record["thread_id"]
