@@ -8,10 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import httpx
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentia.dapr import DaprError
 from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
 from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
@@ -44,6 +46,7 @@ QUEUED_DOC = (
 # Events are never lost, only late (handled concurrently, retried on contention): a stream
 # holds at a gap this long for the missing one before it goes on without it.
 GAP_GRACE_S = 15.0
+STORE_AWAY_S = 60.0  # how long a stream waits out its stores or sidecar before it ends
 KEEPALIVE_S = 10.0
 
 
@@ -107,7 +110,7 @@ async def run_frames(
     state = StreamState(run_id, modes, base)
     if fresh:
         yield sse("metadata", {"run_id": run_id, "thread_id": record.get("thread_id")})
-    sent, gap_since, last_io = -1, 0.0, time.monotonic()
+    sent, gap_since, last_io, away_since = -1, 0.0, time.monotonic(), 0.0
     pause = flow.settings.stream_poll_s
     finished = False
     patience = time.monotonic() + unrecorded_wait_s
@@ -115,7 +118,20 @@ async def run_frames(
         with flow.signals.watching(run_id):
             while not finished:
                 woken = flow.signals.armed(run_id)  # before the read: no append is missed
-                events = await flow.store.read_log(run_id, sent)
+                try:
+                    events = await flow.store.read_log(run_id, sent)
+                    current = await flow.store.get(run_id) if sent < 0 and not events else None
+                except (DaprError, httpx.HTTPError) as exc:
+                    # The stores or this replica's sidecar away (a restart): the stream
+                    # waits, with keepalives, rather than break under the client.
+                    away_since = away_since or time.monotonic()
+                    if time.monotonic() - away_since > STORE_AWAY_S:
+                        yield sse("error", {"error": "Unavailable", "message": str(exc)[:200]})
+                        break
+                    yield ": keepalive\n\n"
+                    await flow.signals.wait(woken, pause * 4)
+                    continue
+                away_since = 0.0
                 for event in events:
                     seq = int(event["seq"])
                     if seq <= sent:
@@ -137,11 +153,10 @@ async def run_frames(
                         break
                 if finished:
                     break
-                if sent < 0:  # nothing yet: is there a run, and is its log gone?
-                    current = await flow.store.get(run_id)
+                if sent < 0 and not events:  # nothing yet: is there a run, is its log gone?
                     if current is None and time.monotonic() < patience:
                         pass  # not started yet: its first event is on its way
-                    elif current is None or (current["status"] in FINAL and not events):
+                    elif current is None or current["status"] in FINAL:
                         break  # settled with no log left (expired): nothing more will come
                 if time.monotonic() - last_io > KEEPALIVE_S:
                     yield ": keepalive\n\n"

@@ -162,8 +162,19 @@ def start(
 
 def _final_events(client: httpx.Client, thread_id: str, run_id: str) -> int:
     """Distinct final events (by seq) on the run's stream, replayed from its log. A refusal a
-    retry can fix (429 over the key's rate, a 5xx) is retried for up to ``RETRY_FOR_S``."""
+    retry can fix (429 over the key's rate, a 5xx), or a stream cut off (the gateway's
+    sidecar restarted under it), is read again for up to ``RETRY_FOR_S``."""
     deadline = time.monotonic() + RETRY_FOR_S
+    while True:
+        try:
+            return _final_events_once(client, thread_id, run_id, deadline)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _final_events_once(client: httpx.Client, thread_id: str, run_id: str, deadline: float) -> int:
     while True:
         seen: set[str] = set()
         event = ""
