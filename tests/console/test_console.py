@@ -86,7 +86,9 @@ def test_a_message_is_answered_as_a_stream(page: Page, api: httpx.Client) -> Non
     streamed = page.get_by_text(re.compile(r"^streamed in \d+ deltas"))
     expect(streamed).to_contain_text("success")
     deltas = int(re.search(r"in (\d+) deltas", streamed.inner_text()).group(1))  # type: ignore[union-attr]
-    assert deltas == len(re.findall(r"\S+\s*", answer)), "one delta per word, as streamed"
+    # The runner batches deltas (the first at once, the rest within 30 ms): fewer than words.
+    words = len(re.findall(r"\S+\s*", answer))
+    assert 1 < deltas < words, f"{deltas} deltas for {words} words: batched, yet streamed"
     shot(page, "chat-streamed")
     messages = api.get(f"/threads/{thread_id}").json()["messages"]
     assert [m["content"] for m in messages] == ["hello console", answer]
