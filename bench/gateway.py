@@ -42,14 +42,9 @@ end
 GATEWAY_BODY = '{"assistant_id": "assistant", "input": "hello there"}'
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=16)
-    args = parser.parse_args()
-    home = agentia_home()
-    print("• starting infrastructure, agent-runner, memory and the gateway", flush=True)
-    _, plan = start_services((names.MEMORY, names.AGENT_RUNNER, names.GATEWAY))
+def bench_key(home: Path) -> tuple[str, str]:
+    """A write key with no practical rate limit (its name, its secret), once the running
+    gateway takes it; revoke it by name afterwards."""
     key_name = f"bench-{uuid.uuid4().hex[:6]}"
     key, _ = local_keys.create_key(home, key_name, "write", rate_limit_per_minute=10_000_000)
     local_keys.reload_gateway_secrets(home)
@@ -62,6 +57,19 @@ def main() -> None:
         if time.monotonic() > deadline:
             sys.exit("the gateway did not take the bench key")
         time.sleep(0.5)
+    return key_name, key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    home = agentia_home()
+    print("• starting infrastructure, agent-runner, memory and the gateway", flush=True)
+    _, plan = start_services((names.MEMORY, names.AGENT_RUNNER, names.GATEWAY))
+    key_name, key = bench_key(home)
+    gateway = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
     runner = f"http://127.0.0.1:{names.PORTS[names.AGENT_RUNNER].app}/internal/runs/wait"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as direct_lua:
         direct_lua.write(DIRECT % uuid.uuid4().hex[:8])

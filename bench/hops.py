@@ -23,7 +23,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +37,7 @@ from agentia.runtime import local_keys
 from agentia.runtime.supervisor import Supervisor
 
 sys.path.insert(0, str(repo_root()))
+from bench.gateway import bench_key
 from bench.invoke_overhead import RESULTS, start_services
 
 INFRA = ("rabbitmq", "postgres", "redis")
@@ -293,19 +293,8 @@ def main() -> None:
     base_latency = asyncio.run(in_process_latency(args.runs))
     print("• starting the whole mesh", flush=True)
     sup, _ = start_services(tuple(names.APP_IDS), timeout=180)
-    key_name = f"bench-{uuid.uuid4().hex[:6]}"
-    key, _ = local_keys.create_key(home, key_name, "write", rate_limit_per_minute=10_000_000)
-    local_keys.reload_gateway_secrets(home)
+    key_name, key = bench_key(home)
     try:
-        gateway = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
-        deadline = time.monotonic() + 60
-        while (
-            httpx.post(f"{gateway}/threads/search", json={}, headers={"x-api-key": key}).status_code
-            != 200
-        ):
-            if time.monotonic() > deadline:
-                sys.exit("the gateway did not take the bench key")
-            time.sleep(0.5)
         print("• warming up (5 runs each way)", flush=True)
         for mode in modes:
             asyncio.run(drive(5, 1, MODES[mode], key))
