@@ -35,6 +35,7 @@ from agentia import names
 from agentia.paths import agentia_home, repo_root
 from agentia.runtime import local_keys
 from agentia.runtime.supervisor import Supervisor
+from agentia.runtime.watchdog import stray_queues, subscriptions
 
 sys.path.insert(0, str(repo_root()))
 from bench.gateway import bench_key
@@ -294,6 +295,15 @@ def main() -> None:
     print("• starting the whole mesh", flush=True)
     sup, _ = start_services(tuple(names.APP_IDS), timeout=180)
     key_name, key = bench_key(home)
+    stray = stray_queues(subscriptions())
+    if stray:
+        # Each keeps a copy of every event on its topic: RabbitMQ's figure counts them too.
+        print(
+            f"! {len(stray)} queues on the broker no mesh app reads "
+            f"({sum(stray.values())} messages): RabbitMQ's CPU below includes storing "
+            "every event in them as well",
+            flush=True,
+        )
     try:
         print("• warming up (5 runs each way)", flush=True)
         for mode in modes:
@@ -324,6 +334,7 @@ def main() -> None:
         "in_process_cpu_ms": baseline,
         "modes": results,
         "latency": {"in_process": base_latency, "gateway": latency},
+        "stray_queues": len(stray),
     }
     out.write_text(json.dumps(doc, indent=1))
     print(f"written: {out.relative_to(repo_root())}")

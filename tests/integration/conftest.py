@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pika
 import pytest
 
 from agentia import names
@@ -25,6 +26,7 @@ from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
 from agentia.runtime import health, mesh, orchestrate
 from agentia.runtime.daprbin import DaprBinaries
+from agentia.runtime.secrets_file import read_secrets
 from agentia.runtime.supervisor import Supervisor
 
 
@@ -174,6 +176,16 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
     yield start
     for probe in started:
         probe.stop()
+    # Its durable queues outlive the probe: left bound to a mesh topic (runs.events), each
+    # would store a copy of every later event for good, and the broker's work grows with it.
+    url = read_secrets(infra.home)[names.SECRET_RABBITMQ_URL]
+    params = pika.URLParameters(url)
+    params.connection_attempts, params.socket_timeout = 3, 5
+    with pika.BlockingConnection(params) as conn:
+        channel = conn.channel()
+        for probe in started:
+            for queue in (f"{probe.app_id}-{probe.topic}", f"{probe.app_id}-{probe.topic}.dlq"):
+                channel.queue_delete(queue)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 
 from agentia import names
 from agentia.events import RunRequested
+from agentia.runtime.watchdog import stray_queues, subscriptions
 
 from .conftest import Infra, ProbeApp, Sidecar, wait_for
 
@@ -94,6 +95,16 @@ def test_run_with_a_tool_call_streams_its_steps(watcher: ProbeApp, gateway: Side
     envelopes = [e for e in watcher.received()["received"] if e["data"]["run_id"] == run_id]
     trace_ids = {e["traceparent"].split("-")[1] for e in envelopes}
     assert len(trace_ids) == 1, trace_ids
+
+
+def test_a_queue_no_mesh_app_reads_is_found_stray(watcher: ProbeApp) -> None:
+    """The probe's durable queue keeps a copy of every run event though no mesh app reads
+    it: `stray_queues` names it (the probe fixture deletes it afterwards)."""
+    run_id = request_run(watcher, "assistant", "hi")
+    wait_final(watcher, run_id)
+    stray = stray_queues(subscriptions())
+    assert f"{watcher.app_id}-{names.TOPIC_RUNS_EVENTS}" in stray, stray
+    assert not any(q.startswith(f"{names.GATEWAY}-") for q in stray), stray
 
 
 def test_handoff_between_two_agents(watcher: ProbeApp) -> None:

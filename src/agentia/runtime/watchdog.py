@@ -139,13 +139,13 @@ def stalled(sub_state: QueueState, before: AppEvents | None, now: AppEvents | No
     return waiting > 0 and idle(before, now)
 
 
-def unacked_counts() -> dict[str, int]:
-    """Unacknowledged messages per queue, from rabbitmqctl (about 0.8 s: the broker's
-    protocol cannot tell them). Empty when it cannot be asked (a broker not run here)."""
+def _list_queues(column: str) -> dict[str, int]:
+    """One number per queue, from rabbitmqctl (about 0.8 s: the broker's protocol cannot
+    list queues). Empty when it cannot be asked (a broker not run here)."""
     settings = InfraSettings.from_env()
     root = server_root(agentia_home())
     env = {**os.environ, **rabbitmq_env(root, settings.rabbitmq_port, settings.host)}
-    cmd = [str(RABBITMQ_BIN / "rabbitmqctl"), "list_queues", "name", "messages_unacknowledged"]
+    cmd = [str(RABBITMQ_BIN / "rabbitmqctl"), "list_queues", "name", column]
     try:
         out = subprocess.run(
             [*cmd, "--formatter", "json", "-q"],
@@ -155,9 +155,23 @@ def unacked_counts() -> dict[str, int]:
             timeout=20,
             check=True,
         ).stdout
-        return {q["name"]: int(q["messages_unacknowledged"]) for q in json.loads(out or "[]")}
+        return {q["name"]: int(q[column]) for q in json.loads(out or "[]")}
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return {}
+
+
+def unacked_counts() -> dict[str, int]:
+    """Unacknowledged messages per queue (empty when the broker cannot be asked)."""
+    return _list_queues("messages_unacknowledged")
+
+
+def stray_queues(subs: list[Subscription]) -> dict[str, int]:
+    """Queues on the broker that no subscription of the mesh reads, with their messages:
+    left by an app that subscribed once (a renamed app, a test's probe). Dapr declares them
+    durable and bound, so each keeps a copy of every later event on its topic for good,
+    and the broker's work per event grows with their number."""
+    known = {s.queue for s in subs} | {names.drain_queue(t) for t in names.DRAINABLE_TOPICS}
+    return {q: n for q, n in _list_queues("messages").items() if q not in known}
 
 
 def running_since(sup: Supervisor) -> dict[str, float]:
