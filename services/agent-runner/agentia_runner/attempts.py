@@ -198,8 +198,10 @@ async def handle(
         seen = ledger.verdict(record, runner.me, time.time())
         remaining = deadline - asyncio.get_running_loop().time()
         if seen is Verdict.DONE and record is not None:
-            if not record.get("final_published", True):
-                await publish_final(runner, record, traceparent)
+            # A repeat delivery of a finished run: its final event may not have gone out
+            # (a crash between the record and the publish, or lost on the way), so it goes
+            # again under the same id; every consumer drops a repeat.
+            await publish_final(runner, record, traceparent)
             return True, record
         if seen is Verdict.WAIT_REMOTE:
             if remaining <= 0:
@@ -330,7 +332,7 @@ async def _failed(
 
 
 async def publish_final(runner: Runner, record: dict[str, Any], traceparent: str | None) -> None:
-    """Publish the run's final event (its id derived from the run id), then mark it published."""
+    """Publish the run's final event (its id derived from the run id, so a repeat is one)."""
     final = record["final_event"]
     req = RunRequested(
         run_id=record["run_id"], agent_id=record["agent_id"], thread_id=record.get("thread_id")
@@ -345,5 +347,3 @@ async def publish_final(runner: Runner, record: dict[str, Any], traceparent: str
     data = {k: record.get(k) for k in keys}
     await sink(final["kind"], data, status=record["status"], event_id=f"{record['run_id']}.final")
     runner.faults.hit(faults.RUNNER_AFTER_FINAL_PUBLISH, req.run_id, req.thread_id)
-    record["final_published"] = True
-    await runner.client.save_state(names.STATE_STORE, ledger_key(record["run_id"]), record)

@@ -119,5 +119,4 @@ def final(record: dict[str, Any], fields: dict[str, Any], last_seq: int) -> dict
         "holder": None,
         "lease_until": 0,
         "final_event": {"kind": FINAL_KIND[status], "seq": last_seq},
-        "final_published": False,
     }

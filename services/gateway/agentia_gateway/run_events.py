@@ -47,7 +47,7 @@ async def on_run_event(request: Request) -> dict[str, str]:
         if event.kind == MODEL_USAGE_KIND:  # a workflow's model turn: usage only, no run
             await flow.budgets.count_turn(event.run_id, event.data)
             return {"status": "SUCCESS"}
-        if event.kind == "run.started":
+        if event.kind == "run.started" and event.run_id not in flow.settled:
             await flow.store.update(event.run_id, started)
         final = event.kind in FINAL_KINDS and event.status in FINAL
         if final:

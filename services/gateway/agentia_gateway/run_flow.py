@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_AGENT = "assistant"
 INLINE_PUBLISH_S = 1.0  # how long a client's create waits for the broker's confirm
 PUBLISH_TIMEOUT_S = 10.0  # a publish slower than this is left to the reconciler
+SETTLED_KEPT = 4096  # runs a replica remembers having settled
 
 
 def public_run(record: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +57,30 @@ def public_run(record: dict[str, Any]) -> dict[str, Any]:
         error=record.get("error"),
     )
     return run
+
+
+class Settled:
+    """Runs this replica has settled, with the record settling left. A create-and-wait run
+    is settled twice here, by agent-runner's answer and by its final event, and a final
+    event may be delivered again: the repeat needs no reads. Bounded, and only a help: on
+    another replica, or after a restart, a repeat settles by reading, as it always could."""
+
+    def __init__(self, size: int = SETTLED_KEPT) -> None:
+        self.size = size
+        self._runs: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._runs
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        record = self._runs[run_id]
+        return None if record is None else dict(record)
+
+    def put(self, run_id: str, record: dict[str, Any] | None) -> None:
+        self._runs[run_id] = None if record is None else dict(record)
+        self._runs.move_to_end(run_id)
+        while len(self._runs) > self.size:
+            self._runs.popitem(last=False)
 
 
 def _with_count(count: int) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
@@ -75,6 +101,7 @@ class RunFlow:
         self.faults: faults.Faults = app.state.faults
         self._publishing: set[asyncio.Task[bool]] = set()  # publishes that outlive a request
         self.signals = LogSignals()  # wakes this replica's streams (run_events.py appends)
+        self.settled = Settled()
 
     async def agents(self) -> dict[str, str]:
         """The agents the mesh can run, with the model each one's definition names."""
@@ -274,6 +301,15 @@ class RunFlow:
     ) -> dict[str, Any] | None:
         """The run ended: record it, undo it if it was rolled back, start the next one.
         Returns the run's record (None: a rolled-back run, deleted, or one never recorded)."""
+        if run_id in self.settled:
+            return self.settled.get(run_id)
+        record = await self._settle(run_id, status, result)
+        self.settled.put(run_id, record)  # only once every step above has been done
+        return record
+
+    async def _settle(
+        self, run_id: str, status: str, result: dict[str, Any]
+    ) -> dict[str, Any] | None:
         flipped: list[bool] = []
 
         def finish(cur: dict[str, Any] | None) -> dict[str, Any] | None:
