@@ -102,6 +102,7 @@ class RunFlow:
         self._publishing: set[asyncio.Task[bool]] = set()  # publishes that outlive a request
         self.signals = LogSignals()  # wakes this replica's streams (run_events.py appends)
         self.settled = Settled()
+        self._settling: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
 
     async def agents(self) -> dict[str, str]:
         """The agents the mesh can run, with the model each one's definition names."""
@@ -303,9 +304,20 @@ class RunFlow:
         Returns the run's record (None: a rolled-back run, deleted, or one never recorded)."""
         if run_id in self.settled:
             return self.settled.get(run_id)
-        record = await self._settle(run_id, status, result)
-        self.settled.put(run_id, record)  # only once every step above has been done
-        return record
+        # The run's final event and agent-runner's answer often arrive together: one settles,
+        # the other waits for it.
+        task = self._settling.get(run_id)
+        if task is None:
+            task = asyncio.create_task(self._settle(run_id, status, result))
+            self._settling[run_id] = task
+            task.add_done_callback(lambda done: self._settled(run_id, done))
+        record = await asyncio.shield(task)
+        return None if record is None else dict(record)
+
+    def _settled(self, run_id: str, task: asyncio.Task[dict[str, Any] | None]) -> None:
+        del self._settling[run_id]
+        if not task.cancelled() and task.exception() is None:
+            self.settled.put(run_id, task.result())  # only once every step has been done
 
     async def _settle(
         self, run_id: str, status: str, result: dict[str, Any]
