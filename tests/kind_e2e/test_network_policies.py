@@ -11,9 +11,9 @@ ones (no Python there). NetworkPolicy acts per pod, not per container: a service
 container and its sidecar share one network namespace, so "the sidecar's path" is the
 pod's.
 
-Runs only against a cluster brought up with `agentia kind up --overlay policies` (or
-`full`); on any other cluster (no kube-router DaemonSet in kube-system) the whole module
-is skipped, with that reason shown.
+Needs a cluster brought up with `agentia kind up --overlay policies` (or `full`), as
+`make test-kind` does; on any other cluster (no kube-router DaemonSet in kube-system) the
+module fails, saying so: nothing would enforce the policies it checks.
 """
 
 from __future__ import annotations
@@ -59,15 +59,16 @@ PYTHON_CONTAINERS = set(names.APP_IDS)  # the service image has python3
 
 @pytest.fixture(scope="module", autouse=True)
 def policy_engine() -> None:
-    """Skip unless the policy engine is applied; then wait for it on every node."""
+    """The policy engine must be applied (`make test-kind` brings the `policies` overlay
+    up); then wait for it on every node."""
     engines = kubectl_json(
         "get", "daemonsets", "-n", "kube-system", "-l", "app.kubernetes.io/name=kube-router"
     )["items"]
     if not engines:
-        pytest.skip(
+        pytest.fail(
             "the cluster runs neither the `policies` nor the `full` overlay (no kube-router "
-            "DaemonSet in kube-system): network policies are only applied and enforced "
-            "there; run `agentia kind up --overlay policies`"
+            "DaemonSet in kube-system), so no policy is enforced: run `make test-kind` "
+            "(or `agentia kind up --overlay policies`) first"
         )
     policies = kubectl_json("get", "networkpolicies", "-n", NAMESPACE)["items"]
     assert {p["metadata"]["name"] for p in policies} >= {"default-deny", "mesh-sidecars"}
