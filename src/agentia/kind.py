@@ -21,12 +21,12 @@ from typing import Annotated, Final
 
 import typer
 
-from agentia import kind_build, kind_config, names
+from agentia import kind_build, kind_config, kind_keda, names
 from agentia.apikeys import KeyRing, new_key
 from agentia.kind_config import DEFAULT_GATEWAY_PORT, GATEWAY_PORT_ENV
 from agentia.kind_engine import EngineError
-from agentia.kind_gobuild import GoBuildError
-from agentia.kind_images import ImageError
+from agentia.kind_gobuild import KEDA_VERSION, GoBuildError
+from agentia.kind_images import ImageError, pullable
 from agentia.kind_render import (
     GATEWAY_NODE_PORT,
     NAMESPACE,
@@ -43,7 +43,6 @@ from agentia.kind_up import (
     CONTEXT,
     DAPR_NAMESPACE,
     INFRA,
-    KEDA_VERSION,
     KindError,
     build_service_images,
     cluster_exists,
@@ -226,11 +225,6 @@ def _plan() -> kind_build.Plan:
 
 def _up(overlay: str, build: bool, port: int) -> str:
     manifests = render(overlay)  # a bad overlay fails before anything is touched
-    if overlay == "full" and not kind_build.dapr_repo_reachable():
-        raise KindError(
-            "overlay 'full' needs KEDA's chart and images and the OpenTelemetry collector, "
-            "which are not built offline yet; use --overlay dev (see docs/kubernetes.md)"
-        )
     plan = _plan()
     for note in plan.notes:
         say(f"• {note}")
@@ -238,13 +232,16 @@ def _up(overlay: str, build: bool, port: int) -> str:
         say(f"• kind cluster '{CLUSTER}' exists; reusing it")
     else:
         create_cluster(plan, port)
+    keda = _keda_images() if overlay == "full" else {}
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
     extra = plan.beyond_dev if overlay in ENFORCED else []
-    load_images([*plan.load, *extra, *tagged.values()])
+    load_images([*plan.load, *extra, *keda.values(), *tagged.values()])
     if overlay in ENFORCED and plan.every_node:
         load_images(plan.every_node, every_node=True)
     install_dapr(plan)
-    if overlay == "full":
+    if overlay == "full" and keda:
+        _install_keda(keda)
+    elif overlay == "full":
         helm_install("keda", "kedacore/keda", "keda", "--version", KEDA_VERSION)
     for app_id, tag in tagged.items():
         manifests = manifests.replace(f"image: {image(app_id)}", f"image: {tag}")
@@ -270,6 +267,39 @@ def _up(overlay: str, build: bool, port: int) -> str:
         )
     wait_for_workloads()
     return gateway_url()
+
+
+def _keda_images() -> dict[str, str]:
+    """KEDA's images built here (empty when its published ones can be pulled: its chart)."""
+    if pullable(f"ghcr.io/kedacore/keda:{KEDA_VERSION}"):
+        return {}
+    try:
+        return kind_keda.images(say)
+    except (GoBuildError, ImageError) as exc:
+        raise KindError(str(exc)) from exc
+
+
+def _install_keda(built: dict[str, str]) -> None:
+    """KEDA from its own kustomization, before the ScaledObjects that need its CRDs."""
+    try:
+        docs = kind_keda.manifests(kustomize_command(), built, say)
+    except RuntimeError as exc:
+        raise KindError(str(exc)) from exc
+    # Server-side: KEDA's CRDs are larger than client-side apply's annotation allows.
+    apply = _kubectl("apply", "--server-side", "--force-conflicts", "-f", "-")
+    run(f"applying KEDA {KEDA_VERSION} (built here)", apply, stdin=docs)
+    for name in kind_keda.DEPLOYMENTS:
+        run(
+            f"waiting for KEDA's {name}",
+            kubectl(
+                "rollout",
+                "status",
+                f"deployment/{name}",
+                "-n",
+                kind_keda.NAMESPACE,
+                "--timeout=300s",
+            ),
+        )
 
 
 def _existing_tags() -> dict[str, str]:

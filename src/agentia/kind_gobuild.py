@@ -32,6 +32,7 @@ K8S_VERSION: Final = "v1.37.2"  # v1.37.0 (kind v0.33.0's default) is not served
 K8S_STAGING_VERSION: Final = "v0.37.2"
 STATIC_CGO: Final = "-extldflags=-static"
 KUBE_ROUTER_VERSION: Final = "v2.1.0"
+KEDA_VERSION: Final = "2.21.0"
 _KUBE_ROUTER_VERSION_PKG: Final = "github.com/cloudnativelabs/kube-router/v2/pkg/version"
 
 
@@ -205,6 +206,24 @@ TOOLS: Final = {
                 f"-X {_KUBE_ROUTER_VERSION_PKG}.Version={KUBE_ROUTER_VERSION}",
                 f"-X {_KUBE_ROUTER_VERSION_PKG}.BuildDate=1970-01-01T00:00:00Z",
             ),
+        ),
+        GoTool(
+            # KEDA's three programs (kind_keda.py; the `full` overlay's autoscaling). Its
+            # go.mod's one replace: temporal's SDK needs the proto annotations' later commit.
+            "keda",
+            "github.com/kedacore/keda/v2",
+            f"v{KEDA_VERSION}",
+            {
+                "keda": "github.com/kedacore/keda/v2/cmd/operator",
+                "keda-adapter": "github.com/kedacore/keda/v2/cmd/adapter",
+                "keda-admission-webhooks": "github.com/kedacore/keda/v2/cmd/webhooks",
+            },
+            ldflags=(f"-X github.com/kedacore/keda/v2/version.Version={KEDA_VERSION}",),
+            replace={
+                "github.com/nexus-rpc/nexus-proto-annotations": (
+                    "v0.1.1-0.20260629224316-835bd8d49cb4"
+                )
+            },
         ),
         GoTool(
             "helm",

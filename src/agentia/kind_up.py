@@ -29,7 +29,6 @@ CLUSTER: Final = "agentia"
 CONTEXT: Final = f"kind-{CLUSTER}"
 DAPR_NAMESPACE: Final = "dapr-system"  # where Helm installs Dapr's control plane
 INFRA: Final = ("postgres", "rabbitmq", "redis")
-KEDA_VERSION: Final = "2.21.0"
 HELM_REPOS: Final = {
     "dapr": "https://dapr.github.io/helm-charts/",
     "kedacore": "https://kedacore.github.io/charts",

@@ -70,6 +70,7 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     )
     monkeypatch.setattr(kind_build, "build", lambda progress, timings=None: plan)
     monkeypatch.setattr(kind_build, "dapr_repo_reachable", lambda: True)
+    monkeypatch.setattr(kind, "pullable", lambda ref, timeout_s=60: True)  # KEDA's chart
     (tmp_path / "ca").mkdir()
     (tmp_path / "ca" / "site.crt").write_text("SITE-CA-PEM")  # one line, for the log
     monkeypatch.setattr(kind_up, "SITE_CA_DIR", tmp_path / "ca")
