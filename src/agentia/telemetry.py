@@ -52,8 +52,7 @@ def setup_tracing(service: str, endpoint: str | None) -> None:
     """The process's tracer provider (once), exporting to ``endpoint`` when one is set."""
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if endpoint:
         exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=5)
         provider.add_span_processor(BatchSpanProcessor(exporter))
