@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from typing import Any
 import httpx
 
 from agentia.kind import GATEWAY_URL, kind_key_path
+from agentia.paths import repo_root
+
+sys.path.insert(0, str(repo_root()))
 from bench.kind_scale import APP, background, kubectl, ready_pods
 
 PAUSE = "autoscaling.keda.sh/paused-replicas"
