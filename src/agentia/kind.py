@@ -282,8 +282,8 @@ def _keda_images() -> dict[str, str]:
 def _install_keda(built: dict[str, str]) -> None:
     """KEDA from its own kustomization, before the ScaledObjects that need its CRDs."""
     try:
-        docs = kind_keda.manifests(kustomize_command(), built, say)
-    except RuntimeError as exc:
+        docs = kind_keda.manifests(kustomize_build, built, say)
+    except RuntimeError as exc:  # KindError (kustomize) is one; a foreign image is another
         raise KindError(str(exc)) from exc
     # Server-side: KEDA's CRDs are larger than client-side apply's annotation allows.
     apply = _kubectl("apply", "--server-side", "--force-conflicts", "-f", "-")
@@ -291,7 +291,7 @@ def _install_keda(built: dict[str, str]) -> None:
     for name in kind_keda.DEPLOYMENTS:
         run(
             f"waiting for KEDA's {name}",
-            kubectl(
+            _kubectl(
                 "rollout",
                 "status",
                 f"deployment/{name}",

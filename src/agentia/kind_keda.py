@@ -7,8 +7,8 @@ certificates (``--enable-cert-rotation``), so nothing else is needed."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 import yaml
@@ -42,15 +42,11 @@ def images(progress: Progress) -> dict[str, str]:
     return out
 
 
-def manifests(kustomize: list[str], built: dict[str, str], progress: Progress) -> str:
-    """KEDA's own `config/default`, with the images built here and never pulled."""
+def manifests(build: Callable[[Path], str], built: dict[str, str], progress: Progress) -> str:
+    """KEDA's own `config/default` rendered by ``build`` (kind.kustomize_build), with the
+    images built here and never pulled."""
     source = module_dir(TOOLS["keda"]) / "config" / "default"
-    proc = subprocess.run(
-        [*kustomize, str(source)], capture_output=True, text=True, check=False, timeout=300
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"kustomize build {source} failed:\n{proc.stderr[-2000:]}")
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    docs = [d for d in yaml.safe_load_all(build(source)) if d]
     for doc in docs:
         if doc.get("kind") != "Deployment":
             continue

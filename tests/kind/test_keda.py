@@ -14,7 +14,7 @@ BUILT = {upstream: f"agentia.local/{prog}:test" for upstream, prog in kind_keda.
 
 
 def rendered() -> list[dict[str, Any]]:
-    text = kind_keda.manifests(kind.kustomize_command(), BUILT, lambda _: None)
+    text = kind_keda.manifests(kind.kustomize_build, BUILT, lambda _: None)
     return [d for d in yaml.safe_load_all(text) if d]
 
 
