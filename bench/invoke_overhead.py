@@ -92,6 +92,7 @@ def start_app_with_sidecar(
     factory: str = "bench.echo_app:create_app",
     extra_env: dict[str, str] | None = None,
     mtls: bool = True,
+    resources: list[Path] | None = None,
 ) -> tuple[names.AppPorts, list[subprocess.Popen[bytes]]]:
     ports = names.AppPorts(*free_ports(5))
     env = {**os.environ, **mesh.app_environment(app_id, ports, tokens), **(extra_env or {})}
@@ -115,7 +116,11 @@ def start_app_with_sidecar(
     )
     bins = ensure_dapr_binaries(lambda m: None)
     side = subprocess.Popen(
-        [*mesh.sidecar_command(bins, app_id, ports, mtls=mtls), "--log-level", "warn"],
+        [
+            *mesh.sidecar_command(bins, app_id, ports, resources, mtls=mtls),
+            "--log-level",
+            "warn",
+        ],
         cwd=agentia_home(),
         env=env,
         stdout=(logs / f"{app_id}-dapr.log").open("wb"),

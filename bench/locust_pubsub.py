@@ -11,14 +11,34 @@ import itertools
 import json
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 import gevent
 import pika
-from locust import HttpUser, User, constant, task
+from locust import FastHttpUser, User, constant, events, task
 from locust.exception import StopUser
 
 TOTAL = int(os.environ.get("BENCH_EVENTS", "1000"))
 _numbers = itertools.count()
+
+
+@events.quitting.add_listener
+def _write_totals(environment: Any, **_kwargs: Any) -> None:
+    """The totals as Locust prints them at exit, for bench/pubsub.py (Locust's CSV is written
+    on an interval and can miss a run shorter than it)."""
+    total = environment.stats.total
+    Path(os.environ["BENCH_STATS_OUT"]).write_text(
+        json.dumps(
+            {
+                "published": total.num_requests,
+                "failed": total.num_failures,
+                "publish_per_s": total.total_rps,
+                "publish_p50_ms": total.get_response_time_percentile(0.5),
+                "publish_p99_ms": total.get_response_time_percentile(0.99),
+            }
+        )
+    )
 
 
 def _next_or_stop(user: User) -> int:
@@ -30,7 +50,7 @@ def _next_or_stop(user: User) -> int:
     return number
 
 
-class DaprPublish(HttpUser):
+class DaprPublish(FastHttpUser):
     """POST /v1.0/publish through a sidecar (which wraps a CloudEvent, confirms, persists)."""
 
     wait_time = constant(0)
@@ -38,8 +58,12 @@ class DaprPublish(HttpUser):
     @task
     def publish(self) -> None:
         number = _next_or_stop(self)
+        # Several components on one broker ("lanes") spread the publishes: each has its own
+        # channel, and Dapr's RabbitMQ component waits for one confirm at a time per channel.
+        lanes = os.environ.get("BENCH_PUBSUBS", "pubsub").split(",")
+        pubsub = lanes[number % len(lanes)]
         self.client.post(
-            f"/v1.0/publish/pubsub/{os.environ['BENCH_TOPIC']}",
+            f"/v1.0/publish/{pubsub}/{os.environ['BENCH_TOPIC']}",
             json={"i": number, "t": time.time()},
             headers={"dapr-api-token": os.environ["BENCH_DAPR_TOKEN"]},
             name="publish via sidecar",

@@ -8,29 +8,33 @@ with the time; the subscriber on the other side (an app behind its sidecar, or a
 consumer) keeps the time from publish to delivery. Figures: publish calls/s and their
 p50/p99 (from Locust), events delivered/s end to end and the end-to-end p50/p99.
 
-    .venv/bin/python bench/pubsub.py [--events 3000] [--users 8]
+    .venv/bin/python bench/pubsub.py [--events 10000] [--users 8] [--lanes 4]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pika
+import psutil
+import yaml
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
 from agentia.runtime import orchestrate
+from agentia.runtime.mesh import components_dir
 from agentia.runtime.secrets_file import read_secrets
 
 sys.path.insert(0, str(repo_root()))
@@ -40,6 +44,20 @@ from bench.runs import pct
 PREFETCH = 16  # as components/pubsub.yaml
 
 
+def lane_components(folder: Path, lanes: int) -> list[str]:
+    """Write ``lanes - 1`` copies of components/pubsub.yaml named pubsub-lane-N into
+    ``folder`` (the same broker and settings, each its own connection and channel); return
+    the names of all lanes, ``pubsub`` first."""
+    source = yaml.safe_load((components_dir() / "pubsub.yaml").read_text())
+    names_ = [names.PUBSUB]
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, lanes):
+        doc = {**source, "metadata": {**source["metadata"], "name": f"{names.PUBSUB}-lane-{n}"}}
+        (folder / f"pubsub-lane-{n}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        names_.append(doc["metadata"]["name"])
+    return names_
+
+
 def locust(
     user: str, events: int, users: int, env: dict[str, str], host: str, out: Path
 ) -> dict[str, float]:
@@ -47,8 +65,8 @@ def locust(
     exe = Path(sys.executable).parent / "locust"
     if not exe.exists():
         sys.exit("locust is needed: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
-    prefix = out / user
-    subprocess.run(
+    totals = out / f"{user}-{len(list(out.glob('*.json')))}.json"
+    done = subprocess.run(
         [
             str(exe),
             "-f",
@@ -63,25 +81,20 @@ def locust(
             "300s",
             "--host",
             host,
-            "--csv",
-            str(prefix),
             "--loglevel",
             "WARNING",
             user,
         ],
-        env={**os.environ, **env, "BENCH_EVENTS": str(events)},
-        check=True,
+        env={**os.environ, **env, "BENCH_EVENTS": str(events), "BENCH_STATS_OUT": str(totals)},
         capture_output=True,
+        text=True,
     )
-    with open(f"{prefix}_stats.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-    return {
-        "published": float(row["Request Count"]),
-        "failed": float(row["Failure Count"]),
-        "publish_per_s": float(row["Requests/s"]),
-        "publish_p50_ms": float(row["50%"]),
-        "publish_p99_ms": float(row["99%"]),
-    }
+    result: dict[str, float] = json.loads(totals.read_text()) if totals.exists() else {}
+    # Locust exits 1 when a request failed (counted in the result); anything else, or no
+    # request made at all, is the load generator itself failing.
+    if done.returncode not in (0, 1) or not result.get("published"):
+        sys.exit(f"Locust ({user}) made no measurement:\n{done.stderr[-2000:]}")
+    return result
 
 
 def delivered(latencies: list[float], first_sent: float, last_at: float) -> dict[str, float]:
@@ -140,10 +153,52 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+class Cpu:
+    """CPU seconds (user + system) of the processes a path uses, read before and after it."""
+
+    def __init__(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+        self.procs = {label: psutil.Process(p.pid) for label, p in procs.items()}
+        broker = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
+        if broker:
+            self.procs["RabbitMQ"] = broker[0]
+
+    def now(self) -> dict[str, float]:
+        out = {label: sum(p.cpu_times()[:2]) for label, p in self.procs.items()}
+        # Locust runs to its end under subprocess.run, so it is counted among the reaped
+        # children; the bench's own process holds the direct path's pika consumer.
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["Locust"] = kids.ru_utime + kids.ru_stime
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        out["bench (pika consumer)"] = me.ru_utime + me.ru_stime
+        return out
+
+
+def run_path(
+    label: str,
+    cpu: Cpu,
+    publish: Callable[[], dict[str, float]],
+    delivered_so_far: Callable[[], dict[str, Any]],
+    events: int,
+) -> dict[str, Any]:
+    """Publish ``events`` with ``publish``, wait until the subscriber has them all, and return
+    the Locust figures, the delivery figures and each process's CPU ms per 1000 events."""
+    print(f"• {label}", flush=True)
+    before, started = cpu.now(), time.time()
+    pub = publish()
+    wait_until(lambda: delivered_so_far()["received"] >= events, 180, label)
+    after = cpu.now()
+    got = delivered_so_far()
+    spent = {k: (after[k] - before[k]) * 1e6 / events for k in after}
+    return {**pub, **delivered(got["latencies_ms"], started, got["last_at"]), "cpu": spent}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--users", type=int, default=8)
+    parser.add_argument(
+        "--lanes", type=int, default=4, help="pubsub components the lanes publisher spreads over"
+    )
     args = parser.parse_args()
     home = agentia_home()
     print("• starting infrastructure and the Dapr control plane", flush=True)
@@ -153,87 +208,154 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
     topic = f"bench.pubsub.{run}"
+    out = logs / f"locust-{run}"
+    out.mkdir()
+    lanes = lane_components(out / "lanes", args.lanes)
     sink, p1 = start_app_with_sidecar(
         "bench-sink", plan.tokens, logs, "bench.sink_app:create_app", {"BENCH_TOPIC": topic}
     )
     publisher, p2 = start_app_with_sidecar("bench-publisher", plan.tokens, logs)
-    procs = p1 + p2
-    out = logs / f"locust-{run}"
-    out.mkdir()
+    laned, p3 = start_app_with_sidecar(
+        "bench-publisher-lanes", plan.tokens, logs, resources=[components_dir(), out / "lanes"]
+    )
+    procs = p1 + p2 + p3
+    cpu = Cpu(
+        {
+            "publishing sidecar": p2[0],
+            "publishing sidecar, lanes": p3[0],
+            "subscribing sidecar": p1[0],
+            "subscriber app": p1[1],
+        }
+    )
+    stats_url = f"http://127.0.0.1:{sink.app}/stats"
+    sink_stats = lambda: httpx.get(stats_url, timeout=30).json()  # noqa: E731
+    dapr_env = {"BENCH_TOPIC": topic, "BENCH_DAPR_TOKEN": plan.tokens.dapr_api_token}
     try:
         time.sleep(2)  # the sink's sidecar subscribes once its app answers
-        print(
-            f"• direct: {args.events} events, {args.users} Locust users, pika both ends", flush=True
-        )
         consumer = DirectConsumer(amqp, f"bench-direct-{run}")
         consumer.start()
         consumer.ready.wait(30)
-        started = time.time()
-        base_pub = locust(
-            "AmqpPublish",
-            args.events,
-            args.users,
-            {
-                "BENCH_AMQP_URL": amqp,
-                "BENCH_EXCHANGE": consumer.exchange,
+        base = run_path(
+            f"direct: {args.events} events, {args.users} Locust users, pika both ends",
+            cpu,
+            lambda: locust(
+                "AmqpPublish",
+                args.events,
+                args.users,
+                {"BENCH_AMQP_URL": amqp, "BENCH_EXCHANGE": consumer.exchange},
+                "amqp://",
+                out,
+            ),
+            lambda: {
+                "received": len(consumer.seen),
+                "latencies_ms": consumer.latencies,
+                "last_at": consumer.last_at,
             },
-            "amqp://",
-            out,
+            args.events,
         )
-        wait_until(lambda: len(consumer.seen) >= args.events, 120, "direct deliveries")
-        base = {**base_pub, **delivered(consumer.latencies, started, consumer.last_at)}
         consumer.stop.set()
         consumer.join(10)
-
-        print(f"• Dapr: {args.events} events through two sidecars", flush=True)
-        stats_url = f"http://127.0.0.1:{sink.app}/stats"
-        started = time.time()
-        dapr_pub = locust(
-            "DaprPublish",
+        dapr = run_path(
+            f"Dapr: {args.events} events through two sidecars",
+            cpu,
+            lambda: locust(
+                "DaprPublish",
+                args.events,
+                args.users,
+                dapr_env,
+                f"http://127.0.0.1:{publisher.dapr_http}",
+                out,
+            ),
+            sink_stats,
             args.events,
-            args.users,
-            {
-                "BENCH_TOPIC": topic,
-                "BENCH_DAPR_TOKEN": plan.tokens.dapr_api_token,
-            },
-            f"http://127.0.0.1:{publisher.dapr_http}",
-            out,
         )
-        wait_until(
-            lambda: httpx.get(stats_url, timeout=5).json()["received"] >= args.events,
-            180,
-            "deliveries through Dapr",
+        httpx.post(f"http://127.0.0.1:{sink.app}/reset", timeout=30).raise_for_status()
+        laned_r = run_path(
+            f"Dapr: {args.events} events, spread over {len(lanes)} pubsub lanes",
+            cpu,
+            lambda: locust(
+                "DaprPublish",
+                args.events,
+                args.users,
+                {**dapr_env, "BENCH_PUBSUBS": ",".join(lanes)},
+                f"http://127.0.0.1:{laned.dapr_http}",
+                out,
+            ),
+            sink_stats,
+            args.events,
         )
-        stats = httpx.get(stats_url, timeout=30).json()
-        dapr = {**dapr_pub, **delivered(stats["latencies_ms"], started, stats["last_at"])}
+        httpx.post(f"http://127.0.0.1:{sink.app}/reset", timeout=30).raise_for_status()
+        bulk = run_path(
+            f"Dapr: {args.events} events over {len(lanes)} lanes, taken by a bulk subscription",
+            cpu,
+            lambda: locust(
+                "DaprPublish",
+                args.events,
+                args.users,
+                {**dapr_env, "BENCH_TOPIC": f"{topic}.bulk", "BENCH_PUBSUBS": ",".join(lanes)},
+                f"http://127.0.0.1:{laned.dapr_http}",
+                out,
+            ),
+            sink_stats,
+            args.events,
+        )
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=20)
-    report(base, dapr, args)
+        drop(amqp, [f"bench-sink-{t}" for t in (topic, f"{topic}.bulk")], [topic, f"{topic}.bulk"])
+    report(base, dapr, laned_r, bulk, args)
 
 
-def report(base: dict[str, float], dapr: dict[str, float], args: argparse.Namespace) -> None:
-    cols = ("pub/s", "pub p50", "pub p99", "deliv/s", "e2e p50", "e2e p99")
-    units = ("", "ms", "ms", "", "ms", "ms")
-    print(f"\n{'path':30} " + " ".join(f"{c:>8}" for c in cols))
-    print(f"{'':30} " + " ".join(f"{u:>8}" for u in units))
-    for label, r in (
+def drop(amqp: str, queues: list[str], exchanges: list[str]) -> None:
+    """Delete the queues and exchanges the run declared: a durable queue left bound to a
+    topic would keep every later event of it (and cost the broker for each)."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp))
+    try:
+        ch = conn.channel()
+        for q in queues:
+            ch.queue_delete(q)
+        for x in exchanges:
+            ch.exchange_delete(x)
+    finally:
+        conn.close()
+
+
+def report(
+    base: dict[str, Any],
+    dapr: dict[str, Any],
+    laned: dict[str, Any],
+    bulk: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    paths = (
         ("RabbitMQ direct, pika (baseline)", base),
         ("through two Dapr sidecars", dapr),
-    ):
+        (f"the same, {args.lanes} publish lanes", laned),
+        ("lanes and bulk subscription", bulk),
+    )
+    cols = ("pub/s", "pub p50", "pub p99", "deliv/s", "e2e p50", "e2e p99")
+    units = ("", "ms", "ms", "", "ms", "ms")
+    print(f"\n{'path':34} " + " ".join(f"{c:>8}" for c in cols))
+    print(f"{'':34} " + " ".join(f"{u:>8}" for u in units))
+    for label, r in paths:
         print(
-            f"{label:30} {r['publish_per_s']:8.0f} {r['publish_p50_ms']:8.1f} "
+            f"{label:34} {r['publish_per_s']:8.0f} {r['publish_p50_ms']:8.1f} "
             f"{r['publish_p99_ms']:8.1f} {r['delivered_per_s']:8.0f} {r['e2e_p50_ms']:8.1f} "
             f"{r['e2e_p99_ms']:8.1f}"
         )
-    print(
-        "delivered/s ratio (Dapr / direct): "
-        f"{dapr['delivered_per_s'] / base['delivered_per_s']:.2f}; "
-        f"added at e2e p50: {dapr['e2e_p50_ms'] - base['e2e_p50_ms']:.1f} ms; "
-        f"failed publishes: {base['failed']:.0f} direct, {dapr['failed']:.0f} Dapr"
-    )
+    for label, r in paths[1:]:
+        print(
+            f"{label}: delivered/s {r['delivered_per_s'] / base['delivered_per_s']:.2f}x direct, "
+            f"+{r['e2e_p50_ms'] - base['e2e_p50_ms']:.1f} ms at the e2e p50, "
+            f"{r['failed']:.0f} failed publishes ({base['failed']:.0f} direct)"
+        )
+    print(f"\nCPU ms per 1000 events ({os.cpu_count()} cores: 2000 ms a second in all)")
+    print(f"{'process':28} " + " ".join(f"{n:>10}" for n in ("direct", "Dapr", "lanes", "+bulk")))
+    for proc in base["cpu"]:
+        print(f"{proc:28} " + " ".join(f"{r['cpu'][proc]:10.0f}" for _, r in paths))
+    print(f"{'all':28} " + " ".join(f"{sum(r['cpu'].values()):10.0f}" for _, r in paths))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "pubsub.json"
     path.write_text(
@@ -242,9 +364,12 @@ def report(base: dict[str, float], dapr: dict[str, float], args: argparse.Namesp
                 "tool": "locust",
                 "events": args.events,
                 "users": args.users,
+                "lanes": args.lanes,
                 "cores": os.cpu_count(),
                 "direct": base,
                 "dapr": dapr,
+                "dapr_lanes": laned,
+                "dapr_lanes_bulk_subscribe": bulk,
             },
             indent=1,
         )
