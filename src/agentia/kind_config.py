@@ -5,18 +5,23 @@ what this host and the chosen images need, decided at run time (never a hand edi
 - the gateway's host port (configurable; the local mesh owns 8000);
 - on hosts with cgroup v1, kubelet 1.37 refuses to start unless ``failCgroupV1: false``;
 - where the nodes lack CAP_SYS_RESOURCE, containerd must not try to lower OOM scores
-  (``restrict_oom_score_adj``), or every pod with a negative score fails to start.
+  (``restrict_oom_score_adj``), or every pod with a negative score fails to start;
+- one host folder mounted into both workers at SHARED_NODE_PATH: a volume there
+  (infra/shared-volumes.yaml) follows its pod to the other worker, as a network disk would.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
 from agentia.kind_render import GATEWAY_NODE_PORT, kind_dir
+from agentia.paths import agentia_home
 
 DEFAULT_GATEWAY_PORT: Final = 30800  # not the local mesh's 8000
 GATEWAY_PORT_ENV: Final = "AGENTIA_KIND_GATEWAY_PORT"
@@ -26,7 +31,26 @@ KUBELET_CGROUP_V1_PATCH: Final = (
 CONTAINERD_OOM_PATCH: Final = (
     '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n'
 )
+SHARED_NODE_PATH: Final = "/var/agentia-shared"  # in each worker; infra/shared-volumes.yaml
+SHARED_VOLUMES: Final = ("rabbitmq",)  # one folder each, writable by the pod's user
 Doc = dict[str, Any]
+
+
+def shared_dir() -> Path:
+    """The host folder both workers mount at SHARED_NODE_PATH."""
+    return agentia_home() / "kind" / "shared-volumes"
+
+
+def fresh_shared_dir() -> Path:
+    """An empty shared folder for a new cluster (a broker's data from an earlier cluster
+    holds that cluster's users and passwords), with one world-writable folder per volume:
+    a hostPath volume gets no fsGroup, and the broker runs as its own non-root user."""
+    root = shared_dir()
+    shutil.rmtree(root, ignore_errors=True)
+    for name in SHARED_VOLUMES:
+        (root / name).mkdir(parents=True)
+        (root / name).chmod(0o777)
+    return root
 
 
 def gateway_port(option: int | None = None) -> int:
@@ -74,12 +98,17 @@ def cluster_config(
     *,
     cgroup_v1: bool = False,
     no_sys_resource: bool = False,
+    shared: Path | None = None,
 ) -> Doc:
-    """cluster.yaml with the node image, the gateway's host port and the host's patches."""
+    """cluster.yaml with the node image, the gateway's host port, the host's patches and
+    the shared folder mounted into every worker."""
     config: Doc = yaml.safe_load((kind_dir() / "cluster.yaml").read_text())
     for node in config["nodes"]:
         if node_image:
             node["image"] = node_image
+        if node["role"] == "worker":
+            mount = {"hostPath": str(shared or shared_dir()), "containerPath": SHARED_NODE_PATH}
+            node.setdefault("extraMounts", []).append(mount)
         for mapping in node.get("extraPortMappings", []):
             if mapping["containerPort"] == GATEWAY_NODE_PORT:
                 mapping["hostPort"] = port

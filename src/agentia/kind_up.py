@@ -87,7 +87,9 @@ def cluster_exists() -> bool:
 def create_cluster(plan: kind_build.Plan, port: int) -> None:
     config = kind_config.cluster_config(port, plan.node_image)
     facts = kind_config.host_facts(kind_config.node_images(config)[0])
-    config = kind_config.cluster_config(port, plan.node_image, **facts)
+    config = kind_config.cluster_config(
+        port, plan.node_image, **facts, shared=kind_config.fresh_shared_dir()
+    )
     if facts["cgroup_v1"] or facts["no_sys_resource"]:
         say(
             "• this host: "

@@ -61,6 +61,10 @@ def test_schemas_of_the_kind_node_version_are_shipped() -> None:
     assert K8S_VERSION in kubernetes_validate.utils.all_versions(), K8S_VERSION
 
 
+# The Namespace, and the broker's volume on the folder both workers mount.
+CLUSTER_SCOPED = ("Namespace", "StorageClass", "PersistentVolume")
+
+
 @pytest.mark.parametrize("overlay", kind.OVERLAYS)
 def test_overlay_renders_and_validates(overlay: str) -> None:
     docs = rendered(overlay)
@@ -69,7 +73,9 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
     for doc in docs:
         if _policy_engine(doc):  # a node agent: kube-system, and cluster-wide read access
             assert doc["metadata"].get("namespace") in ("kube-system", None), doc["metadata"]
-        elif doc["kind"] != "Namespace":
+        elif doc["kind"] in CLUSTER_SCOPED:
+            assert doc["metadata"].get("namespace") is None, doc["metadata"]
+        else:
             assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
         _validate_once(doc)
 

@@ -34,7 +34,7 @@ from agentia.kind_dapr_build import TOOL as DAPR_TOOL
 from agentia.kind_gobuild import K8S_STAGING_VERSION, TOOLS, wrapper_go_mod
 from agentia.kind_images import images_dir
 from agentia.kind_node import node_dir
-from agentia.kind_render import GATEWAY_NODE_PORT
+from agentia.kind_render import GATEWAY_NODE_PORT, kind_dir
 from agentia.paths import repo_root
 
 from .upstream import kind_config_fields
@@ -198,6 +198,28 @@ def test_the_config_swaps_the_image_maps_the_port_and_patches_only_when_needed()
     assert "restrict_oom_score_adj = true" in built["containerdConfigPatches"][0]
     keys = set(built) | {k for n in built["nodes"] for k in n}
     assert keys <= kind_config_fields() | {"kind", "apiVersion"}
+
+
+def test_only_the_workers_mount_the_shared_folder_made_fresh_for_a_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTIA_HOME", str(tmp_path))
+    stale = kind_config.shared_dir() / "rabbitmq" / "mnesia"
+    stale.mkdir(parents=True)
+    shared = kind_config.fresh_shared_dir()
+    assert not stale.exists() and (shared / "rabbitmq").stat().st_mode & 0o777 == 0o777
+    config = kind_config.cluster_config(30800, shared=shared)
+    mounts = {n["role"]: n.get("extraMounts", []) for n in config["nodes"]}
+    assert mounts["control-plane"] == []
+    assert mounts["worker"] == [
+        {"hostPath": str(shared), "containerPath": kind_config.SHARED_NODE_PATH}
+    ]
+    pv = next(
+        d
+        for d in yaml.safe_load_all((kind_dir() / "infra" / "shared-volumes.yaml").read_text())
+        if d["kind"] == "PersistentVolume"
+    )
+    assert pv["spec"]["hostPath"]["path"].startswith(kind_config.SHARED_NODE_PATH + "/")
 
 
 # --- Go wrapper modules and image recipes --------------------------------------------------

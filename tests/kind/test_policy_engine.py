@@ -55,6 +55,9 @@ def test_the_full_overlay_keeps_everything_else_in_the_agentia_namespace() -> No
         ("DaemonSet", "kube-router", "kube-system"),
         ("ClusterRole", "agentia-kube-router", None),
         ("ClusterRoleBinding", "agentia-kube-router", None),
+        # the broker's volume on the folder both workers mount (cluster-scoped objects)
+        ("StorageClass", "agentia-shared", None),
+        ("PersistentVolume", "agentia-rabbitmq-data", None),
     }
 
 

@@ -1,6 +1,6 @@
 """Faults only a cluster has, as chaostoolkit actions: a worker node lost (its kind container
-stopped, then started again), a node drained, a rolling update under load, a workload moved
-to the other worker.
+stopped, then started again), a node drained, a rolling update under load, the broker moved
+to the other worker with its volume.
 
 They drive ``kubectl`` (the kind context only, always named) and ``docker`` (only the kind
 node containers of this project's cluster). Every wait is bounded; each action returns when
@@ -135,3 +135,32 @@ def rolling_update(name: str = "agent-runner", timeout: float = 300.0) -> str:
         timeout=timeout + 30,
     )
     return f"deployment {name} rolled in {time.monotonic() - started:.0f}s"
+
+
+def _ready_on(pod: dict[str, Any]) -> str | None:
+    """The node of a Running pod whose containers are all Ready, else None."""
+    statuses = pod["status"].get("containerStatuses") or []
+    if pod["status"].get("phase") == "Running" and statuses and all(c["ready"] for c in statuses):
+        return str(pod["spec"].get("nodeName"))
+    return None
+
+
+def reschedule(app: str = "rabbitmq", timeout: float = 300.0) -> str:
+    """Move the one pod of a StatefulSet ``app`` onto the other worker: its node cordoned, the
+    pod deleted (gracefully), and back once the new pod is Ready elsewhere; then uncordon.
+    Only a pod whose volume both workers mount (infra/shared-volumes.yaml) can move."""
+    node = _own_worker(node_of(app))
+    started = time.monotonic()
+    try:
+        kubectl("cordon", node)
+        kubectl("-n", NAMESPACE, "delete", "pod", f"{app}-0", "--wait=false")
+        while time.monotonic() - started < timeout:
+            for pod in _pods(f"app.kubernetes.io/name={app}"):
+                moved_to = _ready_on(pod)
+                if moved_to and moved_to != node and not pod["metadata"].get("deletionTimestamp"):
+                    took = time.monotonic() - started
+                    return f"{app} moved from {node} to {moved_to}, Ready {took:.0f}s later"
+            time.sleep(2)
+        raise FaultError(f"{app} was not Ready on another node within {timeout:.0f}s")
+    finally:
+        kubectl("uncordon", node)
