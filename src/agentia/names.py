@@ -129,5 +129,8 @@ APP_HEALTH_PROBE_TIMEOUT_MS: Final = 3000
 APP_HEALTH_THRESHOLD: Final = 3
 # The local trace store (runtime/tracestore.py): OTLP/HTTP's standard port.
 TRACESTORE: Final = "tracestore"
+# The share of runs traced (0 to 1), read by the apps and written into their sidecars'
+# Configuration by the local mesh: 1 keeps every run findable by `agentia trace`.
+TRACE_SAMPLING_ENV: Final = "AGENTIA_TRACE_SAMPLING"
 TRACESTORE_PORT: Final = 4318
 WATCHDOG_METRICS_PORT: Final = 9192  # queue lag per subscribed queue (runtime/watchdog.py)

@@ -150,7 +150,7 @@ def create_service_app(
 ) -> FastAPI:
     """Build the service's app: its routers plus /healthz, /livez, dead letters and token checks."""
     setup_logging(settings.app_id, settings.log_level)
-    setup_tracing(settings.app_id, settings.otlp_endpoint)
+    setup_tracing(settings.app_id, settings.otlp_endpoint, settings.trace_sampling)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

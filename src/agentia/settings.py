@@ -42,6 +42,13 @@ class ServiceSettings(BaseSettings):
         validation_alias="AGENTIA_OTLP_ENDPOINT",
         description="OTLP/HTTP endpoint for spans (http://127.0.0.1:4318); none: kept nowhere.",
     )
+    trace_sampling: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias="AGENTIA_TRACE_SAMPLING",
+        description="Share of new traces kept (0 to 1); a call from a traced caller is traced.",
+    )
 
     @property
     def dapr_http_url(self) -> str:

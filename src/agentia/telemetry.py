@@ -25,6 +25,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,15 +49,25 @@ HTTP_SECONDS = Histogram(
 )
 
 
-def setup_tracing(service: str, endpoint: str | None) -> None:
-    """The process's tracer provider (once), exporting to ``endpoint`` when one is set."""
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        return
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+def tracer_provider(service: str, endpoint: str | None, sampling: float = 1.0) -> TracerProvider:
+    """Spans of ``service``, exported to ``endpoint`` when one is set. A trace this process
+    starts is kept at the ``sampling`` rate; one it continues follows its caller's decision
+    (the gateway, or a sidecar with the same rate, decides once for the whole run)."""
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(sampling)),
+    )
     if endpoint:
         exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=5)
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    return provider
+
+
+def setup_tracing(service: str, endpoint: str | None, sampling: float = 1.0) -> None:
+    """The process's tracer provider (once): :func:`tracer_provider`."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    trace.set_tracer_provider(tracer_provider(service, endpoint, sampling))
     HTTPXClientInstrumentor().instrument()
 
 

@@ -15,7 +15,14 @@ import yaml
 
 from agentia import access, kind, names
 from agentia.kind_dapr import DIFFERENCES, KUBERNETES_SECRET_STORE, load_local
-from agentia.kind_render import DRAIN_APP_ID, DRAIN_COMMAND, NAMESPACE, kind_dir, stale_generated
+from agentia.kind_render import (
+    DRAIN_APP_ID,
+    DRAIN_COMMAND,
+    NAMESPACE,
+    PART_OF,
+    kind_dir,
+    stale_generated,
+)
 from agentia.paths import repo_root
 from agentia.runtime.daprbin import DAPR_VERSION
 
@@ -228,12 +235,33 @@ def test_every_dapr_helm_value_exists_in_the_chart() -> None:
     for path in _leaves(ours):
         node: Any = chart
         for part in path:
+            if node == {}:  # a free-form value the chart passes through (a selector)
+                break
             assert isinstance(node, dict) and part in node, f"{'.'.join(path)} not in the chart"
             node = node[part]
     assert ours["global"]["mtls"]["enabled"] is True
     assert ours["dapr_placement"]["ha"] is True
     # Sidecars in the "restricted" namespace must drop every capability.
     assert ours["dapr_sidecar_injector"]["sidecarDropALLCapabilities"] is True
+    # No mesh pod without its sidecar, and only the mesh's pods wait on the injector.
+    injector = ours["dapr_sidecar_injector"]
+    assert injector["webhookFailurePolicy"] == "Fail"
+    selector = injector["objectSelector"]
+    assert selector["matchLabels"] == PART_OF
+    (wanted,) = selector["matchExpressions"]
+    sidecar_components = {
+        t["metadata"]["labels"]["app.kubernetes.io/component"]
+        for _, t in pod_templates(rendered("full"))
+        if t["metadata"].get("annotations", {}).get("dapr.io/enabled") == "true"
+    }
+    assert wanted["key"] == "app.kubernetes.io/component"
+    assert set(wanted["values"]) == sidecar_components
+    others = {
+        t["metadata"]["labels"].get("app.kubernetes.io/component")
+        for _, t in pod_templates(rendered("full"))
+        if t["metadata"].get("annotations", {}).get("dapr.io/enabled") != "true"
+    }
+    assert not others & sidecar_components
 
 
 def test_the_docs_name_the_pinned_versions() -> None:

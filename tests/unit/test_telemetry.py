@@ -1,20 +1,25 @@
 """The trace store's OTLP decoding and queries, and the CLI's tree, on spans made by the
-real OpenTelemetry SDK and encoded as its OTLP exporter encodes them."""
+real OpenTelemetry SDK and encoded as its OTLP exporter encodes them; the sampling setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import yaml
 from fastapi.testclient import TestClient
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
+from agentia import names
 from agentia.cli.trace import build_tree
+from agentia.runtime import mesh
 from agentia.runtime.tracestore import Store, create_app
-from agentia.telemetry import RUN_ID
+from agentia.telemetry import RUN_ID, tracer_provider
 
 
 def _spans(service: str, run_id: str) -> InMemorySpanExporter:
@@ -62,3 +67,52 @@ def test_the_store_refuses_what_is_not_otlp(tmp_path: Path) -> None:
     )
     assert bad.status_code == 400
     assert client.post("/v1/traces", json={"resourceSpans": []}).status_code == 415
+
+
+def test_sampling_keeps_new_traces_at_its_rate_and_follows_a_traced_caller() -> None:
+    exporter = InMemorySpanExporter()
+    provider = tracer_provider("gateway", None, sampling=0.0)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    for _ in range(20):
+        with tracer.start_as_current_span("POST /runs"):
+            pass
+    assert exporter.get_finished_spans() == ()
+    # A caller that traced the run (its sidecar's traceparent says sampled) is followed.
+    traced = SpanContext(
+        trace_id=0x1F, span_id=0x2F, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    with tracer.start_as_current_span(
+        "POST /events/runs-requested", context=set_span_in_context(NonRecordingSpan(traced))
+    ):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["POST /events/runs-requested"]
+    everything = InMemorySpanExporter()
+    full = tracer_provider("gateway", None)
+    full.add_span_processor(SimpleSpanProcessor(everything))
+    with full.get_tracer("test").start_as_current_span("POST /runs"):
+        pass
+    assert len(everything.get_finished_spans()) == 1
+
+
+@pytest.mark.parametrize("raw", ["1.5", "-0.1", "half"])
+def test_a_bad_sampling_rate_is_refused_naming_the_variable(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(names.TRACE_SAMPLING_ENV, raw)
+    with pytest.raises(ValueError, match=names.TRACE_SAMPLING_ENV):
+        mesh.trace_sampling()
+
+
+def test_the_sampling_rate_reaches_the_apps_and_their_sidecars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(names.TRACE_SAMPLING_ENV, "0.25")
+    config = yaml.safe_load(mesh.app_configuration_file(tmp_path, names.GATEWAY).read_text())
+    assert config["spec"]["tracing"]["samplingRate"] == "0.25"
+    env = mesh.app_environment(
+        names.GATEWAY, names.PORTS[names.GATEWAY], mesh.Tokens("a", "b", "c")
+    )
+    assert env[names.TRACE_SAMPLING_ENV] == "0.25"
+    monkeypatch.delenv(names.TRACE_SAMPLING_ENV)
+    assert mesh.trace_sampling() == 1.0

@@ -30,6 +30,7 @@ READ_POSTS = ("/search", "/store/namespaces", "/store/items/get")
 WINDOW_S = 60
 COUNTER_TIMEOUT_S = 0.5
 READ_EVERY_S = 1.0  # how stale this replica's view of a key's count may be
+KEYS_RETRY_S = 1.0  # how often a replica that has no keys yet tries to read them
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class Authenticator:
         self.loaded = True
 
     async def keep_fresh(self) -> None:
-        """Re-read the keys forever; a failed read keeps the last good ones."""
+        """Re-read the keys forever; a failed read keeps the last good ones. Until a first
+        read succeeds, try every second: every keyed request waits on it."""
         while True:
-            await asyncio.sleep(self.refresh_s)
+            await asyncio.sleep(self.refresh_s if self.loaded else KEYS_RETRY_S)
             try:
                 await self.refresh()
             except (DaprError, httpx.HTTPError, ValueError) as exc:
@@ -96,6 +98,14 @@ class Authenticator:
             token = auth[7:].strip()
         if not token:
             raise Denied(401, "no API key: send it as the x-api-key header or a Bearer token")
+        if not self.loaded:
+            # Not "unknown key": this replica could not read the keys yet (its sidecar or the
+            # secret store starting, or moving); the same request will pass in a moment.
+            raise Denied(
+                503,
+                "the gateway has not loaded its API keys yet; retry shortly",
+                {"Retry-After": str(int(KEYS_RETRY_S) + 1)},
+            )
         if token.startswith("agk_"):
             record = self.ring.verify(token)
             if record is None:

@@ -100,25 +100,59 @@ def lose_worker(app: str = "agent-runner", down_s: float = 45.0) -> str:
     return f"worker {node} (running {app}) down {down_s:g}s, Ready {ready_s:.0f}s later{moved}"
 
 
+def _held_by_budgets(node: str) -> list[str]:
+    """The pods still on ``node`` (DaemonSets' aside), if every one of them is one a
+    PodDisruptionBudget protects; empty if any is not (the drain failed for another reason)."""
+    out = kubectl("get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json")
+    left = [
+        p
+        for p in json.loads(out)["items"]
+        if not any(o.get("kind") == "DaemonSet" for o in p["metadata"].get("ownerReferences", []))
+        and p["status"].get("phase") not in ("Succeeded", "Failed")
+    ]
+    budgets = json.loads(kubectl("get", "pdb", "-A", "-o", "json"))["items"]
+
+    def protected(pod: dict[str, Any]) -> bool:
+        labels = pod["metadata"].get("labels", {})
+        return any(
+            b["metadata"]["namespace"] == pod["metadata"]["namespace"]
+            and b["spec"].get("selector", {}).get("matchLabels", {}).items() <= labels.items()
+            for b in budgets
+        )
+
+    if not left or not all(protected(p) for p in left):
+        return []
+    return sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in left)
+
+
 def drain_worker(app: str = "agent-runner", hold_s: float = 30.0) -> str:
     """Drain the worker running ``app`` (its pods evicted, gracefully), hold it cordoned
-    ``hold_s``, then uncordon it. Pods whose volume is bound to that node wait for it."""
+    ``hold_s``, then uncordon it. Pods whose volume is bound to that node wait for it. A pod
+    its PodDisruptionBudget keeps (Dapr's scheduler: 2 of its 3 replicas on one of two
+    workers, their volumes on it) stays, as it would for any operator's drain."""
     node = _own_worker(node_of(app))
+    kept = ""
     try:
-        kubectl(
-            "drain",
-            node,
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--force",
-            "--grace-period=30",
-            "--timeout=120s",
-            timeout=180,
-        )
+        try:
+            kubectl(
+                "drain",
+                node,
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--force",
+                "--grace-period=30",
+                "--timeout=120s",
+                timeout=180,
+            )
+        except FaultError:
+            held = _held_by_budgets(node)
+            if not held:
+                raise
+            kept = f"; kept by their PodDisruptionBudgets: {', '.join(held)}"
         time.sleep(max(0.0, min(hold_s, 300.0)))
     finally:
         kubectl("uncordon", node)
-    return f"worker {node} (running {app}) drained, uncordoned after {hold_s:g}s"
+    return f"worker {node} (running {app}) drained, uncordoned after {hold_s:g}s{kept}"
 
 
 def rolling_update(name: str = "agent-runner", timeout: float = 300.0) -> str:

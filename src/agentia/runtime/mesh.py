@@ -167,6 +167,7 @@ def app_configuration_file(home: Path, app_id: str) -> Path:
     """``app_id``'s Configuration: the shared one plus who may call it and which secrets it
     may read (agentia.access)."""
     base = yaml.safe_load(configuration_file().read_text())
+    base["spec"]["tracing"]["samplingRate"] = str(trace_sampling())
     path = home / "config" / f"{app_id}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = access.app_configuration(base, app_id)
@@ -322,7 +323,22 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
         # Crash points (agentia.faults) only where whoever starts the mesh asks for them:
         # the test suite does; `agentia up` on its own does not.
         **{k: v for k, v in os.environ.items() if k == FAULT_INJECTION_ENV},
+        names.TRACE_SAMPLING_ENV: str(trace_sampling()),
     }
+
+
+def trace_sampling() -> float:
+    """AGENTIA_TRACE_SAMPLING (0 to 1; 1 when unset), for the apps and their sidecars alike."""
+    raw = os.environ.get(names.TRACE_SAMPLING_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{names.TRACE_SAMPLING_ENV} must be a number from 0 to 1, not {raw!r}")
+    return rate
 
 
 def tracestore_spec(home: Path) -> ProgramSpec:

@@ -93,6 +93,10 @@ def up(home: Path, progress: Progress) -> list[health.Probe]:
     """Bring the whole mesh up and return the health of every part."""
     started = time.monotonic()
     try:
+        mesh.trace_sampling()  # a bad setting is named before anything starts
+    except ValueError as exc:
+        raise MeshError(str(exc)) from None
+    try:
         sup, p = start_infra(home, progress)
         for spec in p.specs:
             if spec.group == "app":
