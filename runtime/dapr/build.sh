@@ -39,8 +39,19 @@ cp -r "$dapr_dir" "$work/dapr"
 chmod -R u+w "$work/dapr"
 rm -f "$work/dapr/cmd/daprd/components/"*.go "$work/dapr/cmd/daprd/components/"*.go_disabled
 cp curated/components.go "$work/dapr/cmd/daprd/components/components.go"
+# components-contrib likewise, with our fixes to upstream bugs applied (patches/*.patch;
+# each says what it fixes and why).
+go mod download github.com/dapr/components-contrib
+contrib_dir="$(go list -m -f '{{.Dir}}' github.com/dapr/components-contrib)"
+cp -r "$contrib_dir" "$work/components-contrib"
+chmod -R u+w "$work/components-contrib"
+for patch in "$(pwd)"/patches/*.patch; do
+  step "patching components-contrib: $(basename "$patch")"
+  (cd "$work/components-contrib" && git apply -p1 "$patch")
+done
 cp go.mod go.sum "$work/"
 printf '\nreplace github.com/dapr/dapr => ./dapr\n' >> "$work/go.mod"
+printf 'replace github.com/dapr/components-contrib => ./components-contrib\n' >> "$work/go.mod"
 src="$(pwd)"
 cd "$work"
 mkdir -p "$out"
@@ -64,7 +75,8 @@ for bin in daprd placement scheduler sentry; do
   step "built $bin ($(du -h "$out/$bin" | cut -f1))"
 done
 if [[ -n "$refresh" ]]; then
-  grep -v '^replace github.com/dapr/dapr => ./dapr$' "$work/go.mod" > "$src/go.mod"
+  grep -v -e '^replace github.com/dapr/dapr => ./dapr$' \
+    -e '^replace github.com/dapr/components-contrib => ./components-contrib$' "$work/go.mod" > "$src/go.mod"
   cp "$work/go.sum" "$src/go.sum"
   step "wrote go.mod and go.sum back to $src"
 fi

@@ -31,6 +31,13 @@ PROGRAMS: Final = ("daprd", "operator", "injector", "sentry", "placement", "sche
 IMAGE_REGISTRY: Final = f"{LOCAL}/dapr"  # the chart's global.registry for these images
 IMAGE_TAG: Final = f"{DAPR_VERSION}-agentia"  # the chart's global.tag
 CURATED: Final = "runtime/dapr/curated/components.go"
+# Our fixes to upstream components, the same the local build applies (runtime/dapr/build.sh).
+PATCHES: Final = tuple(
+    sorted(
+        str(p.relative_to(repo_root()))
+        for p in (repo_root() / "runtime/dapr/patches").glob("*.patch")
+    )
+)
 _LDFLAGS: Final = (
     f"-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}",
     f"-X github.com/dapr/dapr/pkg/buildinfo.gitversion=v{DAPR_VERSION}",
@@ -42,15 +49,19 @@ TOOL: Final = GoTool(
     f"v{DAPR_VERSION}",
     {p: f"github.com/dapr/dapr/cmd/{p}" for p in PROGRAMS},
     ldflags=_LDFLAGS,
-    inputs=(CURATED,),
+    inputs=(CURATED, *PATCHES),
 )
 _LOCAL_REPLACE: Final = "replace github.com/dapr/dapr => ./dapr"
+_CONTRIB_REPLACE: Final = "replace github.com/dapr/components-contrib => ./components-contrib"
 
 
-def _download(work: Path, refresh: bool) -> Path:
-    """The upstream module's folder in Go's module cache, checked against go.sum in ``work``."""
+def _download(
+    work: Path, refresh: bool, module: str = f"github.com/dapr/dapr@v{DAPR_VERSION}"
+) -> Path:
+    """An upstream module's folder in Go's module cache, checked against go.sum in ``work``
+    (without a version: the one the build list in ``work`` has)."""
     proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"github.com/dapr/dapr@v{DAPR_VERSION}"],
+        ["go", "mod", "download", "-json", module],
         cwd=work,
         env=go_env(refresh),
         capture_output=True,
@@ -58,7 +69,7 @@ def _download(work: Path, refresh: bool) -> Path:
         check=False,
     )
     if proc.returncode != 0:
-        raise GoBuildError(f"downloading github.com/dapr/dapr failed:\n{proc.stdout[-1500:]}")
+        raise GoBuildError(f"downloading {module} failed:\n{proc.stdout[-1500:]}")
     return Path(json.loads(proc.stdout)["Dir"])
 
 
@@ -76,8 +87,14 @@ def _prepare(work: Path, refresh: bool) -> None:
         path.unlink()
     shutil.copy2(repo_root() / CURATED, components / "components.go")
     shutil.copy2(wrapper / "kubernetes.go", components / "kubernetes.go")
+    contrib = work / "components-contrib"
+    shutil.copytree(_download(work, refresh, "github.com/dapr/components-contrib"), contrib)
+    for path in contrib.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    for patch in PATCHES:
+        subprocess.run(["git", "apply", "-p1", str(repo_root() / patch)], cwd=contrib, check=True)
     with (work / "go.mod").open("a") as f:
-        f.write(f"\n{_LOCAL_REPLACE}\n")
+        f.write(f"\n{_LOCAL_REPLACE}\n{_CONTRIB_REPLACE}\n")
 
 
 def refresh_sums(progress: Progress) -> None:
@@ -96,7 +113,8 @@ def refresh_sums(progress: Progress) -> None:
         )
         if proc.returncode != 0:
             raise GoBuildError(f"go mod tidy for Dapr failed:\n{proc.stderr[-2000:]}")
-        text = (work / "go.mod").read_text().replace(_LOCAL_REPLACE, "").rstrip() + "\n"
+        text = (work / "go.mod").read_text().replace(_LOCAL_REPLACE, "")
+        text = text.replace(_CONTRIB_REPLACE, "").rstrip() + "\n"
         (TOOL.wrapper() / "go.mod").write_text(text)
         shutil.copy2(work / "go.sum", TOOL.wrapper() / "go.sum")
 

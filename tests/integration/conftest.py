@@ -122,7 +122,12 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
     started: list[ProbeApp] = []
     run = uuid.uuid4().hex[:8]
 
-    def start(role: str, topic: str | None = None, subscribe: bool = True) -> ProbeApp:
+    def start(
+        role: str,
+        topic: str | None = None,
+        subscribe: bool = True,
+        resources: list[Path] | None = None,
+    ) -> ProbeApp:
         app_id = f"probe-{role}-{run}"
         ports = names.AppPorts(*free_ports(5))
         topic = topic or f"probe.{run}"
@@ -153,7 +158,7 @@ def probe_apps(infra: Infra, tmp_path: Path) -> Iterator[Callable[..., ProbeApp]
         )
         side_log = (tmp_path / f"{app_id}-dapr.log").open("wb")
         side_proc = subprocess.Popen(
-            mesh.sidecar_command(infra.bins, app_id, ports),
+            mesh.sidecar_command(infra.bins, app_id, ports, resources),
             cwd=infra.home,
             env=env,
             stdout=side_log,

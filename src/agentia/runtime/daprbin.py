@@ -48,7 +48,8 @@ def build_hash() -> str:
     """Short hash of everything that determines the built binaries."""
     digest = hashlib.sha256()
     root = build_dir()
-    for rel in ("go.mod", "go.sum", "build.sh", "curated/components.go"):
+    patches = sorted(str(p.relative_to(root)) for p in (root / "patches").glob("*.patch"))
+    for rel in ("go.mod", "go.sum", "build.sh", "curated/components.go", *patches):
         path = root / rel
         digest.update(rel.encode())
         digest.update(path.read_bytes() if path.exists() else b"")
