@@ -363,9 +363,7 @@ class RunFlow:
             if queued is not None and queued["status"] not in FINAL:
                 thread = await self.thread(thread_id)
                 count = int(thread["item_count"]) if thread else 0
-                await self.store.update(
-                    nxt, lambda cur, c=count: {**cur, "item_count_before": c} if cur else None
-                )
+                await self.store.update(nxt, _with_count_before(count))
                 # A crash or a broker away here is repaired by the reconciler: the run is
                 # the lane's active run and in the in-flight index.
                 await self.start(queued)
@@ -421,3 +419,12 @@ class RunFlow:
             text = out if isinstance(out, str) else str(out)
             msgs.append({"role": "assistant", "content": text, "id": f"{record['run_id']}-out"})
         return msgs
+
+
+def _with_count_before(count: int) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    """An update that records the thread's item count before the run starts."""
+
+    def change(cur: dict[str, Any] | None) -> dict[str, Any] | None:
+        return {**cur, "item_count_before": count} if cur else None
+
+    return change

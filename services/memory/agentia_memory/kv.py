@@ -21,7 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlmodel import SQLModel
 
 from agentia_memory.embeddings import Embedder, from_bytes, to_bytes
 from agentia_memory.tables import StoreItem
@@ -53,7 +54,7 @@ MIN_TTL_MINUTES = 1 / 60  # one second: shorter ones underflow PostgreSQL's inte
 FILTER_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 NS_SEP = "/"
 
-T = StoreItem.__table__
+T = SQLModel.metadata.tables[str(StoreItem.__tablename__)]
 
 
 class InvalidInput(ValueError):
@@ -179,9 +180,9 @@ def _sql_condition(c: Condition) -> ColumnElement[bool]:
     field = doc[c.path[0]] if len(c.path) == 1 else doc[c.path]
     operand = bindparam(None, c.value, type_=JSONB)
     if c.op == "$eq":
-        return cast(ColumnElement[bool], field == operand)
+        return field == operand
     if c.op == "$ne":
-        return cast(ColumnElement[bool], field.is_distinct_from(operand))
+        return field.is_distinct_from(operand)
     same_type = func.jsonb_typeof(field) == func.jsonb_typeof(operand)
     compare = {"$gt": field > operand, "$gte": field >= operand}.get(c.op)
     if compare is None:
@@ -248,7 +249,7 @@ def _prefix(prefix: list[str] | None, exact: bool = False) -> ColumnElement[bool
         return true()
     path = ns_path(prefix)
     if exact:
-        return T.c.ns_path == path  # type: ignore[no-any-return]
+        return T.c.ns_path == path
     return or_(T.c.ns_path == path, T.c.ns_path.startswith(path + NS_SEP, autoescape=True))
 
 

@@ -17,13 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import SQLModel
 
 from agentia_memory.extraction import KINDS, Candidate, Extractor
 from agentia_memory.kv import InvalidInput, Item, KVStore, check_namespace, ns_path
 from agentia_memory.tables import MemoryExtraction
 
 INDEX = ["content"]
-EXTRACTIONS = MemoryExtraction.__table__
+EXTRACTIONS = SQLModel.metadata.tables[str(MemoryExtraction.__tablename__)]
 
 
 @dataclass

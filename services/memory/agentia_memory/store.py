@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, cast, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from agentia_memory.tables import Thread, ThreadItem
 
@@ -61,7 +61,10 @@ class ThreadStore:
                 s.commit()
             except IntegrityError:
                 s.rollback()
-                return _thread_dict(s.get(Thread, thread_id)), False
+                raced = s.get(Thread, thread_id)
+                if raced is None:  # created and deleted again meanwhile
+                    raise Conflict(f"thread {thread_id}: deleted concurrently") from None
+                return _thread_dict(raced), False
             s.refresh(thread)
             return _thread_dict(thread), True
 
@@ -74,8 +77,8 @@ class ThreadStore:
 
     def delete(self, thread_id: str) -> None:
         with Session(self.engine) as s:
-            s.execute(delete(ThreadItem).where(ThreadItem.thread_id == thread_id))
-            result = s.execute(delete(Thread).where(Thread.thread_id == thread_id))
+            s.execute(delete(ThreadItem).where(col(ThreadItem.thread_id) == thread_id))
+            result = s.execute(delete(Thread).where(col(Thread.thread_id) == thread_id))
             s.commit()
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound(thread_id)
@@ -93,16 +96,16 @@ class ThreadStore:
         with Session(self.engine) as s:
             if s.get(Thread, thread_id) is None:
                 raise NotFound(thread_id)
-            query = select(ThreadItem.data).where(ThreadItem.thread_id == thread_id)
+            query = select(col(ThreadItem.data)).where(col(ThreadItem.thread_id) == thread_id)
             if run_id is not None and attempt is not None:
                 query = query.where(
                     or_(
-                        ThreadItem.run_id.is_(None),
-                        ThreadItem.run_id != run_id,
-                        ThreadItem.attempt >= attempt,
+                        col(ThreadItem.run_id).is_(None),
+                        col(ThreadItem.run_id) != run_id,
+                        col(ThreadItem.attempt) >= attempt,
                     )
                 )
-            query = query.order_by(ThreadItem.position.desc())
+            query = query.order_by(col(ThreadItem.position).desc())
             if limit is not None:
                 query = query.limit(limit)
             return list(reversed([row[0] for row in s.execute(query)]))
@@ -117,7 +120,7 @@ class ThreadStore:
             return (count, seen)
         result = s.execute(
             update(Thread)
-            .where(Thread.thread_id == thread_id, Thread.version == seen)
+            .where(col(Thread.thread_id) == thread_id, col(Thread.version) == seen)
             .values(version=seen + 1, item_count=count + delta, updated_at=datetime.now(UTC))
         )
         return (count, seen) if result.rowcount == 1 else None  # type: ignore[attr-defined]
@@ -145,8 +148,8 @@ class ThreadStore:
         raise Conflict(f"thread {thread_id}: too many concurrent writers")
 
     def _newest_attempt(self, s: Session, thread_id: str, run_id: str) -> int | None:
-        query = select(func.max(ThreadItem.attempt)).where(
-            ThreadItem.thread_id == thread_id, ThreadItem.run_id == run_id
+        query = select(func.max(col(ThreadItem.attempt))).where(
+            col(ThreadItem.thread_id) == thread_id, col(ThreadItem.run_id) == run_id
         )
         found = s.execute(query).scalar()
         return int(found) if found is not None else None
@@ -167,9 +170,9 @@ class ThreadStore:
                     raise Superseded(f"run {run_id}: attempt {attempt} is older than {newest}")
                 rows = s.execute(
                     select(ThreadItem).where(
-                        ThreadItem.thread_id == thread_id,
-                        ThreadItem.run_id == run_id,
-                        ThreadItem.run_position.in_(wanted),
+                        col(ThreadItem.thread_id) == thread_id,
+                        col(ThreadItem.run_id) == run_id,
+                        col(ThreadItem.run_position).in_(wanted),
                     )
                 ).scalars()
                 written = {row.run_position: row for row in rows}
@@ -211,20 +214,20 @@ class ThreadStore:
             # Lock the thread row first, so no append interleaves with the renumbering.
             s.execute(
                 update(Thread)
-                .where(Thread.thread_id == thread_id)
-                .values(version=Thread.version + 1, updated_at=datetime.now(UTC))
+                .where(col(Thread.thread_id) == thread_id)
+                .values(version=col(Thread.version) + 1, updated_at=datetime.now(UTC))
             )
             newest = self._newest_attempt(s, thread_id, run_id)
             if newest is not None and newest > attempt:
                 raise Superseded(f"run {run_id}: attempt {attempt} is older than {newest}")
             doomed = sorted(
                 s.execute(
-                    select(ThreadItem.position).where(
-                        ThreadItem.thread_id == thread_id,
-                        ThreadItem.run_id == run_id,
+                    select(col(ThreadItem.position)).where(
+                        col(ThreadItem.thread_id) == thread_id,
+                        col(ThreadItem.run_id) == run_id,
                         or_(
-                            ThreadItem.attempt < attempt,
-                            ThreadItem.run_position >= count,
+                            col(ThreadItem.attempt) < attempt,
+                            col(ThreadItem.run_position) >= count,
                         ),
                     )
                 ).scalars()
@@ -235,25 +238,25 @@ class ThreadStore:
                 return total
             s.execute(
                 delete(ThreadItem).where(
-                    ThreadItem.thread_id == thread_id,
-                    ThreadItem.position.in_(doomed),
+                    col(ThreadItem.thread_id) == thread_id,
+                    col(ThreadItem.position).in_(doomed),
                 )
             )
             later = s.execute(
-                select(ThreadItem.position)
-                .where(ThreadItem.thread_id == thread_id, ThreadItem.position > doomed[0])
-                .order_by(ThreadItem.position)
+                select(col(ThreadItem.position))
+                .where(col(ThreadItem.thread_id) == thread_id, col(ThreadItem.position) > doomed[0])
+                .order_by(col(ThreadItem.position))
             ).scalars()
             # Ascending, so each row moves into a position already freed.
             for new, old in enumerate(list(later), start=doomed[0]):
                 s.execute(
                     update(ThreadItem)
-                    .where(ThreadItem.thread_id == thread_id, ThreadItem.position == old)
+                    .where(col(ThreadItem.thread_id) == thread_id, col(ThreadItem.position) == old)
                     .values(position=new)
                 )
             s.execute(
                 update(Thread)
-                .where(Thread.thread_id == thread_id)
+                .where(col(Thread.thread_id) == thread_id)
                 .values(item_count=total - len(doomed))
             )
             s.commit()
@@ -275,7 +278,7 @@ class ThreadStore:
                 item = s.get(ThreadItem, (thread_id, last))
                 s.execute(
                     delete(ThreadItem).where(
-                        ThreadItem.thread_id == thread_id, ThreadItem.position == last
+                        col(ThreadItem.thread_id) == thread_id, col(ThreadItem.position) == last
                     )
                 )
                 s.commit()
@@ -291,10 +294,10 @@ class ThreadStore:
             # the DELETE runs and none of its items survive the clear.
             s.execute(
                 update(Thread)
-                .where(Thread.thread_id == thread_id)
-                .values(version=Thread.version + 1, item_count=0, updated_at=datetime.now(UTC))
+                .where(col(Thread.thread_id) == thread_id)
+                .values(version=col(Thread.version) + 1, item_count=0, updated_at=datetime.now(UTC))
             )
-            s.execute(delete(ThreadItem).where(ThreadItem.thread_id == thread_id))
+            s.execute(delete(ThreadItem).where(col(ThreadItem.thread_id) == thread_id))
             s.commit()
 
     def search(
@@ -309,10 +312,10 @@ class ThreadStore:
         with Session(self.engine) as s:
             query = select(Thread)
             if metadata:
-                query = query.where(cast(Thread.meta, JSONB).contains(metadata))
+                query = query.where(cast(col(Thread.meta), JSONB).contains(metadata))
             if ids is not None:
-                query = query.where(Thread.thread_id.in_(ids))
-            query = query.order_by(Thread.created_at.desc(), Thread.thread_id)
+                query = query.where(col(Thread.thread_id).in_(ids))
+            query = query.order_by(col(Thread.created_at).desc(), col(Thread.thread_id))
             rows = s.execute(query.offset(offset).limit(limit)).scalars()
             return [_thread_dict(t) for t in rows]
 
@@ -326,7 +329,7 @@ class ThreadStore:
                 seen, merged = thread.version, {**thread.meta, **metadata}
                 result = s.execute(
                     update(Thread)
-                    .where(Thread.thread_id == thread_id, Thread.version == seen)
+                    .where(col(Thread.thread_id) == thread_id, col(Thread.version) == seen)
                     .values(meta=merged, version=seen + 1, updated_at=datetime.now(UTC))
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -343,8 +346,8 @@ class ThreadStore:
             if source is None:
                 raise NotFound(thread_id)
             items = s.execute(
-                select(ThreadItem.position, ThreadItem.data).where(
-                    ThreadItem.thread_id == thread_id
+                select(col(ThreadItem.position), col(ThreadItem.data)).where(
+                    col(ThreadItem.thread_id) == thread_id
                 )
             ).all()
             s.add(Thread(thread_id=new_id, meta=dict(source.meta), item_count=len(items)))
@@ -366,12 +369,14 @@ class ThreadStore:
             keep = int(min(count, thread.item_count))
             s.execute(
                 update(Thread)
-                .where(Thread.thread_id == thread_id)
-                .values(version=Thread.version + 1, item_count=keep, updated_at=datetime.now(UTC))
+                .where(col(Thread.thread_id) == thread_id)
+                .values(
+                    version=col(Thread.version) + 1, item_count=keep, updated_at=datetime.now(UTC)
+                )
             )
             s.execute(
                 delete(ThreadItem).where(
-                    ThreadItem.thread_id == thread_id, ThreadItem.position >= keep
+                    col(ThreadItem.thread_id) == thread_id, col(ThreadItem.position) >= keep
                 )
             )
             s.commit()

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import pydantic
 from pydantic import BaseModel, Field
@@ -43,15 +43,21 @@ POLL_S = 0.5
 
 
 class Delivery(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
     def json(self) -> Any: ...
 
 
-class Source(Protocol):
-    async def next(self, timeout: float) -> Delivery | None: ...
+D = TypeVar("D", bound=Delivery)
 
-    async def answer(self, event: Delivery, answer: Answer) -> None: ...
+
+class Source(Protocol[D]):
+    """Where deliveries come from; it is answered with the deliveries it gave."""
+
+    async def next(self, timeout: float) -> D | None: ...
+
+    async def answer(self, event: D, answer: Answer) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ class _Tally:
 
 
 async def _take_batch(
-    source: Source, sink: Sink, req: DrainRequest, tally: _Tally, wait: float, deadline: float
+    source: Source[D], sink: Sink, req: DrainRequest, tally: _Tally, wait: float, deadline: float
 ) -> tuple[list[str], str | None]:
     """Start up to a batch of runs; returns their ids and why the drain must stop, if so."""
     runs: list[str] = []
@@ -171,7 +177,7 @@ async def _await_batch(sink: Sink, runs: list[str], timeout: float) -> int:
 
 
 async def drain(
-    source: Source, sink: Sink, req: DrainRequest, first_wait_s: float = 5.0
+    source: Source[D], sink: Sink, req: DrainRequest, first_wait_s: float = 5.0
 ) -> DrainReport:
     """Drain ``req.topic`` batch by batch until its queue is empty (or time is up)."""
     started_at = time.monotonic()
