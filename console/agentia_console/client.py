@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import httpx
 
+from agentia.events import FINAL_KIND, Kind
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 STREAM_MODES = ["messages-tuple", "events"]
 REASONS = {
@@ -104,7 +106,7 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseFrame]:
 
 
 PartKind = Literal["run", "delta", "tool_call", "tool_result", "done", "error"]
-FINAL_KINDS = {"run.completed": "success", "run.failed": "error", "run.cancelled": "interrupted"}
+FINAL_KINDS = {kind: status for status, kind in FINAL_KIND.items()}
 
 
 @dataclass
@@ -128,9 +130,9 @@ def stream_parts(frames: Iterable[SseFrame]) -> Iterator[StreamPart]:
             yield StreamPart("delta", str(chunk.get("content", "")))
         elif frame.event == "events" and isinstance(frame.data, dict):
             kind, data = frame.data.get("kind"), frame.data.get("data") or {}
-            if kind == "tool.call":
+            if kind == Kind.TOOL_CALL:
                 yield StreamPart("tool_call", str(data.get("name", "")), dict(data))
-            elif kind == "tool.result":
+            elif kind == Kind.TOOL_RESULT:
                 output = data.get("output")
                 text = output if isinstance(output, str) else json.dumps(output, default=str)
                 yield StreamPart("tool_result", text, dict(data))

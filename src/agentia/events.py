@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from enum import StrEnum
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,22 +58,64 @@ class RunRequested(Event):
     )
 
 
-RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+class Status(StrEnum):
+    """A run's status. The only place these strings are written: everything else uses these
+    members (a ``StrEnum``: equal to, hashed as and serialised as the plain string)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"  # the gateway gave up waiting on agent-runner's answer
+    INTERRUPTED = "interrupted"
+
+
+RunStatus = Status
+
+
+class Kind(StrEnum):
+    """The kind of a run event (``RunEvent.kind``; the ``event`` of a stream's frame)."""
+
+    RUN_STARTED = "run.started"
+    AGENT_UPDATED = "agent.updated"
+    MESSAGE_DELTA = "message.delta"
+    MESSAGE_COMPLETED = "message.completed"
+    TOOL_CALL = "tool.call"
+    TOOL_RESULT = "tool.result"
+    HANDOFF = "handoff"
+    RUN_COMPLETED = "run.completed"
+    RUN_FAILED = "run.failed"
+    RUN_CANCELLED = "run.cancelled"
+    # A workflow's model turn used the model: ``run_id`` is the turn's step key (counted
+    # once), ``data`` has ``instance_id``, ``usage`` and ``models`` (as a final event does).
+    MODEL_USAGE = "model.usage"
+
+
+# The final statuses a run's own event can carry, and the final event for each.
+FINAL_KIND: Final[dict[Status, Kind]] = {
+    Status.SUCCESS: Kind.RUN_COMPLETED,
+    Status.ERROR: Kind.RUN_FAILED,
+    Status.INTERRUPTED: Kind.RUN_CANCELLED,
+}
+FINAL_KINDS: Final = frozenset(FINAL_KIND.values())
+# What agent-runner settles a run with (its ledger's final records).
+RUNNER_FINAL: Final = frozenset(FINAL_KIND)
+# Every status after which a run's record does not change again: the gateway's own timeout
+# too, which agent-runner never writes.
+FINAL: Final = RUNNER_FINAL | {Status.TIMEOUT}
 
 
 class RunEvent(Event):
     """Something happened to a run: started, produced output, finished or failed."""
 
     run_id: str = Field(description="The run this event belongs to.")
-    kind: str = Field(description="Event kind, e.g. run.started, message.delta, run.completed.")
+    kind: Kind = Field(description="Event kind, e.g. run.started, message.delta, run.completed.")
     status: RunStatus = Field(description="The run's status after this event.")
     seq: int = Field(ge=0, description="Position of this event in the run's stream, from 0.")
     data: dict[str, Any] = Field(default_factory=dict, description="Kind-specific payload.")
 
 
-# A workflow's model turn used the model: ``run_id`` is the turn's step key (counted once),
-# ``data`` has ``instance_id``, ``usage`` and ``models`` (as a run's final event does).
-MODEL_USAGE_KIND = "model.usage"
+MODEL_USAGE_KIND: Final = Kind.MODEL_USAGE
 
 
 class MemoryChanged(Event):

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any, Protocol
 
+from agentia.events import Kind, Status
 from agentia_workflows.activities import AgentActivities, model_step_record, step_key
 from agentia_workflows.contracts import (
     ChatToolsInput,
@@ -95,20 +96,20 @@ class ChatActivities:
             seen = [*(inp.transcript or []), *inp.new_items]
         emit = Emitter(self.events, inp.stream_id, inp.seq_start)
         if inp.seq_start == 0:
-            await emit("run.started", {"agent_id": inp.agent_id})
+            await emit(Kind.RUN_STARTED, {"agent_id": inp.agent_id})
 
         async def delta(text: str) -> None:
-            await emit("message.delta", {"delta": text})
+            await emit(Kind.MESSAGE_DELTA, {"delta": text})
 
         calls, text, produced, used = await self.agent.ask_streaming(inp.agent_id, seen, delta)
         for call in calls:
             await emit(
-                "tool.call",
+                Kind.TOOL_CALL,
                 {"name": call.name, "arguments": call.arguments, "call_id": call.call_id},
             )
         if not calls:
-            await emit("message.completed", {"text": text or ""})
-            await emit("run.completed", {"output": text or ""}, status="success")
+            await emit(Kind.MESSAGE_COMPLETED, {"text": text or ""})
+            await emit(Kind.RUN_COMPLETED, {"output": text or ""}, status=Status.SUCCESS)
         if claim_check:
             count = await self.transcripts.append(inp.thread_id, produced)
         else:
@@ -144,7 +145,7 @@ class ChatActivities:
             )
             executions.append(out.executions)
             await emit(
-                "tool.result", {"name": call.name, "output": out.output, "call_id": call.call_id}
+                Kind.TOOL_RESULT, {"name": call.name, "output": out.output, "call_id": call.call_id}
             )
         count = inp.item_count + len(outputs)
         if inp.claim_check:

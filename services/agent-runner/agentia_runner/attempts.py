@@ -26,7 +26,7 @@ import openai
 
 from agentia import faults, names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch, StateItem
-from agentia.events import RunEvent, RunRequested
+from agentia.events import Kind, RunEvent, RunRequested, Status
 from agentia.faults import Faults
 from agentia.service import keep_dead_letter_in
 from agentia_runner import ledger
@@ -122,7 +122,7 @@ class EventSink:
         keys = (self.req.run_id, self.req.thread_id)
         if self.seq == 1:
             self.crash.hit(faults.RUNNER_AFTER_FIRST_EVENT, *keys)
-        if kind == "tool.call":
+        if kind == Kind.TOOL_CALL:
             self.crash.hit(faults.RUNNER_IN_TOOL_CALL, *keys)
 
 
@@ -315,7 +315,7 @@ async def _failed(
         count = int(after["failures"]["count"])
         poisoned.append(count)
         why = ledger.dead_letter_error(step, count, error, kept)
-        return ledger.final(after, {"status": "error", "error": why}, step)
+        return ledger.final(after, {"status": Status.ERROR, "error": why}, step)
 
     log.warning("run attempt failed", extra={"run_id": req.run_id, "step": step, "why": error})
     after = await claim.write(change)

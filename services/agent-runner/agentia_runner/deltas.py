@@ -14,8 +14,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agentia.events import Kind
+
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
-DELTA = "message.delta"
+DELTA = Kind.MESSAGE_DELTA
 WINDOW_S = 0.03  # a stream stays token-smooth to the eye at 30 ms
 MAX_CHARS = 2048
 

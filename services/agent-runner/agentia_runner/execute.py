@@ -20,6 +20,7 @@ from agents.exceptions import (
 )
 from agents.items import ItemHelpers, MessageOutputItem
 
+from agentia.events import Kind
 from agentia_runner.deltas import DeltaBatcher
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -84,7 +85,7 @@ async def _events(
     async for ev in result.stream_events():
         if ev.type == "raw_response_event":
             if ev.data.type == "response.output_text.delta":
-                await emit("message.delta", {"delta": ev.data.delta})
+                await emit(Kind.MESSAGE_DELTA, {"delta": ev.data.delta})
             elif ev.data.type == "response.completed":
                 # The response streams while its agent is the current one.
                 used = getattr(ev.data.response, "usage", None)
@@ -93,14 +94,14 @@ async def _events(
         if ev.type == "agent_updated_stream_event":
             # The SDK announces the starting agent too: run.started names it already.
             if ev.new_agent is not starting:
-                await emit("agent.updated", {"agent": ev.new_agent.name})
+                await emit(Kind.AGENT_UPDATED, {"agent": ev.new_agent.name})
             starting = None
             continue
         item = ev.item
         if ev.name == "tool_called":
             raw = item.raw_item
             await emit(
-                "tool.call",
+                Kind.TOOL_CALL,
                 {
                     "name": getattr(raw, "name", None),
                     "arguments": getattr(raw, "arguments", None),
@@ -108,11 +109,11 @@ async def _events(
                 },
             )
         elif ev.name == "tool_output":
-            await emit("tool.result", {"output": _jsonable(getattr(item, "output", None))})
+            await emit(Kind.TOOL_RESULT, {"output": _jsonable(getattr(item, "output", None))})
         elif ev.name == "handoff_occured":  # sic: the SDK's event name
-            await emit("handoff", {"to": item.target_agent.name})
+            await emit(Kind.HANDOFF, {"to": item.target_agent.name})
         elif ev.name == "message_output_created" and isinstance(item, MessageOutputItem):
-            await emit("message.completed", {"text": ItemHelpers.text_message_output(item)})
+            await emit(Kind.MESSAGE_COMPLETED, {"text": ItemHelpers.text_message_output(item)})
         if cancelled is not None and await cancelled():
             result.cancel()
             raise RunCancelled()

@@ -22,7 +22,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
-from agentia.events import AgentCatalog, RunRequested
+from agentia.events import AgentCatalog, Kind, RunRequested, Status
 from agentia.service import dapr_client, event_data, keep_dead_letter
 from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
 from agentia_runner import attempts, ledger, metrics, sdk_tracing
@@ -78,7 +78,9 @@ async def run_attempt(app: FastAPI, attempt: Attempt) -> dict[str, Any]:
     metrics.RUNS_ACTIVE.inc()
     try:
         with tracer(__name__).start_as_current_span(f"run {req.agent_id}", attributes=attributes):
-            await attempt.sink("run.started", {"agent_id": req.agent_id, "attempt": attempt.number})
+            await attempt.sink(
+                Kind.RUN_STARTED, {"agent_id": req.agent_id, "attempt": attempt.number}
+            )
             outcome = await _execute(app, attempt)
     finally:
         metrics.RUNS_ACTIVE.dec()
@@ -205,7 +207,7 @@ async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
         f"dlq:{names.dead_letter(names.TOPIC_RUNS_REQUESTED)}:{event_id}"
     )
     step = int(base.get("progress") or 0)
-    final = ledger.final(base, {"status": "error", "error": why}, step)
+    final = ledger.final(base, {"status": Status.ERROR, "error": why}, step)
     try:
         await runner.client.save_over(names.STATE_STORE, key, final, item)
     except ETagMismatch:
@@ -219,7 +221,7 @@ async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
     """Create-and-wait: run now (or wait for whoever runs it) and answer with the record;
     a record that is not final yet means the caller should wait for the run's final event."""
     _, record = await attempts.handle(_runner(request.app), req, request.headers.get("traceparent"))
-    return record or {"run_id": req.run_id, "status": "pending"}
+    return record or {"run_id": req.run_id, "status": Status.PENDING}
 
 
 @router.post("/internal/runs/{run_id}/cancel")

@@ -19,15 +19,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-FINAL: Final = frozenset({"success", "error", "interrupted"})
+from agentia.events import FINAL_KIND, RUNNER_FINAL, Status
+
+FINAL: Final = RUNNER_FINAL
 LEASE_S: Final = 15.0
 RENEW_S: Final = 5.0
 MAX_FAILURES: Final = 3
-FINAL_KIND: Final = {
-    "success": "run.completed",
-    "error": "run.failed",
-    "interrupted": "run.cancelled",
-}
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ def claimed(
     return {
         **before,
         **base,
-        "status": "running",
+        "status": Status.RUNNING,
         "attempt": int(before.get("attempt") or 0) + 1,
         "holder": me.as_dict(),
         "lease_until": now + LEASE_S,
@@ -112,7 +109,7 @@ def dead_letter_error(step: int, count: int, error: str, kept_as: str) -> str:
 def final(record: dict[str, Any], fields: dict[str, Any], last_seq: int) -> dict[str, Any]:
     """The run's final record; its final event is recorded before it is published, so a crash
     in between re-publishes the same event (same id) instead of running the agent again."""
-    status = str(fields["status"])
+    status = Status(fields["status"])
     return {
         **record,
         **fields,

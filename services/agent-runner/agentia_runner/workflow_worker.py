@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError
-from agentia.events import MODEL_USAGE_KIND, RunEvent
+from agentia.events import MODEL_USAGE_KIND, RunEvent, Status
 from agentia.service import dapr_client
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
@@ -124,7 +124,7 @@ class PublishedUsage:
             run_id=usage_id,
             seq=0,
             kind=MODEL_USAGE_KIND,
-            status="running",
+            status=Status.RUNNING,
             data={"instance_id": instance_id, "usage": usage, "models": {model: usage}},
         )
         await self.client.publish(names.TOPIC_RUNS_EVENTS, event)

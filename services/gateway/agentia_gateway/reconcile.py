@@ -28,8 +28,9 @@ from fastapi import HTTPException
 
 from agentia import names
 from agentia.dapr import DaprError
+from agentia.events import FINAL, Kind, Status
 from agentia_gateway.run_flow import PUBLISH_TIMEOUT_S, RunFlow
-from agentia_gateway.run_store import FINAL, GRACE_S, shard_of
+from agentia_gateway.run_store import GRACE_S, shard_of
 from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Reconciler:
 
     async def _look(self, record: dict[str, Any], now: float) -> str:
         run_id, thread_id = record["run_id"], record.get("thread_id")
-        if record.get("queued") and record["status"] == "pending":
+        if record.get("queued") and record["status"] == Status.PENDING:
             return "queued"  # over budget, on runs.batch: a drain starts it
         if thread_id:
             lane = await self.flow.store.lane(thread_id)
@@ -148,7 +149,7 @@ class Reconciler:
         data = {k: ledger.get(k) for k in keys}
         event = {
             "seq": int(final.get("seq", 0)),
-            "kind": final.get("kind", "run.failed"),
+            "kind": final.get("kind", Kind.RUN_FAILED),
             "status": ledger["status"],
             "data": data,
         }

@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from agentia.events import MODEL_USAGE_KIND, RunEvent
+from agentia.events import FINAL, MODEL_USAGE_KIND, Kind, RunEvent, Status
 from agentia.service import event_data
 from agentia_gateway.run_flow import RunFlow
-from agentia_gateway.run_store import FINAL, Contended, now
+from agentia_gateway.run_store import Contended, now
 from agentia_gateway.streaming import FINAL_KINDS
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ def log_entry(event: RunEvent) -> dict[str, Any]:
 
 def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
     """A pending run becomes running; anything else is left as it is."""
-    if current is None or current["status"] != "pending":
+    if current is None or current["status"] != Status.PENDING:
         return None
-    return {**current, "status": "running", "updated_at": now()}
+    return {**current, "status": Status.RUNNING, "updated_at": now()}
 
 
 @router.post("/events/runs-events", include_in_schema=False)
@@ -47,7 +47,7 @@ async def on_run_event(request: Request) -> dict[str, str]:
         if event.kind == MODEL_USAGE_KIND:  # a workflow's model turn: usage only, no run
             await flow.budgets.count_turn(event.run_id, event.data)
             return {"status": "SUCCESS"}
-        if event.kind == "run.started" and event.run_id not in flow.settled:
+        if event.kind == Kind.RUN_STARTED and event.run_id not in flow.settled:
             await flow.store.update(event.run_id, started)
         final = event.kind in FINAL_KINDS and event.status in FINAL
         if final:

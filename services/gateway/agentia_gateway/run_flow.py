@@ -25,7 +25,7 @@ from fastapi import FastAPI, HTTPException
 
 from agentia import faults, names
 from agentia.dapr import DaprError
-from agentia.events import RunRequested
+from agentia.events import FINAL, RunRequested, Status
 from agentia.service import dapr_client
 from agentia.telemetry import tag_current_span
 from agentia_gateway import metrics
@@ -33,7 +33,7 @@ from agentia_gateway.budgets import Budgets
 from agentia_gateway.catalog import Catalog
 from agentia_gateway.log_signals import LogSignals
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
-from agentia_gateway.run_store import FINAL, Busy, RunStore, now
+from agentia_gateway.run_store import Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
@@ -173,7 +173,7 @@ class RunFlow:
             "run_id": run_id or str(uuid.uuid4()),
             "thread_id": thread_id,
             "agent_id": agent,
-            "status": "pending",
+            "status": Status.PENDING,
             "created_at": stamp,
             "updated_at": stamp,
             "metadata": body.metadata,
@@ -384,13 +384,15 @@ class RunFlow:
             lane = await self.store.lane(thread_id)
             if run_id in lane.get("queue", []):  # never started: settle it here
                 await self.store.release(thread_id, run_id, "interrupted")
-                await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
+                await self.settle(
+                    run_id, Status.INTERRUPTED, {"error": "cancelled before it started"}
+                )
                 return dict(await self.store.get(run_id) or record)
         await call(self.client, names.AGENT_RUNNER, f"internal/runs/{run_id}/cancel")
-        if record.get("queued") and record["status"] == "pending":
+        if record.get("queued") and record["status"] == Status.PENDING:
             # Queued over budget, not started: it ends now; the drain that starts it later
             # finds it cancelled (agent-runner checks a drained run before it runs).
-            await self.settle(run_id, "interrupted", {"error": "cancelled before it started"})
+            await self.settle(run_id, Status.INTERRUPTED, {"error": "cancelled before it started"})
             return dict(await self.store.get(run_id) or record)
         return dict(record)
 

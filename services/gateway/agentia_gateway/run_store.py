@@ -22,8 +22,8 @@ from typing import Any
 
 from agentia import names
 from agentia.dapr import DaprClient, ETagMismatch
+from agentia.events import FINAL
 
-FINAL = {"success", "error", "interrupted", "timeout"}
 ATTEMPTS = 25
 LOG_WINDOW = 32  # a run's log is read this many events a call
 INFLIGHT_SHARDS = 16  # spread over keys so that creating runs at once rarely contends

@@ -14,10 +14,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia.dapr import DaprError
+from agentia.events import FINAL, Status
 from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
 from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
-from agentia_gateway.run_store import FINAL
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
 from agentia_gateway.security import Principal
 from agentia_gateway.streaming import FINAL_KINDS, StreamState, sse
@@ -226,9 +226,7 @@ async def list_runs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    status: Annotated[
-        Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None, Query()
-    ] = None,
+    status: Annotated[Status | None, Query()] = None,
 ) -> list[Run]:
     flow = _flow(request)
     if await flow.thread(thread_id) is None:

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentia.events import RunStatus
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 StreamMode = Literal["values", "messages", "messages-tuple", "updates", "events", "debug", "custom"]
-RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 Strategy = Literal["reject", "rollback", "interrupt", "enqueue"]
 

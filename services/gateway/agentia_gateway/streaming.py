@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-FINAL_KINDS = {"run.completed", "run.failed", "run.cancelled"}
+from agentia.events import Kind
+
+FINAL_KINDS = {Kind.RUN_COMPLETED, Kind.RUN_FAILED, Kind.RUN_CANCELLED}
 RAW_MODES = ("events", "debug", "custom")
 
 
@@ -43,21 +45,21 @@ class StreamState:
     def frames(self, event: dict[str, Any]) -> list[str]:
         kind, data, seq = event["kind"], event.get("data") or {}, str(event["seq"])
         out = [sse(mode, event, seq) for mode in RAW_MODES if mode in self.modes]
-        if kind == "run.started":
+        if kind == Kind.RUN_STARTED:
             self.agent = str(data.get("agent_id", ""))
-        elif kind in ("agent.updated", "handoff"):
+        elif kind in (Kind.AGENT_UPDATED, Kind.HANDOFF):
             self.agent = str(data.get("agent") or data.get("to") or self.agent)
-        elif kind == "message.delta" and self.modes & {"messages", "messages-tuple"}:
+        elif kind == Kind.MESSAGE_DELTA and self.modes & {"messages", "messages-tuple"}:
             chunk = {"type": "AIMessageChunk", "content": data.get("delta", ""), "id": self.run_id}
             out.append(sse("messages", [chunk, {"run_id": self.run_id, "agent": self.agent}], seq))
-        elif kind == "message.completed":
+        elif kind == Kind.MESSAGE_COMPLETED:
             msg = {
                 "role": "assistant",
                 "content": data.get("text", ""),
                 "id": f"{self.run_id}-{seq}",
             }
             out += self._message_frames(msg, seq)
-        elif kind == "tool.call":
+        elif kind == Kind.TOOL_CALL:
             call = {
                 "name": data.get("name"),
                 "args": data.get("arguments"),
@@ -70,13 +72,13 @@ class StreamState:
                 "tool_calls": [call],
             }
             out += self._message_frames(msg, seq)
-        elif kind == "tool.result":
+        elif kind == Kind.TOOL_RESULT:
             output = data.get("output")
             text = output if isinstance(output, str) else json.dumps(output, default=str)
             out += self._message_frames(
                 {"role": "tool", "content": text, "id": f"{self.run_id}-{seq}"}, seq
             )
-        elif kind == "run.failed":
+        elif kind == Kind.RUN_FAILED:
             out.append(
                 sse("error", {"error": "RunError", "message": data.get("error") or "failed"}, seq)
             )

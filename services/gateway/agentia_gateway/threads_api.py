@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from agentia import names
+from agentia.events import Status
 from agentia_gateway.messages import to_messages
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import (
@@ -39,9 +40,9 @@ def _status(lane: dict[str, Any]) -> ThreadStatus:
     if lane.get("active"):
         return "busy"
     last = lane.get("last_status")
-    if last == "error":
+    if last == Status.ERROR:
         return "error"
-    return "interrupted" if last == "interrupted" else "idle"
+    return "interrupted" if last == Status.INTERRUPTED else "idle"
 
 
 async def _lane(flow: RunFlow, thread_id: str) -> dict[str, Any]:

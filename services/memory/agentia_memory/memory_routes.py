@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import faults, names
+from agentia.events import Kind as RunKind
 from agentia.events import RunEvent
 from agentia.service import dapr_client, entries_answer, event_entries
 from agentia_memory.embeddings import EmbeddingError
@@ -175,7 +176,9 @@ async def on_run_events(request: Request) -> dict[str, Any]:
     statuses: list[tuple[str, str]] = []
     for entry_id, event in entries:
         # A None event was kept as a dead letter.
-        done = event is None or event.kind != "run.completed" or await _distilled(request, event)
+        done = True
+        if event is not None and event.kind == RunKind.RUN_COMPLETED:
+            done = await _distilled(request, event)
         statuses.append((entry_id, "SUCCESS" if done else "RETRY"))
     return entries_answer(bulk, statuses)
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr, ValidationError
 from agentia import names
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
-from agentia.events import DeadLetter, RunRequested
+from agentia.events import FINAL, DeadLetter, RunRequested
 from agentia_scheduler.budget_check import OwnerGone, budget_refusal
 from agentia_scheduler.draining import Delivery, DrainReport, Refusal, drain
 from agentia_scheduler.schedules import DrainRequest
@@ -33,7 +33,6 @@ from agentia_scheduler.schedules import DrainRequest
 log = logging.getLogger(__name__)
 
 
-FINAL = ("success", "error", "interrupted")
 PARK_ATTEMPTS = 8
 
 

@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import httpx
 
-FINAL: Final = {"success", "error", "interrupted", "timeout"}  # the gateway's final statuses
-FINAL_KINDS: Final = {"run.completed", "run.failed", "run.cancelled"}
+from agentia.events import FINAL, FINAL_KINDS, Status
+
 RETRY_FOR_S: Final = 60.0  # a client keeps trying this long
 # Refusals a retry cannot fix; anything else (5xx, 429, a dropped connection) is retried.
 PERMANENT: Final = {400, 401, 403, 404, 413, 422}
@@ -243,7 +243,7 @@ def outcome(
     while time.monotonic() < deadline and len(load.settled_at) < len(load.accepted):
         time.sleep(1)
     load.stop.set()
-    completed = [(t, r) for t, r in load.accepted.items() if load.status.get(r) == "success"]
+    completed = [(t, r) for t, r in load.accepted.items() if load.status.get(r) == Status.SUCCESS]
     duplicated = resubmitted = bad_streams = repeated = wedged = 0
     with gateway() as client:
         for thread_id, run_id in load.accepted.items():
@@ -270,7 +270,7 @@ def outcome(
         "refused_attempts": len(load.refusals),
         "refusal_reasons": sorted({why for _, why in load.refusals})[:5],
         "completed": len(completed),
-        "failed": sum(1 for s in statuses if s in FINAL - {"success"}),
+        "failed": sum(1 for s in statuses if s in FINAL - {Status.SUCCESS}),
         "dead_lettered": sum(1 for e in load.errors.values() if "dead-lettered" in e),
         "lost": sum(1 for s in statuses if s not in FINAL),
         "duplicated": duplicated,

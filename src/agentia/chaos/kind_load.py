@@ -15,11 +15,13 @@ from typing import Any, Final
 
 import httpx
 
+from agentia import events
 from agentia.chaos import api_load, streams
 from agentia.chaos.probes import _record
+from agentia.events import Status
 from agentia.kind import GATEWAY_URL, kind_key_path
 
-FINAL: Final = api_load.FINAL
+FINAL: Final = events.FINAL
 
 
 class GatewayError(RuntimeError):
@@ -92,7 +94,7 @@ def recovered(timeout: float = 240) -> str:
         while time.monotonic() - started < timeout:
             try:
                 resp = client.post("/runs/wait", json={"input": "canary"}, timeout=20)
-                if resp.status_code == 200 and resp.json()["run"]["status"] == "success":
+                if resp.status_code == 200 and resp.json()["run"]["status"] == Status.SUCCESS:
                     FAULT["recovery_s"] = round(time.monotonic() - started, 1)
                     return f"a run succeeds again {FAULT['recovery_s']}s after the fault"
             except httpx.HTTPError:

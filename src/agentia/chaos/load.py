@@ -20,11 +20,10 @@ import httpx
 import pika
 
 from agentia import names
+from agentia.events import RUNNER_FINAL, Kind, Status
 from agentia.paths import agentia_home
 from agentia.runtime import infra
 from agentia.runtime.secrets_file import read_secrets
-
-FINAL = {"success", "error", "interrupted"}
 
 
 @dataclass
@@ -105,7 +104,7 @@ def _watch(load: Load) -> None:
                     continue
                 envelope = json.loads(body)
                 data = envelope.get("data") or {}
-                if data.get("kind") == "run.completed":
+                if data.get("kind") == Kind.RUN_COMPLETED:
                     load.completions[data["run_id"]].add(envelope.get("id", ""))
                 ch.basic_ack(method.delivery_tag)
             ch.queue_delete(load.queue)
@@ -143,21 +142,21 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
     status: dict[str, str] = {}
     while time.monotonic() < deadline:
         status = ledger_status(load.accepted)
-        done = all(s in FINAL for s in status.values())
-        seen = all(load.completions.get(r) for r, s in status.items() if s == "success")
+        done = all(s in RUNNER_FINAL for s in status.values())
+        seen = all(load.completions.get(r) for r, s in status.items() if s == Status.SUCCESS)
         if done and seen:
             break
         time.sleep(1)
     load.stop_watch.set()
-    completed = [r for r, s in status.items() if s == "success"]
+    completed = [r for r, s in status.items() if s == Status.SUCCESS]
     return {
         "load": f"{load.runs} runs at {load.per_second:g}/s ({load.agent})",
         "sent": len(load.sent),
         "accepted": len(load.accepted),
         "refused": len(load.refused),
         "completed": len(completed),
-        "failed": sum(1 for s in status.values() if s in {"error", "interrupted"}),
-        "lost": sum(1 for s in status.values() if s not in FINAL),
+        "failed": sum(1 for s in status.values() if s in RUNNER_FINAL - {Status.SUCCESS}),
+        "lost": sum(1 for s in status.values() if s not in RUNNER_FINAL),
         "duplicated": sum(1 for r in load.accepted if len(load.completions.get(r, ())) > 1),
         "recovery_s": load.recovery_s,
     }

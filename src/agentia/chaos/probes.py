@@ -12,6 +12,7 @@ from agentia import names
 from agentia.chaos import actions, api_load
 from agentia.chaos import load as load_mod
 from agentia.chaos import streams as streams_mod
+from agentia.events import Status
 from agentia.paths import agentia_home
 from agentia.runtime import health
 
@@ -89,7 +90,7 @@ def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any
                 timeout=10,
             )
             body = resp.json() if resp.status_code == 200 else {}
-            if body.get("status") == "error" and "dead-lettered" in str(body.get("error")):
+            if body.get("status") == Status.ERROR and "dead-lettered" in str(body.get("error")):
                 done.add(run_id)
         time.sleep(1)
     result = {"poison": len(ids), "dead_lettered": len(done), "ok": len(done) == len(ids)}
