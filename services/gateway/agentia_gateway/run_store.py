@@ -74,6 +74,23 @@ def empty_lane() -> dict[str, Any]:
     return {"active": None, "queue": [], "last_status": None}
 
 
+def handed_over(
+    cur: dict[str, Any] | None, run_id: str, status: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """A thread's lane once ``run_id`` is done: the lane to write (None: leave it as it is)
+    and the queued run that becomes active (None: none). A run that is not the active one
+    only leaves the queue (cancelled while it waited); one the lane does not know changes
+    nothing (a repeat)."""
+    lane = {**empty_lane(), **(cur or {})}
+    if lane["active"] != run_id:
+        if run_id in lane["queue"]:
+            return {**lane, "queue": [q for q in lane["queue"] if q != run_id]}, None
+        return None, None
+    queue = list(lane["queue"])
+    nxt = queue.pop(0) if queue else None
+    return {"active": nxt, "queue": queue, "last_status": status}, nxt
+
+
 class RunStore:
     """The state operations; each read-modify-write retries on a lost ETag race."""
 
@@ -242,16 +259,9 @@ class RunStore:
         chosen: list[str | None] = []
 
         def hand_over(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-            lane = {**empty_lane(), **(cur or {})}
-            chosen.clear()
-            if lane["active"] != run_id:
-                if run_id in lane["queue"]:
-                    return {**lane, "queue": [q for q in lane["queue"] if q != run_id]}
-                return None
-            queue = list(lane["queue"])
-            nxt = queue.pop(0) if queue else None
-            chosen.append(nxt)
-            return {"active": nxt, "queue": queue, "last_status": status}
+            lane, nxt = handed_over(cur, run_id, status)
+            chosen[:] = [nxt]
+            return lane
 
         await self._cas(names.STATE_STORE, lane_key(thread_id), hand_over)
         return chosen[0] if chosen else None

@@ -20,7 +20,7 @@ from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
 from agentia_gateway.security import Principal
-from agentia_gateway.streaming import FINAL_KINDS, StreamState, sse
+from agentia_gateway.streaming import FINAL_KINDS, InOrder, StreamState, sse
 
 router = APIRouter(tags=["Runs"], responses=ERRORS)
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
@@ -44,7 +44,7 @@ QUEUED_DOC = (
     "waits on the broker (runs.batch) and a drain starts it once the budget allows"
 )
 # Events are never lost, only late (handled concurrently, retried on contention): a stream
-# holds at a gap this long for the missing one before it goes on without it.
+# holds at a gap this long for the missing one before it goes on without it (InOrder).
 GAP_GRACE_S = 15.0
 STORE_AWAY_S = 60.0  # how long a stream waits out its stores or sidecar before it ends
 KEEPALIVE_S = 10.0
@@ -110,7 +110,7 @@ async def run_frames(
     state = StreamState(run_id, modes, base)
     if fresh:
         yield sse("metadata", {"run_id": run_id, "thread_id": record.get("thread_id")})
-    sent, gap_since, last_io, away_since = -1, 0.0, time.monotonic(), 0.0
+    order, last_io, away_since = InOrder(GAP_GRACE_S), time.monotonic(), 0.0
     pause = flow.settings.stream_poll_s
     finished = False
     patience = time.monotonic() + unrecorded_wait_s
@@ -119,8 +119,9 @@ async def run_frames(
             while not finished:
                 woken = flow.signals.armed(run_id)  # before the read: no append is missed
                 try:
-                    events = await flow.store.read_log(run_id, sent)
-                    current = await flow.store.get(run_id) if sent < 0 and not events else None
+                    events = await flow.store.read_log(run_id, order.sent)
+                    unseen = order.sent < 0 and not events
+                    current = await flow.store.get(run_id) if unseen else None
                 except (DaprError, httpx.HTTPError) as exc:
                     # The stores or this replica's sidecar away (a restart): the stream
                     # waits, with keepalives, rather than break under the client.
@@ -132,19 +133,9 @@ async def run_frames(
                     await flow.signals.wait(woken, pause * 4)
                     continue
                 away_since = 0.0
-                for event in events:
-                    seq = int(event["seq"])
-                    if seq <= sent:
-                        continue
-                    # Events are numbered by their position in the run from 0, whatever attempt
-                    # sent them: a gap is an event still on its way; hold on for it briefly.
-                    if seq != sent + 1:
-                        gap_since = gap_since or time.monotonic()
-                        if time.monotonic() - gap_since < GAP_GRACE_S:
-                            break
-                    gap_since, sent = 0.0, seq
+                for event in order.take(events):
                     frames = state.frames(event)
-                    if seq > after:
+                    if int(event["seq"]) > after:
                         for frame in frames:
                             yield frame
                         last_io = time.monotonic()
@@ -153,7 +144,7 @@ async def run_frames(
                         break
                 if finished:
                     break
-                if sent < 0 and not events:  # nothing yet: is there a run, is its log gone?
+                if order.sent < 0 and not events:  # nothing yet: is there a run, is its log gone?
                     if current is None and time.monotonic() < patience:
                         pass  # not started yet: its first event is on its way
                     elif current is None or current["status"] in FINAL:

@@ -7,11 +7,13 @@ Every frame carries the run event's ``seq`` as its SSE id, so a client that reco
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from agentia.events import Kind
+from agentia.events import FINAL_KINDS, Kind
 
-FINAL_KINDS = {Kind.RUN_COMPLETED, Kind.RUN_FAILED, Kind.RUN_CANCELLED}
+__all__ = ["FINAL_KINDS", "InOrder", "StreamState", "sse"]
 RAW_MODES = ("events", "debug", "custom")
 
 
@@ -20,6 +22,34 @@ def sse(event: str, data: Any, event_id: str | None = None) -> str:
     if event_id is not None:
         lines.append(f"id: {event_id}")
     return "\n".join(lines) + "\n\n"
+
+
+class InOrder:
+    """Hands on a run's logged events in ``seq`` order from 0, each once.
+
+    Events are numbered by their position in the run, whatever attempt sent them, and are
+    logged concurrently: a gap is an event still on its way. It is held ``grace_s``, then
+    passed over (a stream never stalls for good on one lost event)."""
+
+    def __init__(self, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.grace_s, self.clock = grace_s, clock
+        self.sent = -1  # the last seq handed on
+        self.gap_since = 0.0  # when the current gap was first seen (0: none)
+
+    def take(self, events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The events of ``events`` (read in seq order) that come next; stops at a gap still
+        within its grace. Safe to leave early: what was handed on is counted as sent."""
+        for event in events:
+            seq = int(event["seq"])
+            if seq <= self.sent:
+                continue
+            if seq != self.sent + 1:
+                now = self.clock()
+                self.gap_since = self.gap_since or now
+                if now - self.gap_since < self.grace_s:
+                    return
+            self.gap_since, self.sent = 0.0, seq
+            yield event
 
 
 class StreamState:

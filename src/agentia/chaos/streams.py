@@ -16,12 +16,11 @@ from typing import Any
 import httpx
 
 from agentia import names
-from agentia.events import Kind
+from agentia.events import FINAL_KINDS
 from agentia.paths import agentia_home
 from agentia.runtime.local_keys import read_local_key
 
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
-FINAL_KINDS = {Kind.RUN_COMPLETED, Kind.RUN_FAILED, Kind.RUN_CANCELLED}
 Gateway = Callable[[], httpx.Client]
 
 
