@@ -9,7 +9,16 @@ import yaml
 
 from agentia import names
 from agentia.dapr import cloudevent
-from agentia.events import EVENT_TYPES, Event, RunEvent, RunRequested
+from agentia.events import (
+    EVENT_TYPES,
+    KIND_DATA,
+    RUN_EVENT_CLASSES,
+    Event,
+    Kind,
+    RunEvent,
+    RunRequested,
+    ToolResult,
+)
 from agentia.paths import repo_root
 
 COMPONENTS = repo_root() / "components"
@@ -156,3 +165,29 @@ def test_app_health_probe_settings_are_ones_daprd_accepts() -> None:
     # daprd exits at start-up otherwise: "'health-probe-timeout' must be smaller than ...".
     assert names.APP_HEALTH_PROBE_TIMEOUT_MS < names.APP_HEALTH_PROBE_INTERVAL_S * 1000
     assert names.APP_HEALTH_THRESHOLD >= 1
+
+
+def test_each_run_event_kind_has_its_class_its_cloudevent_type_and_its_data() -> None:
+    assert {cls.model_fields["kind"].default for cls in RUN_EVENT_CLASSES} == set(Kind)
+    assert set(KIND_DATA) == set(Kind)
+    event = RunEvent.of(
+        run_id="r1", kind=Kind.TOOL_RESULT, status="running", seq=3, data={"output": 1}
+    )
+    assert isinstance(event, ToolResult) and event.thread_id is None
+    assert cloudevent(event, "agent-runner")["type"] == "ToolResult"
+    # A consumer may read it as the envelope, with data a dict, or as its kind.
+    envelope = RunEvent.model_validate(event.model_dump(mode="json"))
+    assert envelope.data == {"output": 1} and envelope.payload().model_dump()["output"] == 1
+
+
+def test_a_run_event_whose_data_does_not_fit_its_kind_is_refused() -> None:
+    import pydantic
+    import pytest
+
+    for kind, data in [
+        (Kind.MESSAGE_DELTA, {"text": "a delta is called delta"}),
+        (Kind.RUN_STARTED, {}),
+        (Kind.TOOL_RESULT, {"output": 1, "extra": True}),
+    ]:
+        with pytest.raises(pydantic.ValidationError):
+            RunEvent.of(run_id="r1", kind=kind, status="running", seq=0, data=data)

@@ -53,7 +53,13 @@ class Reports:
 
 class Events:
     async def publish(
-        self, run_id: str, seq: int, kind: str, status: str, data: dict[str, Any]
+        self,
+        run_id: str,
+        seq: int,
+        kind: str,
+        status: str,
+        data: dict[str, Any],
+        thread_id: str | None = None,
     ) -> None:
         return None
 

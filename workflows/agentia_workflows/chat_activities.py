@@ -57,7 +57,13 @@ class RunEvents(Protocol):
     turns into a resumable SSE stream)."""
 
     async def publish(
-        self, run_id: str, seq: int, kind: str, status: str, data: dict[str, Any]
+        self,
+        run_id: str,
+        seq: int,
+        kind: str,
+        status: str,
+        data: dict[str, Any],
+        thread_id: str | None = None,
     ) -> None: ...
 
 
@@ -65,14 +71,17 @@ class Emitter:
     """Numbers one step's events from ``seq_start``; a retried step numbers them the same
     way, so the log (which keeps the first event per seq) shows each once."""
 
-    def __init__(self, events: RunEvents, run_id: str | None, seq_start: int) -> None:
+    def __init__(
+        self, events: RunEvents, run_id: str | None, seq_start: int, thread_id: str | None
+    ) -> None:
         self.events, self.run_id, self.seq = events, run_id, seq_start
+        self.thread_id = thread_id
         self.count = 0
 
-    async def __call__(self, kind: str, data: dict[str, Any], status: str = "running") -> None:
+    async def __call__(self, kind: str, data: dict[str, Any], status: str = Status.RUNNING) -> None:
         if self.run_id is None:
             return
-        await self.events.publish(self.run_id, self.seq, kind, status, data)
+        await self.events.publish(self.run_id, self.seq, kind, status, data, self.thread_id)
         self.seq += 1
         self.count += 1
 
@@ -94,7 +103,7 @@ class ChatActivities:
             seen = window(await self.transcripts.latest(inp.thread_id, inp.context_items))
         else:
             seen = [*(inp.transcript or []), *inp.new_items]
-        emit = Emitter(self.events, inp.stream_id, inp.seq_start)
+        emit = Emitter(self.events, inp.stream_id, inp.seq_start, inp.thread_id)
         if inp.seq_start == 0:
             await emit(Kind.RUN_STARTED, {"agent_id": inp.agent_id})
 
@@ -132,7 +141,7 @@ class ChatActivities:
 
     async def chat_tools(self, inp: ChatToolsInput) -> ChatToolsOutput:
         outputs, executions = [], []
-        emit = Emitter(self.events, inp.stream_id, inp.seq_start)
+        emit = Emitter(self.events, inp.stream_id, inp.seq_start, inp.thread_id)
         for i, call in enumerate(inp.calls):
             # Each call is its own ledger step: a retry replays recorded outputs.
             out = await self.agent.tool_call(

@@ -104,19 +104,24 @@ class EventSink:
         self.headers = {"traceparent": traceparent} if traceparent else None
 
     async def __call__(
-        self, kind: str, data: dict[str, Any], status: str = "running", event_id: str | None = None
+        self,
+        kind: str,
+        data: dict[str, Any],
+        status: str = Status.RUNNING,
+        event_id: str | None = None,
     ) -> None:
         fields = {
             "run_id": self.req.run_id,
             "kind": kind,
             "status": status,
             "seq": self.seq,
+            "thread_id": self.req.thread_id,
             "data": data,
         }
         if event_id:
             fields["event_id"] = event_id
         await self.client.publish(
-            names.TOPIC_RUNS_EVENTS, RunEvent.model_validate(fields), headers=self.headers
+            names.TOPIC_RUNS_EVENTS, RunEvent.of(**fields), headers=self.headers
         )
         self.seq += 1
         keys = (self.req.run_id, self.req.thread_id)

@@ -109,7 +109,10 @@ async def _events(
                 },
             )
         elif ev.name == "tool_output":
-            await emit(Kind.TOOL_RESULT, {"output": _jsonable(getattr(item, "output", None))})
+            raw = item.raw_item
+            call_id = raw.get("call_id") if isinstance(raw, dict) else getattr(raw, "call_id", None)
+            output = _jsonable(getattr(item, "output", None))
+            await emit(Kind.TOOL_RESULT, {"output": output, "call_id": call_id})
         elif ev.name == "handoff_occured":  # sic: the SDK's event name
             await emit(Kind.HANDOFF, {"to": item.target_agent.name})
         elif ev.name == "message_output_created" and isinstance(item, MessageOutputItem):

@@ -95,14 +95,21 @@ class PublishedEvents:
         self.client = client
 
     async def publish(
-        self, run_id: str, seq: int, kind: str, status: str, data: dict[str, Any]
+        self,
+        run_id: str,
+        seq: int,
+        kind: str,
+        status: str,
+        data: dict[str, Any],
+        thread_id: str | None = None,
     ) -> None:
-        event = RunEvent(
+        event = RunEvent.of(
             event_id=f"{run_id}.{seq}",
             run_id=run_id,
             seq=seq,
             kind=kind,
             status=status,
+            thread_id=thread_id,
             data=data,
         )
         await self.client.publish(names.TOPIC_RUNS_EVENTS, event)
@@ -119,7 +126,7 @@ class PublishedUsage:
     async def report(
         self, usage_id: str, instance_id: str, model: str, usage: dict[str, int]
     ) -> None:
-        event = RunEvent(
+        event = RunEvent.of(
             event_id=f"{usage_id}.usage",
             run_id=usage_id,
             seq=0,
