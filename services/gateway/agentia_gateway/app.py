@@ -21,6 +21,7 @@ from agentia_gateway import (
     agents_api,
     catalog,
     crons_api,
+    errors,
     internal_runs,
     run_events,
     runs_api,
@@ -94,6 +95,8 @@ def create_app() -> FastAPI:
     )
 
     app.add_middleware(Authenticate, owner=app, prefixes=API_PREFIXES)
+
+    errors.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,12 +12,13 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
 from agentia import names
 from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import AgentCatalog
 from agentia.service import event_data
+from agentia_gateway.errors import GatewayError, Unavailable
 from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,11 @@ class Catalog:
             specs = await call(
                 self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
             )
-        except HTTPException as exc:
-            raise HTTPException(
-                503,
+        except GatewayError as exc:
+            raise Unavailable(
                 "no agent catalog yet: agent-runner has not published one and cannot be asked "
-                f"({exc.detail})",
-                headers={"Retry-After": "5"},
+                f"({exc.reason})",
+                retry_after_s=5,
             ) from None
         await self.keep({"agents": list(specs), "occurred_at": "", "digest": ""})
 

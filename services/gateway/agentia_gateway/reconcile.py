@@ -24,11 +24,11 @@ import time
 from typing import Any
 
 import httpx
-from fastapi import HTTPException
 
 from agentia import names
 from agentia.dapr import DaprError
 from agentia.events import FINAL, Kind, Status
+from agentia_gateway.errors import GatewayError
 from agentia_gateway.run_flow import PUBLISH_TIMEOUT_S, RunFlow
 from agentia_gateway.run_store import GRACE_S, shard_of
 from agentia_gateway.upstream import call
@@ -59,7 +59,7 @@ class Reconciler:
             await asyncio.sleep(EVERY_S * random.uniform(0.8, 1.2))  # jitter: replicas apart
             try:
                 await self.pass_once()
-            except (DaprError, httpx.HTTPError, HTTPException) as exc:
+            except (DaprError, httpx.HTTPError, GatewayError) as exc:
                 log.warning("reconciliation pass failed", extra={"why": repr(exc)})
 
     async def pass_once(self, now: float | None = None) -> dict[str, int]:
@@ -88,7 +88,7 @@ class Reconciler:
             async with looking:
                 try:
                     action = await self._look(record, now)
-                except (DaprError, httpx.HTTPError, HTTPException, TimeoutError) as exc:
+                except (DaprError, httpx.HTTPError, GatewayError, TimeoutError) as exc:
                     # One run's look failing is no reason to leave the others unlooked.
                     log.warning(
                         "reconciling a run failed", extra={"run_id": run_id, "why": repr(exc)}
@@ -123,7 +123,7 @@ class Reconciler:
             ledger = await call(
                 self.flow.client, names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
             )
-        except HTTPException as exc:
+        except GatewayError as exc:
             if exc.status_code != 404:
                 return "unreachable"  # agent-runner down: look again later
             ledger = None

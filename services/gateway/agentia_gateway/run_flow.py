@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 
 from agentia import faults, names
 from agentia.dapr import DaprError
@@ -31,6 +31,7 @@ from agentia.telemetry import tag_current_span
 from agentia_gateway import metrics
 from agentia_gateway.budgets import Budgets
 from agentia_gateway.catalog import Catalog
+from agentia_gateway.errors import GatewayError, Invalid, NotFound, OverLimit, ThreadBusy
 from agentia_gateway.log_signals import LogSignals
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
 from agentia_gateway.run_store import Busy, RunStore, now
@@ -113,7 +114,7 @@ class RunFlow:
             found = await call(
                 self.client, names.MEMORY, f"internal/threads/{thread_id}", http_method="GET"
             )
-        except HTTPException as exc:
+        except GatewayError as exc:
             if exc.status_code == 404:
                 return None
             raise
@@ -129,15 +130,15 @@ class RunFlow:
         run's input and the thread (None: none, or one to create)."""
         agent = body.agent or DEFAULT_AGENT
         if agent not in await self.agents():
-            raise HTTPException(404, f"no agent '{agent}' (GET /agents/search lists them)")
+            raise NotFound(f"no agent '{agent}' (GET /agents/search lists them)")
         try:
             msgs = [m.model_dump(exclude_none=True) for m in body.messages or []]
             value = run_input(body.input, msgs or None)
         except BadInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise Invalid(str(exc)) from None
         thread = await self.thread(thread_id) if thread_id is not None else None
         if thread_id is not None and thread is None and body.if_not_exists == "reject":
-            raise HTTPException(404, f"no thread '{thread_id}' (or pass if_not_exists=create)")
+            raise NotFound(f"no thread '{thread_id}' (or pass if_not_exists=create)")
         return agent, value, thread
 
     async def create(
@@ -162,7 +163,7 @@ class RunFlow:
             except Denied as denied:
                 if not may_queue:
                     metrics.REFUSED.labels("429").inc()
-                    raise HTTPException(429, denied.reason, denied.headers) from None
+                    raise OverLimit(denied.reason, denied.headers) from None
                 over_budget = over_budget or denied.reason
         if thread_id is not None and thread is None:
             thread = await call(
@@ -194,8 +195,7 @@ class RunFlow:
         try:
             decision, active = await self.store.create(record, strategy)
         except Busy as busy:
-            raise HTTPException(
-                409,
+            raise ThreadBusy(
                 f"thread '{thread_id}' is busy with run {busy.active}; pass multitask_strategy "
                 "enqueue, interrupt or rollback to run after it",
             ) from None
@@ -266,7 +266,7 @@ class RunFlow:
                 body=self._request(record).model_dump(mode="json"),
                 timeout=self.settings.run_wait_timeout_s,
             )
-        except HTTPException as exc:
+        except GatewayError as exc:
             if exc.status_code != 503:
                 raise
             await self.start(record)
@@ -289,7 +289,7 @@ class RunFlow:
         while True:
             record = await self.store.get(run_id)
             if record is None:
-                raise HTTPException(404, f"no run '{run_id}'")
+                raise NotFound(f"no run '{run_id}'")
             if record["status"] in FINAL or time.monotonic() > deadline:
                 return dict(record)
             await asyncio.sleep(pause)
@@ -368,13 +368,13 @@ class RunFlow:
                 # the lane's active run and in the in-flight index.
                 await self.start(queued)
                 return record
-            nxt = await self.store.release(thread_id, nxt, "interrupted")
+            nxt = await self.store.release(thread_id, nxt, Status.INTERRUPTED)
         return record
 
     async def cancel(self, run_id: str, rollback: bool = False) -> dict[str, Any]:
         record = await self.store.get(run_id)
         if record is None:
-            raise HTTPException(404, f"no run '{run_id}'")
+            raise NotFound(f"no run '{run_id}'")
         if record["status"] in FINAL:
             return dict(record)
         if rollback:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException
-
 from agentia.dapr import DaprClient
+from agentia_gateway.errors import Refused, Unavailable
 
 PASS_THROUGH = {400, 404, 409, 413, 422}
 
@@ -51,7 +50,5 @@ async def call(
         return data
     reason = _detail(data, resp.text[:300] or resp.reason_phrase)
     if resp.status_code in PASS_THROUGH:
-        raise HTTPException(resp.status_code, reason)
-    raise HTTPException(
-        503, f"{app_id} unavailable ({resp.status_code}): {reason}", headers={"Retry-After": "1"}
-    )
+        raise Refused(resp.status_code, reason)
+    raise Unavailable(f"{app_id} unavailable ({resp.status_code}): {reason}")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentia import names
 from agentia.service import dapr_client
 from agentia_gateway import upstream
+from agentia_gateway.errors import GatewayError
 from agentia_gateway.runs_api import SSE_DOC, LastEventId, parse_last_id, run_frames
 from agentia_gateway.schemas import ERRORS
 
@@ -59,7 +60,7 @@ async def start_workflow(body: WorkflowStart, request: Request) -> Any:
     start = {**body.model_dump(exclude_none=True), "instance_id": instance_id}
     try:
         return await _call(request, BASE, "POST", start)
-    except HTTPException:
+    except (HTTPException, GatewayError):
         await budgets.disown_workflow(instance_id, previous)
         raise
 
