@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
+from fastapi import Request
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from agentia.apikeys import KeyRecord, ModelLimit, describe_limits, parse_model_limits
 from agentia.money import cost_micro_usd, micro_usd, usd
+from agentia_gateway import runs_api, workflows_api
 from agentia_gateway.accounting import (
     DEFAULT_PRICES,
     ModelPrice,
@@ -27,7 +32,10 @@ from agentia_gateway.accounting import (
     seconds_to_next_minute,
     tokens,
 )
-from agentia_gateway.budgets import creates_run, may_queue
+from agentia_gateway.budgets import creates_run
+from agentia_gateway.deps import admit
+from agentia_gateway.errors import OverLimit
+from agentia_gateway.security import Denied
 from agentia_gateway.settings import GatewaySettings
 
 NOON = datetime(2026, 12, 2, 12, 0, 20, tzinfo=UTC)
@@ -252,6 +260,15 @@ def test_prices_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         _settings(monkeypatch, '{"x": {"input_usd_per_1m": "-1", "output_usd_per_1m": 0}}')
 
 
+class _Budgets:
+    async def admit(self, owner: Any) -> None:
+        raise Denied(429, "token budget used up", {"Retry-After": "9"})
+
+
+class _Flow:
+    budgets = _Budgets()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "prefer", "expected"),
     [
@@ -265,7 +282,22 @@ def test_prices_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         ("POST", "/workflows", "over-budget=queue", False),
     ],
 )
-def test_only_background_stateless_runs_may_queue(
+def test_only_background_stateless_runs_over_budget_may_queue(
     method: str, path: str, prefer: str | None, expected: bool
 ) -> None:
-    assert may_queue(method, path, prefer) is expected
+    request = Request({"type": "http", "method": method, "path": path, "headers": []})
+    admitted = admit(request, cast(Any, _Flow()), cast(Any, object()), prefer)
+    if expected:
+        assert asyncio.run(admitted) == "token budget used up"
+        return
+    with pytest.raises(OverLimit) as refused:
+        asyncio.run(admitted)
+    assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "9"}
+
+
+def test_every_route_that_starts_work_admits_it_and_no_other() -> None:
+    for route in [*runs_api.router.routes, *workflows_api.router.routes]:
+        assert isinstance(route, APIRoute)
+        admits = any(d.call is admit for d in route.dependant.dependencies)
+        for method in route.methods:
+            assert admits is creates_run(method, route.path), (method, route.path)

@@ -80,6 +80,7 @@ def owner_candidates(instance_id: str) -> list[str]:
 
 
 def creates_run(method: str, path: str) -> bool:
+    """Whether a request starts work that spends tokens (its route must admit it)."""
     return method == "POST" and (RUN_PATHS.match(path) is not None or path == WORKFLOW_START)
 
 
@@ -92,12 +93,6 @@ QUEUE_PATH = "/runs"
 def prefers_queue(prefer: str | None) -> bool:
     tokens_ = [p.strip().lower() for part in (prefer or "").split(",") for p in part.split(";")]
     return QUEUE_PREFERENCE in tokens_
-
-
-def may_queue(method: str, path: str, prefer: str | None) -> bool:
-    """Whether this request, refused over budget, is queued instead: stateless background runs
-    (a thread's runs keep its lane's order, and wait/stream have a client waiting)."""
-    return method == "POST" and path == QUEUE_PATH and prefers_queue(prefer)
 
 
 def refused(refusal: Refusal) -> Denied:

@@ -1,6 +1,7 @@
-"""The public API's door: who is calling (API key or JWT), whether they may, their rate
-limit and their budget, before any route runs. A plain ASGI middleware (Starlette's
-``BaseHTTPMiddleware`` costs a task group and a memory stream per request)."""
+"""The public API's door: who is calling (API key or JWT), whether they may, and their
+rate limit, before any route runs (budgets are the routes' own: ``deps.Admission``). A
+plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs a task group and a memory
+stream per request)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentia_gateway import metrics
-from agentia_gateway.budgets import creates_run, may_queue
 from agentia_gateway.security import Denied, authorize
 
 
 class Authenticate:
-    """Refuses with 401/403/429 and a reason; sets ``request.state.principal`` (and
-    ``over_budget`` for a run the route may queue instead of refusing)."""
+    """Refuses with 401/403/429 and a reason; sets ``request.state.principal``."""
 
     def __init__(self, app: ASGIApp, owner: FastAPI, prefixes: tuple[str, ...]) -> None:
         self.app, self.owner, self.prefixes = app, owner, prefixes
@@ -34,13 +33,6 @@ class Authenticate:
             principal = state.auth.authenticate({k.lower(): v for k, v in request.headers.items()})
             authorize(principal, method, path)
             await state.limiter.hit(principal)
-            if creates_run(method, path):
-                try:
-                    await state.runs.budgets.admit(principal)
-                except Denied as denied:
-                    if not may_queue(method, path, request.headers.get("prefer")):
-                        raise
-                    request.state.over_budget = denied.reason  # the route queues the run
         except Denied as denied:
             metrics.REFUSED.labels(str(denied.status)).inc()
             headers = dict(denied.headers)

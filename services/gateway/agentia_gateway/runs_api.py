@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentia.dapr import DaprError
 from agentia.events import FINAL, Status
 from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
+from agentia_gateway.deps import Admission, Flow, Owner, get_flow
 from agentia_gateway.messages import input_messages
 from agentia_gateway.run_flow import RunFlow, public_run
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
-from agentia_gateway.security import Principal
 from agentia_gateway.streaming import FINAL_KINDS, InOrder, StreamState, sse
 
 router = APIRouter(tags=["Runs"], responses=ERRORS)
@@ -50,19 +50,8 @@ STORE_AWAY_S = 60.0  # how long a stream waits out its stores or sidecar before 
 KEEPALIVE_S = 10.0
 
 
-def _flow(request: Request) -> RunFlow:
-    flow: RunFlow = request.app.state.runs
-    return flow
-
-
-def _owner(request: Request) -> Principal | None:
-    """The key (tenant) making the request, set by the gateway's authentication."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return principal
-
-
 async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
-    record = await _flow(request).store.get(run_id)
+    record = await get_flow(request).store.get(run_id)
     if record is None or (thread_id is not None and record.get("thread_id") != thread_id):
         where = f" on thread '{thread_id}'" if thread_id else ""
         raise HTTPException(404, f"no run '{run_id}'{where}")
@@ -97,7 +86,7 @@ async def run_frames(
     """The run's events as SSE, from its log, until its final event (any replica can serve).
     A run with no record (a workflow's streamed message) is waited for up to
     ``unrecorded_wait_s`` before its first event."""
-    flow = _flow(request)
+    flow = get_flow(request)
     run_id, modes = record["run_id"], record["kwargs"].get("stream_mode") or ["values"]
     base: list[dict[str, Any]] = []
     if "values" in modes:
@@ -183,9 +172,10 @@ def _stream(request: Request, record: dict[str, Any], after: int, fresh: bool) -
 
 
 @router.post("/threads/{thread_id}/runs", response_model=Run)
-async def create_run(thread_id: ThreadId, body: RunCreate, request: Request) -> Run:
-    flow = _flow(request)
-    record = await flow.create(body, thread_id, _owner(request))
+async def create_run(
+    thread_id: ThreadId, body: RunCreate, flow: Flow, owner: Owner, _: Admission
+) -> Run:
+    record = await flow.create(body, thread_id, owner)
     if record["admitted"]:
         await flow.start(record)
     return Run.model_validate(public_run(record))
@@ -193,19 +183,22 @@ async def create_run(thread_id: ThreadId, body: RunCreate, request: Request) -> 
 
 @router.post("/threads/{thread_id}/runs/wait", response_model=RunWaitResponse)
 async def create_run_wait(
-    thread_id: ThreadId, body: RunCreate, request: Request
+    thread_id: ThreadId, body: RunCreate, flow: Flow, owner: Owner, _: Admission
 ) -> RunWaitResponse:
-    flow = _flow(request)
-    record = await flow.run_and_wait(await flow.create(body, thread_id, _owner(request)))
+    record = await flow.run_and_wait(await flow.create(body, thread_id, owner))
     return await _wait_response(flow, record)
 
 
 @router.post("/threads/{thread_id}/runs/stream", responses=SSE_DOC)
 async def create_run_stream(
-    thread_id: ThreadId, body: RunCreate, request: Request
+    thread_id: ThreadId,
+    body: RunCreate,
+    request: Request,
+    flow: Flow,
+    owner: Owner,
+    _: Admission,
 ) -> StreamingResponse:
-    flow = _flow(request)
-    record = await flow.create(body, thread_id, _owner(request))
+    record = await flow.create(body, thread_id, owner)
     if record["admitted"]:
         await flow.start(record)
     return _stream(request, record, -1, True)
@@ -219,7 +212,7 @@ async def list_runs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     status: Annotated[Status | None, Query()] = None,
 ) -> list[Run]:
-    flow = _flow(request)
+    flow = get_flow(request)
     if await flow.thread(thread_id) is None:
         raise HTTPException(404, f"no thread '{thread_id}'")
     ids = list(reversed(await flow.store.index(thread_id)))  # newest first
@@ -236,7 +229,7 @@ async def get_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Run:
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, response_class=Response)
 async def delete_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Response:
-    flow = _flow(request)
+    flow = get_flow(request)
     record = await _owned(request, run_id, thread_id)
     if record["status"] not in FINAL:
         raise HTTPException(409, f"run '{run_id}' is {record['status']}: cancel it first")
@@ -248,7 +241,7 @@ async def delete_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Re
 async def _cancel(
     request: Request, run_id: str, thread_id: str | None, wait: bool, action: str
 ) -> Run:
-    flow = _flow(request)
+    flow = get_flow(request)
     await _owned(request, run_id, thread_id)
     record = await flow.cancel(run_id, rollback=action == "rollback")
     if wait:
@@ -270,7 +263,7 @@ async def cancel_run(
 @router.get("/threads/{thread_id}/runs/{run_id}/wait", response_model=RunWaitResponse)
 @router.get("/threads/{thread_id}/runs/{run_id}/join", response_model=RunWaitResponse)
 async def join_run(thread_id: ThreadId, run_id: RunId, request: Request) -> RunWaitResponse:
-    flow = _flow(request)
+    flow = get_flow(request)
     await _owned(request, run_id, thread_id)
     return await _wait_response(flow, await flow.wait_final(run_id))
 
@@ -297,12 +290,15 @@ async def join_run_stream(
     responses={202: {"model": Run, "description": QUEUED_DOC}},
 )
 async def create_stateless_run(
-    body: RunCreate, request: Request, response: Response, prefer: Prefer = None
+    body: RunCreate,
+    response: Response,
+    flow: Flow,
+    owner: Owner,
+    over: Admission,
+    prefer: Prefer = None,
 ) -> Run:
-    flow = _flow(request)
     queue = prefers_queue(prefer)
-    over = getattr(request.state, "over_budget", None) if queue else None
-    record = await flow.create(body, None, _owner(request), over, may_queue=queue)
+    record = await flow.create(body, None, owner, over if queue else None, may_queue=queue)
     if record.get("queued"):
         await flow.enqueue(record)
         response.status_code = 202
@@ -313,16 +309,18 @@ async def create_stateless_run(
 
 
 @router.post("/runs/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
-async def create_stateless_run_wait(body: RunCreate, request: Request) -> RunWaitResponse:
-    flow = _flow(request)
-    record = await flow.run_and_wait(await flow.create(body, None, _owner(request)))
+async def create_stateless_run_wait(
+    body: RunCreate, flow: Flow, owner: Owner, _: Admission
+) -> RunWaitResponse:
+    record = await flow.run_and_wait(await flow.create(body, None, owner))
     return await _wait_response(flow, record)
 
 
 @router.post("/runs/stream", responses=SSE_DOC, tags=["Stateless Runs"])
-async def create_stateless_run_stream(body: RunCreate, request: Request) -> StreamingResponse:
-    flow = _flow(request)
-    record = await flow.create(body, None, _owner(request))
+async def create_stateless_run_stream(
+    body: RunCreate, request: Request, flow: Flow, owner: Owner, _: Admission
+) -> StreamingResponse:
+    record = await flow.create(body, None, owner)
     await flow.start(record)
     return _stream(request, record, -1, True)
 
@@ -344,7 +342,7 @@ async def cancel_stateless_run(
 
 @router.get("/runs/{run_id}/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
 async def join_stateless_run(run_id: RunId, request: Request) -> RunWaitResponse:
-    flow = _flow(request)
+    flow = get_flow(request)
     await _owned(request, run_id, None)
     return await _wait_response(flow, await flow.wait_final(run_id))
 
@@ -379,7 +377,7 @@ async def cancel_many(
 ) -> Response:
     """Cancel several runs: ``run_ids`` (on ``thread_id`` if given), or every run of
     ``thread_id`` that is not final."""
-    flow = _flow(request)
+    flow = get_flow(request)
     if body.run_ids:
         ids = list(body.run_ids)
     elif body.thread_id:
@@ -395,14 +393,13 @@ async def cancel_many(
 
 
 @router.post("/runs/batch", response_model=list[Run], tags=["Stateless Runs"])
-async def create_batch(body: list[RunCreate], request: Request) -> list[Run]:
+async def create_batch(body: list[RunCreate], flow: Flow, owner: Owner, _: Admission) -> list[Run]:
     """Several stateless background runs at once (each as ``POST /runs``)."""
     if not 1 <= len(body) <= 100:
         raise HTTPException(422, "body: between 1 and 100 runs")
-    flow = _flow(request)
     created = []
     for one in body:
-        record = await flow.create(one, None, _owner(request))
+        record = await flow.create(one, None, owner)
         await flow.start(record)
         created.append(Run.model_validate(public_run(record)))
     return created

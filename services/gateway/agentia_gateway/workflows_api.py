@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentia import names
 from agentia.service import dapr_client
 from agentia_gateway import upstream
+from agentia_gateway.deps import Admission
 from agentia_gateway.errors import GatewayError
 from agentia_gateway.runs_api import SSE_DOC, LastEventId, parse_last_id, run_frames
 from agentia_gateway.schemas import ERRORS
@@ -52,7 +53,7 @@ async def _call(request: Request, method: str, http_method: str = "GET", body: A
 
 
 @router.post("", status_code=201)
-async def start_workflow(body: WorkflowStart, request: Request) -> Any:
+async def start_workflow(body: WorkflowStart, request: Request, _: Admission) -> Any:
     """Start a workflow; its model turns count against the calling key's budgets."""
     instance_id = body.instance_id or uuid.uuid4().hex
     budgets = request.app.state.runs.budgets

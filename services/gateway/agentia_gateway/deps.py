@@ -1,0 +1,56 @@
+"""FastAPI dependencies of the public API: the run flow, the calling key, and budget admission.
+
+Routes declare what they need (``flow: Flow``, ``owner: Owner``, ``over: Admission``) instead
+of reading ``request.app.state``; budget admission runs only on the routes that start work,
+named by the dependency rather than matched by path."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from agentia_gateway import metrics
+from agentia_gateway.budgets import QUEUE_PATH, prefers_queue
+from agentia_gateway.errors import OverLimit
+from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.security import Denied, Principal
+
+
+def get_flow(request: Request) -> RunFlow:
+    flow: RunFlow = request.app.state.runs
+    return flow
+
+
+def get_owner(request: Request) -> Principal | None:
+    """The key (tenant) making the request, set by the gateway's door (authentication)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
+
+
+Flow = Annotated[RunFlow, Depends(get_flow)]
+Owner = Annotated[Principal | None, Depends(get_owner)]
+
+
+async def admit(
+    request: Request,
+    flow: Flow,
+    owner: Owner,
+    prefer: Annotated[str | None, Header(include_in_schema=False, max_length=200)] = None,
+) -> str | None:
+    """Refuse new work (429 with ``Retry-After``) when the key's budget for today is spent.
+    A stateless background run whose client prefers ``over-budget=queue`` is let through
+    instead: the reason it is over is returned, and the route queues the run."""
+    if owner is None:
+        return None
+    try:
+        await flow.budgets.admit(owner)
+    except Denied as denied:
+        if request.method == "POST" and request.url.path == QUEUE_PATH and prefers_queue(prefer):
+            return denied.reason
+        metrics.REFUSED.labels(str(denied.status)).inc()
+        raise OverLimit(denied.reason, dict(denied.headers)) from None
+    return None
+
+
+Admission = Annotated[str | None, Depends(admit)]
