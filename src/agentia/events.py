@@ -66,7 +66,7 @@ class Status(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     ERROR = "error"
-    TIMEOUT = "timeout"  # the gateway gave up waiting on agent-runner's answer
+    TIMEOUT = "timeout"  # one of the Agent Protocol's statuses; final, not written today
     INTERRUPTED = "interrupted"
 
 
