@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agentia.chaos.api_load import seq_gaps
 from agentia.events import Kind, Status
 from agentia_gateway.run_store import empty_lane, handed_over
 from agentia_gateway.streaming import InOrder, StreamState
@@ -118,3 +119,11 @@ def test_a_queued_run_that_ends_only_leaves_the_queue_and_a_repeat_changes_nothi
     assert handed_over(lane, "r9", Status.SUCCESS) == (None, None)
     assert handed_over(None, "r1", Status.SUCCESS) == (None, None)
     assert empty_lane()["active"] is None
+
+
+def test_a_streams_seqs_must_run_from_zero_each_once() -> None:
+    assert seq_gaps([0, 1, 2, 3]) == 0
+    assert seq_gaps([]) == 0
+    assert seq_gaps([3, 4, 5]) == 3  # 0-2 lost on the way (as a broker move once did)
+    assert seq_gaps([0, 1, 1, 2]) == 1  # a repeat
+    assert seq_gaps([0, 2]) == 1

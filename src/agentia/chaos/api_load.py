@@ -160,23 +160,33 @@ def start(
     return load
 
 
-def _final_events(client: httpx.Client, thread_id: str, run_id: str) -> int:
-    """Distinct final events (by seq) on the run's stream, replayed from its log. A refusal a
-    retry can fix (429 over the key's rate, a 5xx), or a stream cut off (the gateway's
-    sidecar restarted under it), is read again for up to ``RETRY_FOR_S``."""
+def seq_gaps(seqs: list[int]) -> int:
+    """How many of a run's events are missing or repeated: its events, in the order a stream
+    sent them, must be 0, 1, 2, … each once."""
+    return len(set(range(max(seqs, default=-1) + 1)) ^ set(seqs)) + len(seqs) - len(set(seqs))
+
+
+def _replayed(client: httpx.Client, thread_id: str, run_id: str) -> tuple[int, int]:
+    """The run's stream, replayed from its log: distinct final events (by seq), and how many
+    events are missing or repeated (``seq_gaps``). A refusal a retry can fix (429 over the
+    key's rate, a 5xx), or a stream cut off (the gateway's sidecar restarted under it), is
+    read again for up to ``RETRY_FOR_S``."""
     deadline = time.monotonic() + RETRY_FOR_S
     while True:
         try:
-            return _final_events_once(client, thread_id, run_id, deadline)
+            return _replayed_once(client, thread_id, run_id, deadline)
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
 
 
-def _final_events_once(client: httpx.Client, thread_id: str, run_id: str, deadline: float) -> int:
+def _replayed_once(
+    client: httpx.Client, thread_id: str, run_id: str, deadline: float
+) -> tuple[int, int]:
     while True:
-        seen: set[str] = set()
+        finals: set[int] = set()
+        seqs: list[int] = []
         event = ""
         url = f"/threads/{thread_id}/runs/{run_id}/stream"
         with client.stream("GET", url, timeout=30) as resp:
@@ -184,17 +194,18 @@ def _final_events_once(client: httpx.Client, thread_id: str, run_id: str, deadli
                 if time.monotonic() < deadline:
                     time.sleep(min(float(resp.headers.get("retry-after") or 1), 5.0))
                     continue
-                return 0
+                return 0, 0
             if resp.status_code != 200:
-                return 0
+                return 0, 0
             for line in resp.iter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: ") and event == "events":
                     data = json.loads(line[6:])
+                    seqs.append(int(data.get("seq", -1)))
                     if data.get("kind") in FINAL_KINDS:
-                        seen.add(str(data.get("seq")))
-        return len(seen)
+                        finals.add(int(data.get("seq", -1)))
+        return len(finals), seq_gaps(seqs)
 
 
 def _read(client: httpx.Client, path: str, **params: Any) -> Any:
@@ -244,7 +255,7 @@ def outcome(
         time.sleep(1)
     load.stop.set()
     completed = [(t, r) for t, r in load.accepted.items() if load.status.get(r) == Status.SUCCESS]
-    duplicated = resubmitted = bad_streams = repeated = wedged = 0
+    duplicated = resubmitted = bad_streams = gapped = repeated = wedged = 0
     with gateway() as client:
         for thread_id, run_id in load.accepted.items():
             found = _thread_check(client, thread_id, load.inputs[thread_id])
@@ -253,7 +264,9 @@ def outcome(
             repeated += int(found["repeated"] > 0)
             wedged += int(found["busy"] and load.status.get(run_id) in FINAL)
         for thread_id, run_id in completed:
-            bad_streams += int(_final_events(client, thread_id, run_id) != 1)
+            finals, gaps = _replayed(client, thread_id, run_id)
+            bad_streams += int(finals != 1)
+            gapped += int(gaps > 0)
     statuses = [load.status.get(r, "unseen") for r in load.accepted.values()]
     # How long each run took to end once both it existed and the faults were over.
     after = {
@@ -278,6 +291,7 @@ def outcome(
         "wedged_threads": wedged,
         "resubmitted": resubmitted,
         "streams_without_one_final_event": bad_streams,
+        "streams_with_seq_gaps": gapped,
         "final_s_after_faults": round(max(after.values()), 1) if after else None,
         "slowest_runs": [{"run_id": r, "s": round(t, 1)} for r, t in slowest],
     }

@@ -115,6 +115,7 @@ def nothing_lost(experiment: str, timeout: float = 240) -> dict[str, Any]:
         and result["duplicated"] == 0
         and result["refused"] == 0
         and result["streams_without_one_final_event"] == 0
+        and result["streams_with_seq_gaps"] == 0
         and result["accepted"] == result["sent"] > 0
     )
     _record(experiment, result)

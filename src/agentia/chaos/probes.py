@@ -69,6 +69,7 @@ def clients_saw_nothing_lost(
         and result["wedged_threads"] == 0
         and result["dead_lettered"] == 0
         and result["streams_without_one_final_event"] == 0
+        and result["streams_with_seq_gaps"] == 0
         and (late is None or late <= final_within_s)
     )
     _record(experiment, result)
