@@ -39,15 +39,22 @@ cp -r "$dapr_dir" "$work/dapr"
 chmod -R u+w "$work/dapr"
 rm -f "$work/dapr/cmd/daprd/components/"*.go "$work/dapr/cmd/daprd/components/"*.go_disabled
 cp curated/components.go "$work/dapr/cmd/daprd/components/components.go"
-# components-contrib likewise, with our fixes to upstream bugs applied (patches/*.patch;
+# components-contrib likewise; then our fixes to upstream bugs in either (patches/*.patch;
 # each says what it fixes and why).
 go mod download github.com/dapr/components-contrib
 contrib_dir="$(go list -m -f '{{.Dir}}' github.com/dapr/components-contrib)"
 cp -r "$contrib_dir" "$work/components-contrib"
 chmod -R u+w "$work/components-contrib"
+# A patch's name says which module it fixes: dapr-*.patch or components-contrib-*.patch.
 for patch in "$(pwd)"/patches/*.patch; do
-  step "patching components-contrib: $(basename "$patch")"
-  (cd "$work/components-contrib" && git apply -p1 "$patch")
+  name="$(basename "$patch")"
+  case "$name" in
+    dapr-*) module=dapr ;;
+    components-contrib-*) module=components-contrib ;;
+    *) echo "error: $name: a patch's name starts with the module it fixes" >&2; exit 1 ;;
+  esac
+  step "patching $module: $name"
+  (cd "$work/$module" && git apply -p1 "$patch")
 done
 cp go.mod go.sum "$work/"
 printf '\nreplace github.com/dapr/dapr => ./dapr\n' >> "$work/go.mod"

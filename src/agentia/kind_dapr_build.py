@@ -31,7 +31,8 @@ PROGRAMS: Final = ("daprd", "operator", "injector", "sentry", "placement", "sche
 IMAGE_REGISTRY: Final = f"{LOCAL}/dapr"  # the chart's global.registry for these images
 IMAGE_TAG: Final = f"{DAPR_VERSION}-agentia"  # the chart's global.tag
 CURATED: Final = "runtime/dapr/curated/components.go"
-# Our fixes to upstream components, the same the local build applies (runtime/dapr/build.sh).
+# Our fixes to upstream Dapr and its components, the same the local build applies
+# (runtime/dapr/build.sh).
 PATCHES: Final = tuple(
     sorted(
         str(p.relative_to(repo_root()))
@@ -92,7 +93,11 @@ def _prepare(work: Path, refresh: bool) -> None:
     for path in contrib.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     for patch in PATCHES:
-        subprocess.run(["git", "apply", "-p1", str(repo_root() / patch)], cwd=contrib, check=True)
+        # A patch's name says which module it fixes (as in runtime/dapr/build.sh).
+        module = "dapr" if Path(patch).name.startswith("dapr-") else "components-contrib"
+        subprocess.run(
+            ["git", "apply", "-p1", str(repo_root() / patch)], cwd=work / module, check=True
+        )
     with (work / "go.mod").open("a") as f:
         f.write(f"\n{_LOCAL_REPLACE}\n{_CONTRIB_REPLACE}\n")
 

@@ -274,6 +274,13 @@ def sidecar_command(
         str(ports.dapr_internal_grpc),
         "--metrics-port",
         str(ports.dapr_metrics),
+        # Every port of the sidecar on loopback only (with DAPR_HOST_IP, app_environment):
+        # its internal gRPC, which the other sidecars reach at the address it registers for
+        # name resolution, and its metrics (patches/dapr-listen-addresses.patch).
+        "--dapr-internal-grpc-listen-address",
+        "127.0.0.1",
+        "--metrics-listen-address",
+        "127.0.0.1",
         "--config",
         str(config or configuration_file()),
         "--enable-app-health-check",
@@ -313,6 +320,8 @@ def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[
     return {
         "APP_ID": app_id,
         "APP_PORT": str(ports.app),
+        # The address a sidecar registers for name resolution (it binds only loopback).
+        "DAPR_HOST_IP": "127.0.0.1",
         "DAPR_HTTP_PORT": str(ports.dapr_http),
         "DAPR_GRPC_PORT": str(ports.dapr_grpc),
         "DAPR_API_TOKEN": tokens.dapr_api_token,
