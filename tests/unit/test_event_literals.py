@@ -9,9 +9,11 @@ carried different data from two producers; five sets of final statuses disagreed
 - a string equal to a run status where it is compared (``==``, ``!=``, ``in``), in a set, list,
   tuple or dict literal, passed as ``status=``, or the value of a ``"status"`` key.
 
-Words that merely look like a status elsewhere (the drain's ``Literal["success", "retry",
-"drop"]`` answer, a workflow's custom status) are left alone: a ``Literal[...]`` is read only
-when it lists three or more run statuses (a copy of the status type).
+A status passed as a positional argument is not seen (the callee's parameter is not known
+from the source); those were replaced by hand. Words that merely look like a status
+elsewhere (the drain's ``Literal["success", "retry", "drop"]`` answer, a workflow's custom
+status) are left alone: a ``Literal[...]`` is read only when it lists three or more run
+statuses (a copy of the status type).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from agents.exceptions import (
 )
 from agents.items import ItemHelpers, MessageOutputItem
 
-from agentia.events import Kind
+from agentia.events import Kind, Status
 from agentia_runner.deltas import DeltaBatcher
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -34,7 +34,7 @@ class RunCancelled(Exception):
 class Outcome:
     """How a run ended."""
 
-    status: str  # success | error | interrupted
+    status: Status  # success, error or interrupted (RUNNER_FINAL)
     output: Any = None
     error: str | None = None
     last_agent: str | None = None
@@ -149,7 +149,7 @@ async def execute(
     models: dict[str, dict[str, int]] = {}
     batch = DeltaBatcher(emit)
 
-    def ended(status: str, error: str, last_agent: str | None = None) -> Outcome:
+    def ended(status: Status, error: str, last_agent: str | None = None) -> Outcome:
         # Tokens spent before a failure or a cancel were spent all the same.
         usage = total(models) if models else {}
         return Outcome(status, error=error, last_agent=last_agent, usage=usage, models=models)
@@ -158,17 +158,17 @@ async def execute(
     try:
         await _events(result, batch, cancelled, models)
     except RunCancelled:
-        failure = ended("interrupted", "cancelled", result.last_agent.name)
+        failure = ended(Status.INTERRUPTED, "cancelled", result.last_agent.name)
     except InputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        failure = ended("error", f"input guardrail tripped: {info}")
+        failure = ended(Status.ERROR, f"input guardrail tripped: {info}")
     except OutputGuardrailTripwireTriggered as exc:
         info = exc.guardrail_result.output.output_info
-        failure = ended("error", f"output guardrail tripped: {info}")
+        failure = ended(Status.ERROR, f"output guardrail tripped: {info}")
     except MaxTurnsExceeded:
-        failure = ended("error", f"more than {max_turns} turns")
+        failure = ended(Status.ERROR, f"more than {max_turns} turns")
     except AgentsException as exc:
-        failure = ended("error", f"{type(exc).__name__}: {exc}")
+        failure = ended(Status.ERROR, f"{type(exc).__name__}: {exc}")
     except BaseException:
         batch.discard()  # the attempt is abandoned: its next attempt tells the rest
         raise
@@ -180,7 +180,7 @@ async def execute(
     if hasattr(output, "model_dump"):
         output = output.model_dump(mode="json")
     return Outcome(
-        "success",
+        Status.SUCCESS,
         output=_jsonable(output),
         last_agent=result.last_agent.name,
         usage={

@@ -99,7 +99,7 @@ async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
     try:
         agent = registry.agent(req.agent_id)
     except KeyError:
-        return Outcome("error", error=f"unknown agent '{req.agent_id}'")
+        return Outcome(Status.ERROR, error=f"unknown agent '{req.agent_id}'")
     if registry.mcp is not None:
         try:
             await registry.mcp.connect(registry.mcp_servers_of(req.agent_id))
@@ -123,7 +123,7 @@ async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
 
     if req.metadata.get("drained_from") and await cancelled():
         # Queued (on runs.batch) and cancelled while it waited: it never starts.
-        return Outcome("interrupted", error="cancelled before it started")
+        return Outcome(Status.INTERRUPTED, error="cancelled before it started")
     run_input: Any = req.input if isinstance(req.input, list) else str(req.input or "")
     session = None
     if req.thread_id:
@@ -146,7 +146,7 @@ async def _execute(app: FastAPI, attempt: Attempt) -> Outcome:
             context=RunEffects(req.run_id),
         )
     except ModelConfigError as exc:
-        outcome = Outcome("error", error=str(exc))
+        outcome = Outcome(Status.ERROR, error=str(exc))
     if session is not None and not claim.lost:
         await session.settle()
     return outcome

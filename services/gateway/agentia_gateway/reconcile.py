@@ -164,7 +164,7 @@ class Reconciler:
             return "waiting"
         current = await self.flow.store.get(active)
         if current is None:  # deleted: the next run's turn (published at its own look)
-            await self.flow.store.release(thread_id, active, "interrupted")
+            await self.flow.store.release(thread_id, active, Status.INTERRUPTED)
             return "lanes"
         if current.get("status") in FINAL:
             await self.flow.settle(active, current["status"], current)

@@ -383,7 +383,7 @@ class RunFlow:
         if thread_id is not None:
             lane = await self.store.lane(thread_id)
             if run_id in lane.get("queue", []):  # never started: settle it here
-                await self.store.release(thread_id, run_id, "interrupted")
+                await self.store.release(thread_id, run_id, Status.INTERRUPTED)
                 await self.settle(
                     run_id, Status.INTERRUPTED, {"error": "cancelled before it started"}
                 )
