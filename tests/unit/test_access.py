@@ -29,12 +29,13 @@ def test_every_app_reads_only_secrets_its_scope_allows() -> None:
 
 def _invokes(caller: str, target: str) -> bool:
     """Does ``caller``'s code invoke ``target`` through Dapr (``invoke(names.X`` or the
-    gateway's ``call(client, names.X, "internal/...")``)?"""
+    gateway's ``call(client, names.X, "internal/...")``, or a path from a service's contract:
+    ``names.X, runner_api.WAIT``)?"""
     const = CONSTANTS[target]
     code = _code(caller)
     return bool(
         re.search(rf"invoke\(\s*names\.{const}\b", code)
-        or re.search(rf"names\.{const},\s*(f?\"internal/|BASE\b)", code)
+        or re.search(rf"names\.{const},\s*(f?\"internal/|BASE\b|\w+_api\.)", code)
     )
 
 

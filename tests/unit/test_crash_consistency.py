@@ -12,7 +12,9 @@ from agents.mcp.util import MCPToolMetaContext
 from agents.run_context import RunContextWrapper
 
 from agentia import faults, names
+from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError, StateItem
+from agentia.events import Kind, Status
 from agentia_gateway.reconcile import MAX_PAUSE_S, _pause
 from agentia_gateway.run_store import (
     GRACE_S,
@@ -195,3 +197,20 @@ def test_a_thread_whose_run_ended_reads_idle_before_its_lane_is_handed_over(
     store = BulkOnly({lane_key("t1"): lane, run_key("r1"): {**BASE, "status": run_status}})
     lanes = asyncio.run(RunStore(store, 60).lanes_as_seen(["t1", "t2"]))  # type: ignore[arg-type]
     assert lanes == {"t1": seen, "t2": {"active": None, "queue": [], "last_status": None}}
+
+
+def test_the_ledger_records_read_as_agent_runners_contract() -> None:
+    base = {"run_id": "r1", "agent_id": "a", "thread_id": "t1", "owner": "k1"}
+    running = LedgerRecord.model_validate(ledger.claimed(None, base, ME, 100.0))
+    assert running.status == Status.RUNNING and not running.final
+    assert running.holder == ME.as_dict() and running.lease_until == 100.0 + ledger.LEASE_S
+    assert running.model_extra and running.model_extra["progress"] == 0  # bookkeeping kept
+    done = ledger.final(
+        ledger.claimed(None, base, ME, 100.0), {"status": Status.SUCCESS, "output": "hi"}, 4
+    )
+    record = LedgerRecord.model_validate(done)
+    assert record.final and record.final_event is not None
+    assert (record.final_event.kind, record.final_event.seq) == (Kind.RUN_COMPLETED, 4)
+    assert record.as_json()["status"] == "success" and record.thread_id == "t1"
+    pending = LedgerRecord.model_validate({"run_id": "r2", "status": "pending"})
+    assert not pending.final and pending.final_event is None

@@ -21,6 +21,8 @@ from agents import RunConfig
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
 from agentia import names
+from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import CancelAnswer, LedgerRecord
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import AgentCatalog, Kind, RunRequested, Status
 from agentia.service import dapr_client, event_data, keep_dead_letter
@@ -216,16 +218,16 @@ async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
     log.warning("run failed: dead-lettered", extra={"run_id": req.run_id})
 
 
-@router.post("/internal/runs/wait")
-async def run_and_wait(req: RunRequested, request: Request) -> dict[str, Any]:
+@router.post(f"/{runner_api.WAIT}")
+async def run_and_wait(req: RunRequested, request: Request) -> LedgerRecord:
     """Create-and-wait: run now (or wait for whoever runs it) and answer with the record;
     a record that is not final yet means the caller should wait for the run's final event."""
     _, record = await attempts.handle(_runner(request.app), req, request.headers.get("traceparent"))
-    return record or {"run_id": req.run_id, "status": Status.PENDING}
+    return LedgerRecord.model_validate(record or {"run_id": req.run_id, "status": Status.PENDING})
 
 
 @router.post("/internal/runs/{run_id}/cancel")
-async def cancel(run_id: str, request: Request) -> dict[str, str]:
+async def cancel(run_id: str, request: Request) -> CancelAnswer:
     _runner(request.app).told_cancel(run_id, time.monotonic())
     await dapr_client(request.app).save_state(
         names.CACHE_STORE,
@@ -233,18 +235,18 @@ async def cancel(run_id: str, request: Request) -> dict[str, str]:
         {"cancelled": True},
         metadata={"ttlInSeconds": "86400"},
     )
-    return {"run_id": run_id, "status": "cancelling"}
+    return CancelAnswer(run_id=run_id)
 
 
 @router.get("/internal/runs/{run_id}")
-async def get_run(run_id: str, request: Request) -> dict[str, Any]:
+async def get_run(run_id: str, request: Request) -> LedgerRecord:
     item = await dapr_client(request.app).get_state(names.STATE_STORE, ledger_key(run_id))
     if item is None:
         raise HTTPException(404, f"no run '{run_id}'")
-    return dict(item.value)
+    return LedgerRecord.model_validate(item.value)
 
 
-@router.get("/internal/agents")
+@router.get(f"/{runner_api.AGENTS}")
 async def list_agents(request: Request) -> list[dict[str, Any]]:
     registry: Registry = request.app.state.registry
     return [spec.model_dump(mode="json") for spec in registry.specs.values()]

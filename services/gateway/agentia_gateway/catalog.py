@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from agentia import names
+from agentia.contracts import runner as runner_api
 from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import AgentCatalog
 from agentia.service import event_data
@@ -56,7 +57,7 @@ class Catalog:
     async def _ask_runner(self) -> None:
         try:
             specs = await call(
-                self.client, names.AGENT_RUNNER, "internal/agents", http_method="GET"
+                self.client, names.AGENT_RUNNER, runner_api.AGENTS, http_method="GET"
             )
         except GatewayError as exc:
             raise Unavailable(

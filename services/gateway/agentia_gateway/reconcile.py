@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 
 from agentia import names
+from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
 from agentia.events import FINAL, Kind, Status
 from agentia_gateway.errors import GatewayError
@@ -119,18 +121,19 @@ class Reconciler:
             lane = await self.flow.store.lane(thread_id)
             if lane.get("active") != run_id:
                 return await self._unwedge(thread_id, lane) if run_id in lane["queue"] else "idle"
+        ledger: LedgerRecord | None = None
         try:
-            ledger = await call(
-                self.flow.client, names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
+            found = await call(
+                self.flow.client, names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
             )
+            ledger = LedgerRecord.model_validate(found)
         except GatewayError as exc:
             if exc.status_code != 404:
                 return "unreachable"  # agent-runner down: look again later
-            ledger = None
-        if ledger is not None and ledger.get("status") in FINAL:
+        if ledger is not None and ledger.final:
             await self._settle_from(record, ledger)
             return "settled"
-        if ledger is not None and ledger.get("holder") and float(ledger["lease_until"]) > now:
+        if ledger is not None and ledger.holder and ledger.lease_until > now:
             return "running"
         if self._broker_away:
             return "deferred"  # a publish failed in this pass already: next pass
@@ -142,18 +145,18 @@ class Reconciler:
             raise
         return "republished"
 
-    async def _settle_from(self, record: dict[str, Any], ledger: dict[str, Any]) -> None:
+    async def _settle_from(self, record: dict[str, Any], ledger: LedgerRecord) -> None:
         """The ledger says the run ended: do what its final event would have done."""
-        final = ledger.get("final_event") or {}
-        keys = ("output", "error", "last_agent", "usage", "models", "owner")
-        data = {k: ledger.get(k) for k in keys}
+        final = ledger.final_event
+        keys = {"output", "error", "last_agent", "usage", "models", "owner"}
+        data = ledger.model_dump(mode="json", include=keys)
         event = {
-            "seq": int(final.get("seq", 0)),
-            "kind": final.get("kind", Kind.RUN_FAILED),
-            "status": ledger["status"],
+            "seq": final.seq if final else 0,
+            "kind": final.kind if final else Kind.RUN_FAILED,
+            "status": ledger.status,
             "data": data,
         }
-        await self.flow.settle(record["run_id"], ledger["status"], data)
+        await self.flow.settle(record["run_id"], ledger.status, data)
         await self.flow.store.append_log(record["run_id"], event, final=True)
 
     async def _unwedge(self, thread_id: str, lane: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ import httpx
 from fastapi import FastAPI
 
 from agentia import faults, names
+from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
 from agentia.events import FINAL, RunRequested, Status
 from agentia.service import dapr_client
@@ -262,7 +264,7 @@ class RunFlow:
             result = await call(
                 self.client,
                 names.AGENT_RUNNER,
-                "internal/runs/wait",
+                runner_api.WAIT,
                 body=self._request(record).model_dump(mode="json"),
                 timeout=self.settings.run_wait_timeout_s,
             )
@@ -274,8 +276,9 @@ class RunFlow:
         except httpx.HTTPError:
             await self.start(record)
             return await self.wait_final(record["run_id"])
-        if result.get("status") in FINAL:
-            settled = await self.settle(record["run_id"], result["status"], result)
+        answer = LedgerRecord.model_validate(result)
+        if answer.final:
+            settled = await self.settle(record["run_id"], answer.status, answer.as_json())
             if settled is not None and settled["status"] in FINAL:
                 return settled  # no read back: settling returned the record it wrote
         else:  # its attempt stopped (a dependency away): the broker's retries finish it
@@ -388,7 +391,7 @@ class RunFlow:
                     run_id, Status.INTERRUPTED, {"error": "cancelled before it started"}
                 )
                 return dict(await self.store.get(run_id) or record)
-        await call(self.client, names.AGENT_RUNNER, f"internal/runs/{run_id}/cancel")
+        await call(self.client, names.AGENT_RUNNER, runner_api.cancel_path(run_id))
         if record.get("queued") and record["status"] == Status.PENDING:
             # Queued over budget, not started: it ends now; the drain that starts it later
             # finds it cancelled (agent-runner checks a drained run before it runs).

@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import faults, names
+from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import LedgerRecord
 from agentia.events import Kind as RunKind
 from agentia.events import RunEvent
 from agentia.service import dapr_client, entries_answer, event_entries
@@ -133,13 +135,13 @@ async def distil(
         return {"run_id": run_id, "done_before": True}
     if isinstance(thread, NotKnown):
         resp = await dapr_client(app).invoke(
-            names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
+            names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
         )
         if resp.status_code == 404:
             return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
         if resp.status_code >= 400:
             raise RuntimeError(f"agent-runner answered {resp.status_code} for run {run_id}")
-        thread = resp.json().get("thread_id")
+        thread = LedgerRecord.model_validate(resp.json()).thread_id
     thread_id = thread if isinstance(thread, str) else None
     threads = app.state.threads
     items: list[dict[str, Any]] = []

@@ -23,9 +23,11 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from agentia import names
+from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
-from agentia.events import FINAL, DeadLetter, RunRequested
+from agentia.events import DeadLetter, RunRequested
 from agentia_scheduler.budget_check import OwnerGone, budget_refusal
 from agentia_scheduler.draining import Delivery, DrainReport, Refusal, drain
 from agentia_scheduler.schedules import DrainRequest
@@ -104,9 +106,9 @@ class _Sink:
         done = set()
         for run_id in run_ids:
             resp = await self._client.invoke(
-                names.AGENT_RUNNER, f"internal/runs/{run_id}", http_method="GET"
+                names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
             )
-            if resp.status_code == 200 and resp.json().get("status") in FINAL:
+            if resp.status_code == 200 and LedgerRecord.model_validate(resp.json()).final:
                 done.add(run_id)
         return done
 

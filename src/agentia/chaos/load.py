@@ -20,6 +20,7 @@ import httpx
 import pika
 
 from agentia import names
+from agentia.contracts import runner as runner_api
 from agentia.events import RUNNER_FINAL, Kind, Status
 from agentia.paths import agentia_home
 from agentia.runtime import infra
@@ -128,7 +129,9 @@ def ledger_status(run_ids: list[str]) -> dict[str, str]:
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for rid in run_ids:
             try:
-                r = client.get(f"/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{rid}")
+                r = client.get(
+                    f"/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.run_path(rid)}"
+                )
                 out[rid] = r.json().get("status", "missing") if r.status_code == 200 else "missing"
             except httpx.HTTPError:
                 out[rid] = "unreachable"

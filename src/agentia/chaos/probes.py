@@ -12,6 +12,7 @@ from agentia import names
 from agentia.chaos import actions, api_load
 from agentia.chaos import load as load_mod
 from agentia.chaos import streams as streams_mod
+from agentia.contracts import runner as runner_api
 from agentia.events import Status
 from agentia.paths import agentia_home
 from agentia.runtime import health
@@ -86,7 +87,7 @@ def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any
     while time.monotonic() < deadline and len(done) < len(ids):
         for run_id in set(ids) - done:
             resp = httpx.get(
-                f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/runs/{run_id}",
+                f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.run_path(run_id)}",
                 headers=headers,
                 timeout=10,
             )
