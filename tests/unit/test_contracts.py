@@ -191,3 +191,17 @@ def test_a_run_event_whose_data_does_not_fit_its_kind_is_refused() -> None:
     ]:
         with pytest.raises(pydantic.ValidationError):
             RunEvent.of(run_id="r1", kind=kind, status="running", seq=0, data=data)
+
+
+def test_the_gateways_internal_contract() -> None:
+    from agentia.contracts import gateway as gateway_api
+
+    assert gateway_api.budget_path("k1", "assistant") == "internal/budgets/k1?agent_id=assistant"
+    assert gateway_api.budget_path("a/b") == "internal/budgets/a%2Fb"
+    run = gateway_api.ScheduledRun(run_id="s1-1", agent_id="assistant", input="hi")
+    assert run.model_dump(mode="json")["metadata"] == {}
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError):
+        gateway_api.ScheduledRun(run_id="bad id", agent_id="assistant")

@@ -11,25 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
+from agentia.contracts import gateway as gateway_api
+from agentia.contracts.gateway import ScheduledRun
 from agentia_gateway.run_flow import RunFlow, public_run
-from agentia_gateway.schemas import ID_PATTERN, RunCreate
+from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Principal
 
 router = APIRouter(include_in_schema=False)
-
-
-class ScheduledRun(BaseModel):
-    """A run a schedule starts: its id is the tick's (a repeated fire finds the same run)."""
-
-    model_config = ConfigDict(extra="forbid")
-    run_id: str = Field(pattern=ID_PATTERN, description="The tick's run id.")
-    agent_id: str = Field(min_length=1, max_length=128, description="The agent to run.")
-    input: Any = Field(default=None, description="The run's input.")
-    thread_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Its thread.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="The run's metadata.")
-    owner: str | None = Field(default=None, description="The key whose budget it counts to.")
 
 
 def _body(run: ScheduledRun) -> RunCreate:
@@ -53,7 +42,7 @@ def _owner(run: ScheduledRun, request: Request) -> Principal | None:
     return principal
 
 
-@router.post("/internal/runs")
+@router.post(f"/{gateway_api.RUNS}")
 async def create_scheduled(run: ScheduledRun, request: Request) -> dict[str, Any]:
     flow: RunFlow = request.app.state.runs
     existing = await flow.store.get(run.run_id)
@@ -65,7 +54,7 @@ async def create_scheduled(run: ScheduledRun, request: Request) -> dict[str, Any
     return dict(public_run(record))
 
 
-@router.post("/internal/runs/check", status_code=204, response_class=Response)
+@router.post(f"/{gateway_api.RUNS_CHECK}", status_code=204, response_class=Response)
 async def check(run: ScheduledRun, request: Request) -> Response:
     """204 when a run like ``run`` could be created now; else the 404 or 422 creating it
     would answer (unknown agent or thread, input that is not valid)."""

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentia.contracts import ID_PATTERN as ID_PATTERN
 from agentia.events import RunStatus
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 StreamMode = Literal["values", "messages", "messages-tuple", "updates", "events", "debug", "custom"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 Strategy = Literal["reject", "rollback", "interrupt", "enqueue"]

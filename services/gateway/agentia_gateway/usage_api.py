@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from agentia.contracts.gateway import BudgetAdmitted
 from agentia.money import usd
 from agentia_gateway.accounting import (
     day_of,
@@ -100,4 +101,4 @@ async def admission(
         await flow.budgets.admit(principal, model)
     except Denied as denied:
         return JSONResponse({"detail": denied.reason}, status_code=429, headers=denied.headers)
-    return JSONResponse({"key_id": key_id, "admitted": True})
+    return JSONResponse(BudgetAdmitted(key_id=key_id).model_dump())

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from agentia.contracts import ID_PATTERN
 from agentia_memory.store import Conflict, NotFound, Superseded, ThreadStore
 
 router = APIRouter(prefix="/internal/threads")
 MAX_ITEMS_PER_WRITE = 500
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
 def _storable(value: Any) -> Any:

@@ -5,11 +5,11 @@ and before a drain starts a queued run."""
 from __future__ import annotations
 
 import logging
-import urllib.parse
 
 import httpx
 
 from agentia import names
+from agentia.contracts import gateway as gateway_api
 from agentia.dapr import DaprClient
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,9 @@ async def budget_refusal(client: DaprClient, owner: str, agent_id: str) -> str |
     cannot answer the run starts, as the gateway itself lets runs through when usage cannot
     be read; that is logged."""
     # The agent names the model whose limits apply, as for a run a client starts.
-    query = urllib.parse.urlencode({"agent_id": agent_id})
     try:
         resp = await client.invoke(
-            names.GATEWAY, f"internal/budgets/{owner}?{query}", http_method="GET"
+            names.GATEWAY, gateway_api.budget_path(owner, agent_id), http_method="GET"
         )
     except httpx.HTTPError as exc:
         log.warning("budget not checked", extra={"why": type(exc).__name__})

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from agentia import names
+from agentia.contracts import gateway as gateway_api
+from agentia.contracts.gateway import ScheduledRun
 from agentia.dapr import DaprClient, DaprError
 from agentia_scheduler.schedules import RunTarget, ScheduleError, WorkflowTarget
 
@@ -38,14 +40,15 @@ def _detail(resp: httpx.Response) -> str:
 
 
 def run_body(target: RunTarget, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "agent_id": target.agent_id,
-        "input": target.input,
-        "thread_id": target.thread_id,
-        "metadata": {**target.metadata, **meta},
-        "owner": target.owner,
-    }
+    run = ScheduledRun(
+        run_id=run_id,
+        agent_id=target.agent_id,
+        input=target.input,
+        thread_id=target.thread_id,
+        metadata={**target.metadata, **meta},
+        owner=target.owner,
+    )
+    return run.model_dump(mode="json")
 
 
 async def check(client: DaprClient, target: object) -> None:
@@ -53,7 +56,7 @@ async def check(client: DaprClient, target: object) -> None:
     a service that cannot answer is a DaprError (try again later)."""
     if isinstance(target, RunTarget):
         body = run_body(target, "schedule-check", {})
-        app, path, where = names.GATEWAY, "internal/runs/check", "target"
+        app, path, where = names.GATEWAY, gateway_api.RUNS_CHECK, "target"
     elif isinstance(target, WorkflowTarget):
         body = {"workflow": target.workflow, "input": target.input}
         app, path, where = names.AGENT_RUNNER, "internal/workflows/check", "target"
@@ -73,7 +76,7 @@ async def start_run(client: DaprClient, target: RunTarget, rid: str, meta: dict[
     """The tick's run, created by the gateway (the tick's id: a repeated fire is the same
     run). Raises FireRefused for a refusal, DaprError when the gateway cannot answer."""
     body = run_body(target, rid, meta)
-    resp = await client.invoke(names.GATEWAY, "internal/runs", json_body=body)
+    resp = await client.invoke(names.GATEWAY, gateway_api.RUNS, json_body=body)
     if resp.status_code in REFUSALS or resp.status_code == 429:
         raise FireRefused(f"the gateway refused the run ({resp.status_code}): {_detail(resp)}")
     if resp.status_code >= 300:
