@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cloudevents.conversion import to_dict
+from cloudevents.http import CloudEvent
 from prometheus_client import Counter
 
 from agentia import names
@@ -88,16 +90,17 @@ class StateItem:
 
 
 def cloudevent(event: Event, source: str) -> dict[str, Any]:
-    """Wrap an event in a CloudEvents 1.0 envelope (structured mode)."""
-    return {
-        "specversion": "1.0",
+    """Wrap an event in a CloudEvents 1.0 envelope (structured mode), made by the CNCF
+    ``cloudevents`` SDK: ``id`` is the event's id, ``type`` its class name."""
+    attributes = {
         "id": event.event_id,
         "source": source,
         "type": event.cloudevent_type(),
         "time": event.occurred_at.isoformat(),
         "datacontenttype": "application/json",
-        "data": event.model_dump(mode="json"),
     }
+    envelope: dict[str, Any] = to_dict(CloudEvent(attributes, event.model_dump(mode="json")))
+    return envelope
 
 
 class DaprClient:
