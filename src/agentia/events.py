@@ -70,9 +70,6 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-RunStatus = Status
-
-
 class Kind(StrEnum):
     """The kind of a run event (``RunEvent.kind``; the ``event`` of a stream's frame)."""
 
@@ -115,7 +112,7 @@ class RunEvent(Event):
 
     run_id: str = Field(description="The run this event belongs to.")
     kind: Kind = Field(description="Event kind, e.g. run.started, message.delta, run.completed.")
-    status: RunStatus = Field(description="The run's status after this event.")
+    status: Status = Field(description="The run's status after this event.")
     seq: int = Field(ge=0, description="Position of this event in the run's stream, from 0.")
     thread_id: str | None = Field(
         default=None, description="The thread the run is on (None: a stateless run)."
@@ -338,9 +335,6 @@ AnyRunEvent = Annotated[
     Field(discriminator="kind"),
 ]
 _RUN_EVENT: TypeAdapter[RunEvent] = TypeAdapter(AnyRunEvent)
-
-
-MODEL_USAGE_KIND: Final = Kind.MODEL_USAGE
 
 
 class MemoryChanged(Event):

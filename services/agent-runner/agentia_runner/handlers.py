@@ -38,7 +38,6 @@ from agentia_runner.registry import Registry
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-FINAL = ledger.FINAL
 CATALOG_EVERY_S = 300.0  # the catalog is published at start and then this often
 CANCEL_POLL_S = 1.0  # how stale a run's view of a cancel sent to another replica may be
 

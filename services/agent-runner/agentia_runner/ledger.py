@@ -21,7 +21,6 @@ from typing import Any, Final
 
 from agentia.events import FINAL_KIND, RUNNER_FINAL, Status
 
-FINAL: Final = RUNNER_FINAL
 LEASE_S: Final = 15.0
 RENEW_S: Final = 5.0
 MAX_FAILURES: Final = 3
@@ -50,7 +49,7 @@ class Verdict(Enum):
 def verdict(record: dict[str, Any] | None, me: Holder, now: float) -> Verdict:
     if record is None:
         return Verdict.TAKE
-    if record.get("status") in FINAL:
+    if record.get("status") in RUNNER_FINAL:
         return Verdict.DONE
     holder = record.get("holder")
     if not isinstance(holder, dict):

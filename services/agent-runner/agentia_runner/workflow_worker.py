@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from agentia import names
 from agentia.dapr import DaprClient, DaprError
-from agentia.events import MODEL_USAGE_KIND, RunEvent, Status
+from agentia.events import Kind, RunEvent, Status
 from agentia.service import dapr_client
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
@@ -130,7 +130,7 @@ class PublishedUsage:
             event_id=f"{usage_id}.usage",
             run_id=usage_id,
             seq=0,
-            kind=MODEL_USAGE_KIND,
+            kind=Kind.MODEL_USAGE,
             status=Status.RUNNING,
             data={"instance_id": instance_id, "usage": usage, "models": {model: usage}},
         )

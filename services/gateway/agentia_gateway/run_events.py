@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from agentia.events import FINAL, MODEL_USAGE_KIND, Kind, RunEvent, Status
+from agentia.events import FINAL, Kind, RunEvent, Status
 from agentia.service import event_data
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.run_store import Contended, now
@@ -44,7 +44,7 @@ async def on_run_event(request: Request) -> dict[str, str]:
     try:
         # The status first: a start held back by a contended log (RETRY below) would otherwise
         # come back after the run ended, and the run would never show as running.
-        if event.kind == MODEL_USAGE_KIND:  # a workflow's model turn: usage only, no run
+        if event.kind == Kind.MODEL_USAGE:  # a workflow's model turn: usage only, no run
             await flow.budgets.count_turn(event.run_id, event.data)
             return {"status": "SUCCESS"}
         if event.kind == Kind.RUN_STARTED and event.run_id not in flow.settled:

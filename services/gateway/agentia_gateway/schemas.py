@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentia.contracts import ID_PATTERN as ID_PATTERN
-from agentia.events import RunStatus
+from agentia.events import Status
 
 StreamMode = Literal["values", "messages", "messages-tuple", "updates", "events", "debug", "custom"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
@@ -163,7 +163,7 @@ class Run(BaseModel):
     assistant_id: str = Field(description="The same, by LangGraph's name.")
     created_at: str = Field(description="When it was created.")
     updated_at: str = Field(description="When it last changed.")
-    status: RunStatus = Field(description="Its status.")
+    status: Status = Field(description="Its status.")
     metadata: dict[str, Any] = Field(description="Its metadata.")
     # "kwargs" clashes with pydantic's mypy plugin as a field name: aliased.
     run_kwargs: dict[str, Any] = Field(alias="kwargs", description="What it was created with.")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Final
+from typing import Any
 
 import httpx
 
-from agentia import events
 from agentia.chaos import api_load, streams
 from agentia.chaos.probes import _record
 from agentia.events import Status
 from agentia.kind import GATEWAY_URL, kind_key_path
-
-FINAL: Final = events.FINAL
 
 
 class GatewayError(RuntimeError):

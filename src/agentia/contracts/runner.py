@@ -68,7 +68,7 @@ class LedgerRecord(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         """The record as plain JSON values (for what stores or re-sends it)."""
-        return self.model_dump(mode="json", exclude_none=False)
+        return self.model_dump(mode="json")
 
 
 class CancelAnswer(BaseModel):
