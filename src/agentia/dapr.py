@@ -18,6 +18,7 @@ from cloudevents.http import CloudEvent
 from prometheus_client import Counter
 
 from agentia import names
+from agentia.contracts import InvokeError
 from agentia.events import Event
 
 CREATE_RETRY_S = 40.0  # about what the sidecar's outbound retry policy spends on an outage
@@ -43,6 +44,26 @@ class DaprError(RuntimeError):
 
 class ETagMismatch(DaprError):
     """A state write lost an optimistic-concurrency race (the ETag no longer matches)."""
+
+
+def answer_reason(resp: httpx.Response) -> str:
+    """What an error answer says, short: FastAPI's ``detail`` (its validation errors as
+    ``field: message``), Dapr's ``message``/``errorCode``, or the text."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500] or resp.reason_phrase
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    detail = body.get("detail") or body.get("message") or body.get("errorCode") or body
+    if isinstance(detail, list):
+        parts = [
+            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}"
+            for d in detail
+            if isinstance(d, dict)
+        ]
+        return "; ".join(parts) or resp.reason_phrase
+    return str(detail)[:500]
 
 
 # What a run costs in hops: every call an app makes to its sidecar, by kind and target (a
@@ -215,6 +236,26 @@ class DaprClient:
             headers=headers,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
+
+    async def call(
+        self,
+        app_id: str,
+        method: str,
+        *,
+        http_method: str = "POST",
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Service invocation as :class:`agentia.contracts.Call` has it: the answer's JSON
+        (None when empty), or :class:`InvokeError` with the target's status and reason."""
+        resp = await self.invoke(
+            app_id, method, http_method=http_method, json_body=body, timeout=timeout
+        )
+        if resp.status_code >= 400:
+            raise InvokeError(app_id, resp.status_code, answer_reason(resp))
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
 
     async def get_secret(self, key: str, store: str = names.SECRET_STORE) -> str:
         """One secret from the sidecar's secret store (never logged)."""
