@@ -29,7 +29,7 @@ unit:
 	@.venv/bin/pytest -q tests/unit
 
 bench: venv         ## benchmarks (figures side by side with their baselines; see bench/)
-	@.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,console,bench]'
+	@.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[tools,gateway,agent-runner,memory,scheduler,tool-mcp,dev,console,bench]'
 	@.venv/bin/python bench/invoke_overhead.py
 	@.venv/bin/python bench/pubsub.py
 	@.venv/bin/python bench/runs.py

@@ -23,7 +23,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 sys.path.insert(0, str(repo_root()))
 from bench.invoke_overhead import RESULTS, start_services, wrk

@@ -33,9 +33,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import local_keys
-from agentia.runtime.supervisor import Supervisor
-from agentia.runtime.watchdog import stray_queues, subscriptions
+from agentia_tools.runtime import local_keys
+from agentia_tools.runtime.supervisor import Supervisor
+from agentia_tools.runtime.watchdog import stray_queues, subscriptions
 
 sys.path.insert(0, str(repo_root()))
 from bench.gateway import bench_key

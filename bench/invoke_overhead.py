@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 
 from agentia import names
-from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, mesh, orchestrate
-from agentia.runtime.daprbin import ensure_dapr_binaries
-from agentia.runtime.supervisor import Supervisor
+from agentia_tools.net import free_ports
+from agentia_tools.runtime import health, mesh, orchestrate
+from agentia_tools.runtime.daprbin import ensure_dapr_binaries
+from agentia_tools.runtime.supervisor import Supervisor
 
 RESULTS = repo_root() / "bench" / "results"
 

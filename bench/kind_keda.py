@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from agentia.kind import GATEWAY_URL, kind_key_path
 from agentia.paths import repo_root
+from agentia_tools.kind import GATEWAY_URL, kind_key_path
 
 sys.path.insert(0, str(repo_root()))
 from bench.kind_scale import APP, background, kubectl, ready_pods

@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 
-from agentia.kind import GATEWAY_URL, kind_key_path
-from agentia.kind_render import NAMESPACE
-from agentia.kind_up import CONTEXT
+from agentia_tools.kind import GATEWAY_URL, kind_key_path
+from agentia_tools.kind_render import NAMESPACE
+from agentia_tools.kind_up import CONTEXT
 
 APP = "agent-runner"
 FINAL = {"success", "error", "interrupted", "timeout"}

@@ -179,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     print("• starting infrastructure, control plane, memory, agent-runner", flush=True)
     # Calls go through agent-runner's sidecar, memory's main caller: memory answers only the
-    # gateway, agent-runner and tool-mcp (agentia.access).
+    # gateway, agent-runner and tool-mcp (agentia_tools.access).
     _, plan = start_services((names.MEMORY, names.AGENT_RUNNER), timeout=90)
     caller = names.PORTS[names.AGENT_RUNNER]
     base = f"http://127.0.0.1:{caller.dapr_http}/v1.0/invoke/{names.MEMORY}/method"

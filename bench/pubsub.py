@@ -33,9 +33,9 @@ import yaml
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import orchestrate
-from agentia.runtime.mesh import components_dir
-from agentia.runtime.secrets_file import read_secrets
+from agentia_tools.runtime import orchestrate
+from agentia_tools.runtime.mesh import components_dir
+from agentia_tools.runtime.secrets_file import read_secrets
 
 sys.path.insert(0, str(repo_root()))
 from bench.invoke_overhead import RESULTS, start_app_with_sidecar

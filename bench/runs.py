@@ -109,7 +109,7 @@ def main() -> None:
     base_conc = asyncio.run(in_process(600, args.connections))
     print("• starting infrastructure, control plane, agent-runner, gateway", flush=True)
     # Calls go through the gateway's sidecar: agent-runner's run methods answer only the
-    # gateway (agentia.access), as in production.
+    # gateway (agentia_tools.access), as in production.
     _, plan = start_services((names.AGENT_RUNNER, names.GATEWAY), timeout=90)
     logs = home / "logs" / "bench"
     logs.mkdir(parents=True, exist_ok=True)

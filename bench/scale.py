@@ -27,7 +27,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import mesh
+from agentia_tools.runtime import mesh
 
 sys.path.insert(0, str(repo_root()))
 from bench.invoke_overhead import RESULTS, start_app_with_sidecar, start_services, wrk
@@ -67,7 +67,7 @@ def main() -> None:
     home = agentia_home()
     print("• starting infrastructure, control plane, agent-runner, gateway", flush=True)
     # Calls go through the gateway's sidecar: agent-runner answers run requests only from
-    # the gateway (agentia.access).
+    # the gateway (agentia_tools.access).
     _, plan = start_services((names.AGENT_RUNNER, names.GATEWAY), timeout=90)
     logs = home / "logs" / "bench" / f"scale-{uuid.uuid4().hex[:6]}"
     for n in range(2, max(counts) + 1):

@@ -28,7 +28,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, orchestrate
+from agentia_tools.runtime import health, orchestrate
 
 sys.path.insert(0, str(repo_root()))
 from bench.invoke_overhead import RESULTS

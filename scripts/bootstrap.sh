@@ -37,6 +37,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 echo "• installing Python dependencies (pinned in constraints.txt)"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,console]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+  -e '.[tools,gateway,agent-runner,memory,scheduler,tool-mcp,dev,console]'
 echo "$stamp_src" > "$stamp"
 echo "• .venv ready"

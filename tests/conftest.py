@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from agentia.runtime import mesh
+from agentia_tools.runtime import mesh
 
 # The kind end-to-end suite needs the cluster `agentia kind up` builds (minutes, a Docker
 # engine): it is its own command, `make test-kind`, which sets AGENTIA_KIND_E2E=1. Left out

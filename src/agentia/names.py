@@ -19,6 +19,20 @@ SCHEDULER: Final = "scheduler"
 SCHEDULER_DRAIN: Final = "scheduler-drain"  # the Kubernetes CronJob that drains runs.batch
 TOOL_MCP: Final = "tool-mcp"
 APP_IDS: Final = (GATEWAY, AGENT_RUNNER, MEMORY, SCHEDULER, TOOL_MCP)
+# Each service's Python package (its code is services/<app id>/<package>; it serves
+# <package>.app:create_app) and the optional-dependency set of pyproject.toml named like the
+# app id, which its image installs on top of the building blocks.
+SERVICE_MODULES: Final[dict[str, str]] = {
+    GATEWAY: "agentia_gateway",
+    AGENT_RUNNER: "agentia_runner",
+    MEMORY: "agentia_memory",
+    SCHEDULER: "agentia_scheduler",
+    TOOL_MCP: "agentia_toolmcp",
+}
+# Code a service runs beside its own package (the runner hosts the workflows' code).
+SERVICE_EXTRA_CODE: Final[dict[str, tuple[str, ...]]] = {
+    AGENT_RUNNER: ("workflows/agentia_workflows",)
+}
 
 # Dapr components (metadata.name in components/*.yaml).
 PUBSUB: Final = "pubsub"

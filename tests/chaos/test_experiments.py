@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentia.chaos import runner
 from agentia.paths import agentia_home
-from agentia.runtime import orchestrate
-from agentia.runtime.supervisor import Supervisor
+from agentia_tools.chaos import runner
+from agentia_tools.runtime import orchestrate
+from agentia_tools.runtime.supervisor import Supervisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

@@ -19,9 +19,9 @@ from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_p
 
 from agentia import names
 from agentia.paths import repo_root
-from agentia.runtime import local_keys
-from agentia.runtime.browser import ensure_chromium
-from agentia.runtime.infra import InfraError
+from agentia_tools.runtime import local_keys
+from agentia_tools.runtime.browser import ensure_chromium
+from agentia_tools.runtime.infra import InfraError
 from tests.integration.conftest import Infra, infra, mesh_service, wait_for
 
 __all__ = ["infra", "mesh_service"]  # the integration fixtures, used here as they are
@@ -81,7 +81,7 @@ def console(infra: Infra, api: httpx.Client) -> Iterator[str]:
     env.pop("AGENTIA_API_KEY", None)  # the console must find the local key itself
     log = (ARTIFACTS / "console.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentia", "console", "--port", str(CONSOLE_PORT)],
+        [sys.executable, "-m", "agentia_tools", "console", "--port", str(CONSOLE_PORT)],
         cwd=repo_root(),
         env=env,
         stdout=log,

@@ -22,12 +22,12 @@ import pika
 import pytest
 
 from agentia import names
-from agentia.net import free_ports
 from agentia.paths import agentia_home, repo_root
-from agentia.runtime import health, mesh, orchestrate
-from agentia.runtime.daprbin import DaprBinaries
-from agentia.runtime.secrets_file import read_secrets
-from agentia.runtime.supervisor import Supervisor
+from agentia_tools.net import free_ports
+from agentia_tools.runtime import health, mesh, orchestrate
+from agentia_tools.runtime.daprbin import DaprBinaries
+from agentia_tools.runtime.secrets_file import read_secrets
+from agentia_tools.runtime.supervisor import Supervisor
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -92,7 +92,7 @@ class Sidecar:
 @dataclass
 class ProbeApp(Sidecar):
     """A probe app and its sidecar, both real processes. Its app id is not in any callee's
-    access policy (agentia.access): mesh services refuse its invocations."""
+    access policy (agentia_tools.access): mesh services refuse its invocations."""
 
     topic: str
     procs: list[subprocess.Popen[bytes]]

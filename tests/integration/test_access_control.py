@@ -1,4 +1,4 @@
-"""Who may call whom, enforced by the sidecars (agentia.access): each denial shown through the
+"""Who may call whom, enforced by the sidecars (agentia_tools.access): each denial shown through the
 real mesh, with the allowed call beside it so a refusal cannot come from a broken route.
 
 The caller's identity is its mTLS certificate from Sentry, so these also show that the
@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from agentia import access, names
-from agentia.runtime import mesh
+from agentia import names
+from agentia_tools import access
+from agentia_tools.runtime import mesh
 
 from .conftest import Infra, ProbeApp, Sidecar
 

@@ -12,7 +12,7 @@ import pytest
 
 from agentia import names
 from agentia.events import RunRequested
-from agentia.runtime.watchdog import stray_queues, subscriptions
+from agentia_tools.runtime.watchdog import stray_queues, subscriptions
 
 from .conftest import Infra, ProbeApp, Sidecar, wait_for
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from agentia import faults, names
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra, Sidecar, wait_for
 

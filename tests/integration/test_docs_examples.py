@@ -29,7 +29,7 @@ import pytest
 
 from agentia import names
 from agentia.paths import repo_root
-from agentia.runtime.infra import apt_install
+from agentia_tools.runtime.infra import apt_install
 
 from .conftest import Infra, wait_for
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.runtime import mesh
-from agentia.runtime.secrets_file import read_secrets
-from agentia.runtime.watchdog import (
+from agentia_tools.runtime import mesh
+from agentia_tools.runtime.secrets_file import read_secrets
+from agentia_tools.runtime.watchdog import (
     Memory,
     check_drains,
     queue_states,

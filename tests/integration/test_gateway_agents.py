@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra
 

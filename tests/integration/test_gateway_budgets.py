@@ -16,7 +16,7 @@ from agentia import names
 from agentia.apikeys import ModelLimit
 from agentia.dapr import cloudevent
 from agentia.events import RunEvent
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra, Sidecar, wait_for
 

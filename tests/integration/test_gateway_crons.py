@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra, wait_for
 
@@ -92,7 +92,7 @@ def test_cli_creates_lists_and_deletes(api: httpx.Client, infra: Infra) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "agentia", "schedules", *args],
+            [sys.executable, "-m", "agentia_tools", "schedules", *args],
             capture_output=True,
             text=True,
             env=env,

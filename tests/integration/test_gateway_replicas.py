@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.net import free_ports
 from agentia.paths import repo_root
-from agentia.runtime import local_keys, mesh
+from agentia_tools.net import free_ports
+from agentia_tools.runtime import local_keys, mesh
 
 from .conftest import Infra, wait_for
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT, CHAT_AGENT, MESSAGE_EVENT
 
 from .conftest import Infra, wait_for
@@ -40,7 +40,7 @@ def api(infra: Infra, mesh_service: Callable[[str], None]) -> Iterator[httpx.Cli
 def cli(infra: Infra, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AGENTIA_HOME": str(infra.home)}
     return subprocess.run(
-        [sys.executable, "-m", "agentia", "workflows", *args],
+        [sys.executable, "-m", "agentia_tools", "workflows", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -17,7 +17,7 @@ from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
 
 from agentia import names
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra, wait_for
 

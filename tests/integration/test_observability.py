@@ -16,7 +16,7 @@ import pytest
 
 from agentia import names
 from agentia.paths import repo_root
-from agentia.runtime import local_keys
+from agentia_tools.runtime import local_keys
 
 from .conftest import Infra, wait_for
 
@@ -78,7 +78,7 @@ def test_agentia_trace_prints_the_tree(run: dict[str, Any]) -> None:
     run_id = run["run"]["run_id"]
     wait_for(lambda: len(spans(run_id)) > 5, 30, "spans")
     out = subprocess.run(
-        [sys.executable, "-m", "agentia", "trace", run_id],
+        [sys.executable, "-m", "agentia_tools", "trace", run_id],
         cwd=repo_root(),
         capture_output=True,
         text=True,
@@ -88,7 +88,7 @@ def test_agentia_trace_prints_the_tree(run: dict[str, Any]) -> None:
     assert out.returncode == 0, out.stderr
     assert f"run {run_id}:" in out.stderr and "function calculator" in out.stdout
     missing = subprocess.run(
-        [sys.executable, "-m", "agentia", "trace", "no-such-run", "--wait", "1"],
+        [sys.executable, "-m", "agentia_tools", "trace", "no-such-run", "--wait", "1"],
         capture_output=True,
         text=True,
         check=False,

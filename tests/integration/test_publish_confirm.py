@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 from agentia import names
-from agentia.chaos import network
-from agentia.net import free_ports
-from agentia.runtime.mesh import components_dir
-from agentia.runtime.secrets_file import read_secrets
+from agentia_tools.chaos import network
+from agentia_tools.net import free_ports
+from agentia_tools.runtime.mesh import components_dir
+from agentia_tools.runtime.secrets_file import read_secrets
 
 from .conftest import Infra, ProbeApp, wait_for
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentia import names
-from agentia.runtime import mesh
+from agentia_tools.runtime import mesh
 from agentia_workflows.contracts import AGENT_LOOP
 
 from .conftest import Infra, Sidecar, wait_for

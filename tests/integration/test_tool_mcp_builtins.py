@@ -24,9 +24,9 @@ from mcp.client.session import ClientSession
 
 from agentia import names
 from agentia.events import ToolEvent
-from agentia.net import free_ports
 from agentia.paths import repo_root
-from agentia.runtime import mesh
+from agentia_tools.net import free_ports
+from agentia_tools.runtime import mesh
 
 from .conftest import Infra, ProbeApp, wait_for
 from .test_tool_mcp import with_session
@@ -249,7 +249,7 @@ def test_every_builtin_and_user_tool_through_the_sidecar(
     for key in ("calc", "clock", "published", "fetched", "big", "weather"):
         assert not got[key].is_error, (key, text(got[key]))
     assert text(got["calc"]) == "42"
-    # Memory answers tool-mcp, not a server under another app id (agentia.access); the
+    # Memory answers tool-mcp, not a server under another app id (agentia_tools.access); the
     # mesh's own tool-mcp saves and finds memories in test_tool_mcp.py.
     for key in ("saved", "found"):
         assert got[key].is_error and "403" in text(got[key]), (key, text(got[key]))

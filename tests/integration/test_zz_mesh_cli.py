@@ -13,14 +13,14 @@ import pytest
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia.runtime.supervisor import Supervisor
+from agentia_tools.runtime.supervisor import Supervisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.mesh_lifecycle]
 
 
 def agentia(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentia", *args],
+        [sys.executable, "-m", "agentia_tools", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

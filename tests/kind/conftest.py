@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from agentia import kind
-from agentia.kind_render import kind_dir
+from agentia_tools import kind
+from agentia_tools.kind_render import kind_dir
 
 COMPONENTS = tuple(sorted(p.name for p in (kind_dir() / "components").iterdir() if p.is_dir()))
 Doc = dict[str, Any]

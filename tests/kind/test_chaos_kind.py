@@ -17,10 +17,11 @@ import yaml
 from chaoslib.exceptions import InvalidActivity
 from chaoslib.experiment import ensure_experiment_is_valid
 
-from agentia import kind, names
-from agentia.chaos import kind_faults, kind_load, runner
-from agentia.kind_render import NAMESPACE
+from agentia import names
 from agentia.paths import repo_root
+from agentia_tools import kind
+from agentia_tools.chaos import kind_faults, kind_load, runner
+from agentia_tools.kind_render import NAMESPACE
 
 from .conftest import Doc, pod_templates, rendered
 from .upstream import dapr_dir
@@ -137,7 +138,7 @@ def test_kind_experiment_names_the_cluster_and_its_namespaces(variant: runner.Va
     # Nothing of the local mesh's machinery: the load goes through the gateway's API; the
     # faults are chaosk8s' or the cluster-only ones (kind_faults: nodes, rollouts).
     modules = {a["provider"]["module"] for a in activities(experiment)}
-    ours = {"agentia.chaos.kind_load", "agentia.chaos.kind_faults"}
+    ours = {"agentia_tools.chaos.kind_load", "agentia_tools.chaos.kind_faults"}
     assert modules <= ours | {m for m in modules if "chaosk8s" in m}
 
 
@@ -302,7 +303,7 @@ def test_chaosk8s_sees_only_the_kind_cluster(
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentia", *args],
+        [sys.executable, "-m", "agentia_tools", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200", **env},
@@ -364,7 +365,7 @@ def test_chaos_report_prints_the_stored_kind_reports(
 ) -> None:
     from typer.testing import CliRunner
 
-    from agentia.cli.main import app
+    from agentia_tools.cli.main import app
 
     monkeypatch.setenv("AGENTIA_HOME", str(tmp_path))
     empty = CliRunner().invoke(app, ["chaos", "report", "--target", "kind"])

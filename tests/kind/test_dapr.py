@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 
-from agentia import access, kind, names
-from agentia.kind_dapr import DIFFERENCES, KUBERNETES_SECRET_STORE, load_local
-from agentia.kind_render import (
+from agentia import names
+from agentia.paths import repo_root
+from agentia_tools import access, kind
+from agentia_tools.kind_dapr import DIFFERENCES, KUBERNETES_SECRET_STORE, load_local
+from agentia_tools.kind_render import (
     DRAIN_APP_ID,
     DRAIN_COMMAND,
     NAMESPACE,
@@ -23,8 +25,7 @@ from agentia.kind_render import (
     kind_dir,
     stale_generated,
 )
-from agentia.paths import repo_root
-from agentia.runtime.daprbin import DAPR_VERSION
+from agentia_tools.runtime.daprbin import DAPR_VERSION
 
 from .conftest import pod_templates, rendered
 from .upstream import crd_validators, dapr_annotations, dapr_chart_values

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agentia import kind, names
-from agentia.kind_render import UID, kind_dir
-from agentia.kind_serve import SERVICE_ENV, main, service_command
+from agentia import names
 from agentia.paths import repo_root
+from agentia.serve import SERVICE_ENV, code_folders, install_code, main, service_command
+from agentia_tools import kind
+from agentia_tools.kind_render import UID, kind_dir
 
 from .upstream import kind_config_fields, kind_default_node_image
 
@@ -41,7 +41,7 @@ def test_dockerfile_base_is_pinned_by_digest_and_user_is_the_manifests_uid() -> 
     assert all(v.startswith(("${PYTHON_IMAGE} AS", "runtime AS")) for v in froms), froms
     assert [v for k, v in steps if k == "USER"] == [f"{UID}:{UID}"]
     assert ("ARG", "SERVICE") in steps
-    assert ("CMD", '["python", "-m", "agentia.kind_serve"]') in steps
+    assert ("CMD", '["python", "-m", "agentia.serve"]') in steps
 
 
 def test_dockerfile_installs_with_the_constraints_and_not_editable() -> None:
@@ -69,16 +69,25 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
             assert included, f"{src} is excluded from the build context"
 
 
-def test_the_dockerfile_copies_every_folder_the_package_is_built_from() -> None:
-    """`pip install .` in the image needs every package-dir of pyproject.toml."""
-    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())
-    folders = {p.split("/")[0] for p in project["tool"]["setuptools"]["package-dir"].values()}
-    copied = {
+@pytest.mark.parametrize("app_id", names.APP_IDS)
+def test_the_dockerfile_copies_each_service_its_code_and_never_the_tooling(app_id: str) -> None:
+    """`agentia.serve --install-code` in the image needs every folder the service runs."""
+    copied = [
         value.split()[0].rstrip("/")
         for key, value in _instructions()
         if key == "COPY" and not value.startswith("--from")
-    }
-    assert folders <= copied, f"not copied into the image: {folders - copied}"
+    ]
+    for folder in code_folders(app_id):
+        assert any(folder == c or folder.startswith(c + "/") for c in copied), folder
+    assert not any(c in ("src", "src/agentia_tools") for c in copied), copied
+
+
+def test_install_code_copies_only_the_service_s_packages(tmp_path: Path) -> None:
+    installed = install_code(names.AGENT_RUNNER, repo_root(), tmp_path)
+    assert sorted(p.name for p in installed) == ["agentia", "agentia_runner", "agentia_workflows"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in installed)
+    assert not list(tmp_path.rglob("__pycache__"))
+    assert (tmp_path / "agentia" / "contracts" / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize("app_id", names.APP_IDS)

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from agentia import kind, kind_keda
-from agentia.kind_gobuild import TOOLS
+from agentia_tools import kind, kind_keda
+from agentia_tools.kind_gobuild import TOOLS
 
 BUILT = {upstream: f"agentia.local/{prog}:test" for upstream, prog in kind_keda.IMAGES.items()}
 

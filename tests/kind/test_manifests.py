@@ -17,11 +17,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agentia import kind, names
-from agentia.kind_config import DEFAULT_GATEWAY_PORT
-from agentia.kind_render import GATEWAY_NODE_PORT, NAMESPACE, TOKEN_KEY, UID, kind_dir
-from agentia.kind_secrets import INFRA_HOSTS, secret_manifests
-from agentia.kind_serve import service_command
+from agentia import names
+from agentia.serve import service_command
+from agentia_tools import kind
+from agentia_tools.kind_config import DEFAULT_GATEWAY_PORT
+from agentia_tools.kind_render import GATEWAY_NODE_PORT, NAMESPACE, TOKEN_KEY, UID, kind_dir
+from agentia_tools.kind_secrets import INFRA_HOSTS, secret_manifests
 
 from .conftest import combinations, pod_templates, rendered, rendered_combination
 from .upstream import crd_validators

@@ -18,7 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agentia import (
+from agentia import names
+from agentia.paths import repo_root
+from agentia_tools import (
     kind,
     kind_config,
     kind_context,
@@ -26,16 +28,14 @@ from agentia import (
     kind_images,
     kind_runc,
     kind_up,
-    names,
 )
-from agentia.kind_build import INFRA_RECIPES, dockerfile_python_default, infra_images
-from agentia.kind_cni import conflist, masquerade_rules, pod_cidr, routes
-from agentia.kind_dapr_build import TOOL as DAPR_TOOL
-from agentia.kind_gobuild import K8S_STAGING_VERSION, TOOLS, wrapper_go_mod
-from agentia.kind_images import images_dir
-from agentia.kind_node import node_dir
-from agentia.kind_render import GATEWAY_NODE_PORT, kind_dir
-from agentia.paths import repo_root
+from agentia_tools.kind_build import INFRA_RECIPES, dockerfile_python_default, infra_images
+from agentia_tools.kind_cni import conflist, masquerade_rules, pod_cidr, routes
+from agentia_tools.kind_dapr_build import TOOL as DAPR_TOOL
+from agentia_tools.kind_gobuild import K8S_STAGING_VERSION, TOOLS, wrapper_go_mod
+from agentia_tools.kind_images import images_dir
+from agentia_tools.kind_node import node_dir
+from agentia_tools.kind_render import GATEWAY_NODE_PORT, kind_dir
 
 from .upstream import kind_config_fields
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agentia import kind_build
-from agentia.kind_gobuild import KUBE_ROUTER_VERSION, TOOLS
-from agentia.kind_images import images_dir
+from agentia_tools import kind_build
+from agentia_tools.kind_gobuild import KUBE_ROUTER_VERSION, TOOLS
+from agentia_tools.kind_images import images_dir
 
 from .conftest import rendered
 

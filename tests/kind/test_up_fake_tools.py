@@ -18,9 +18,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agentia import kind, kind_build, kind_up, names
+from agentia import names
 from agentia.apikeys import KeyRing
-from agentia.runtime.daprbin import DAPR_VERSION
+from agentia_tools import kind, kind_build, kind_up
+from agentia_tools.runtime.daprbin import DAPR_VERSION
 
 LOCAL_PYTHON = "agentia.local/python:abc"
 REAL_BUILD = kind_build.build
@@ -104,7 +105,7 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     assert all("EXTRA_CA_CERTS=SITE-CA-PEM" in c for c in builds)  # the site's CAs, for pip
     with tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes())) as context:
         sent = context.getnames()
-    assert "deploy/docker/Dockerfile" in sent and "src/agentia/kind.py" in sent
+    assert "deploy/docker/Dockerfile" in sent and "src/agentia_tools/kind.py" in sent
     assert not [n for n in sent if n.startswith((".git", ".agentia", ".venv"))]
 
     docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]

@@ -19,8 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from agentia.kind import KEDA_VERSION, KIND_VERSION
-from agentia.runtime.daprbin import DAPR_VERSION
+from agentia_tools.kind import KEDA_VERSION, KIND_VERSION
+from agentia_tools.runtime.daprbin import DAPR_VERSION
 
 Doc = dict[str, Any]
 

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from agentia.kind import kind_key_path
-from agentia.kind_build import tool_path
-from agentia.kind_render import NAMESPACE
-from agentia.kind_up import CONTEXT, gateway_url
+from agentia_tools.kind import kind_key_path
+from agentia_tools.kind_build import tool_path
+from agentia_tools.kind_render import NAMESPACE
+from agentia_tools.kind_up import CONTEXT, gateway_url
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:

@@ -21,9 +21,9 @@ import httpx
 import pika
 import pytest
 
-from agentia.chaos import kind_faults
-from agentia.kind_build import tool_path
-from agentia.kind_up import CONTEXT
+from agentia_tools.chaos import kind_faults
+from agentia_tools.kind_build import tool_path
+from agentia_tools.kind_up import CONTEXT
 
 from .conftest import NAMESPACE, kubectl, kubectl_json, wait_for
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from agentia import names
-from agentia.kind_render import SIDECAR_HTTP_PORT
+from agentia_tools.kind_render import SIDECAR_HTTP_PORT
 
 from .conftest import NAMESPACE, kubectl, kubectl_json, wait_for
 
@@ -188,7 +188,7 @@ def test_mesh_sidecars_reach_the_kubernetes_api() -> None:
 
 
 def test_gateway_public_serves_the_host_through_the_node_port() -> None:
-    from agentia.kind_up import gateway_url
+    from agentia_tools.kind_up import gateway_url
 
     assert httpx.get(f"{gateway_url()}/livez", timeout=10).status_code == 200
 

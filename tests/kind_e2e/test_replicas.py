@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agentia.kind import kind_key_path
-from agentia.kind_build import tool_path
-from agentia.kind_up import CONTEXT
+from agentia_tools.kind import kind_key_path
+from agentia_tools.kind_build import tool_path
+from agentia_tools.kind_up import CONTEXT
 
 from .conftest import NAMESPACE, kubectl, kubectl_json, wait_for
 

@@ -1,4 +1,4 @@
-"""The access table (agentia.access) covers what the services' code does, and renders into
+"""The access table (agentia_tools.access) covers what the services' code does, and renders into
 Dapr's Configuration sections the way Dapr reads them."""
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ from pathlib import Path
 
 import yaml
 
-from agentia import access, names
+from agentia import names
 from agentia.paths import repo_root
-from agentia.runtime.mesh import SERVICE_MODULES
+from agentia_tools import access
 
 CONSTANTS = {v: k for k, v in vars(names).items() if isinstance(v, str) and k.isupper()}
 SECRET_READ = re.compile(r"(?:find|get)_secret\(\s*names\.(SECRET_[A-Z_]+)")
 
 
 def _code(app_id: str) -> str:
-    folder = repo_root() / "services" / app_id / SERVICE_MODULES[app_id]
+    folder = repo_root() / "services" / app_id / names.SERVICE_MODULES[app_id]
     return "\n".join(p.read_text() for p in sorted(Path(folder).glob("*.py")))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentia.cli.main import app
+from agentia_tools.cli.main import app
 
 runner = CliRunner()
 
@@ -76,7 +76,7 @@ def test_keys_create_refuses_bad_budgets_and_limits(args: list[str], message: st
 
 
 def test_keys_create_stores_cost_budget_and_model_limits(home: Path) -> None:
-    from agentia.runtime import local_keys
+    from agentia_tools.runtime import local_keys
 
     args = ["--cost-budget", "5.00", "--model-limit", "offline=60/min"]
     result = runner.invoke(

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from agentia.cli.console import streamlit_command
-from agentia.cli.main import app
-from agentia.net import free_ports
-from agentia.runtime import browser
-from agentia.runtime.infra import InfraError
 from agentia_console import shaping
 from agentia_console.client import GatewayError, SseFrame, error_from, parse_sse, stream_parts
+from agentia_tools.cli.console import streamlit_command
+from agentia_tools.cli.main import app
+from agentia_tools.net import free_ports
+from agentia_tools.runtime import browser
+from agentia_tools.runtime.infra import InfraError
 
 # What the gateway sends for `calculator {"expression": "6*7"}` with messages-tuple + events.
 CALC_STREAM = """event: metadata
@@ -180,7 +180,7 @@ def test_agentia_console_serves_the_page(tmp_path: Path) -> None:
         "AGENTIA_GATEWAY_URL": "http://127.0.0.1:1",  # nothing there
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentia", "console", "--port", str(port)],
+        [sys.executable, "-m", "agentia_tools", "console", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

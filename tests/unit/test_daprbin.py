@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentia.runtime import daprbin
+from agentia_tools.runtime import daprbin
 
 
 def _fake_bins(

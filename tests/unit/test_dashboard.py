@@ -8,17 +8,17 @@ import re
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
-import agentia.runtime.watchdog
 import agentia.telemetry
 import agentia_gateway.metrics
 import agentia_runner.metrics
 import agentia_scheduler.metrics
+import agentia_tools.runtime.watchdog
 from agentia import names
 from agentia.paths import repo_root
 from agentia_memory import metrics as memory_metrics
 
 MODULES = (agentia.telemetry, agentia_gateway.metrics, agentia_runner.metrics)
-MODULES += (agentia_scheduler.metrics, agentia.runtime.watchdog)
+MODULES += (agentia_scheduler.metrics, agentia_tools.runtime.watchdog)
 SUFFIXES = ("_bucket", "_count", "_sum")
 
 

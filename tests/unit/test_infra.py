@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from agentia import names
-from agentia.runtime import infra, infra_checks, infra_servers
-from agentia.runtime.secrets_file import write_secrets
+from agentia_tools.runtime import infra, infra_checks, infra_servers
+from agentia_tools.runtime.secrets_file import write_secrets
 
 SECRET_KEYS = (
     names.SECRET_POSTGRES_URL,

@@ -4,6 +4,7 @@ pass here while a fresh install cannot resolve) fails this test instead of CI's 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -13,7 +14,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = ("dev", "console")  # what scripts/bootstrap.sh installs
+# What scripts/bootstrap.sh installs: `-e '.[a,b,…]'`.
+_INSTALL = re.search(r"-e '\.\[([a-z,-]+)\]'", (ROOT / "scripts/bootstrap.sh").read_text())
+assert _INSTALL, "scripts/bootstrap.sh installs no `-e '.[…]'`"
+EXTRAS = tuple(_INSTALL.group(1).split(","))
 
 
 def pins() -> dict[str, str]:
@@ -27,7 +31,7 @@ def pins() -> dict[str, str]:
 
 
 def needed() -> set[str]:
-    """The distributions agentia[dev,console] pulls in, transitively (markers evaluated)."""
+    """The distributions agentia[EXTRAS] pulls in, transitively (markers evaluated)."""
     seen: set[str] = set()
     todo: list[tuple[str, tuple[str, ...]]] = [("agentia", EXTRAS)]
     while todo:

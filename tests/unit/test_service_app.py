@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from fastapi.testclient import TestClient
 
-from agentia.runtime.mesh import SERVICE_MODULES
+from agentia import names
 from agentia.service import create_service_app
 from agentia.settings import ServiceSettings
 
@@ -102,7 +102,7 @@ def test_a_failing_sidecar_call_is_a_503_with_the_reason(settings: ServiceSettin
 def test_every_module_of_every_service_imports() -> None:
     """mypy sees imports between a service's own modules as untyped (services/ is not on its
     path), so a name dropped from one module would only fail when the service starts."""
-    for package in (*SERVICE_MODULES.values(), "agentia_workflows"):
+    for package in (*names.SERVICE_MODULES.values(), "agentia_workflows"):
         root = importlib.import_module(package)
         for info in pkgutil.iter_modules(root.__path__, f"{package}."):
             importlib.import_module(info.name)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentia.chaos.api_load import seq_gaps
 from agentia.events import Kind, Status
 from agentia_gateway.run_store import empty_lane, handed_over
 from agentia_gateway.streaming import InOrder, StreamState
+from agentia_tools.chaos.api_load import seq_gaps
 
 
 class Clock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from agentia.runtime.programs import ProgramSpec
-from agentia.runtime.supervisor import Supervisor
+from agentia_tools.runtime.programs import ProgramSpec
+from agentia_tools.runtime.supervisor import Supervisor
 
 
 def test_render_one_program_per_spec_with_own_log(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from agentia import names
-from agentia.cli.trace import build_tree
-from agentia.runtime import mesh
-from agentia.runtime.tracestore import Store, create_app
 from agentia.telemetry import RUN_ID, tracer_provider
+from agentia_tools.cli.trace import build_tree
+from agentia_tools.runtime import mesh
+from agentia_tools.runtime.tracestore import Store, create_app
 
 
 def _spans(service: str, run_id: str) -> InMemorySpanExporter:

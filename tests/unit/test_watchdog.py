@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from agentia import names
-from agentia.runtime import watchdog
-from agentia.runtime.watchdog import AppEvents, QueueState, Subscription, stalled, subscriptions
+from agentia_tools.runtime import watchdog
+from agentia_tools.runtime.watchdog import (
+    AppEvents,
+    QueueState,
+    Subscription,
+    stalled,
+    subscriptions,
+)
 
 
 def test_every_scoped_subscription_becomes_a_queue() -> None:

@@ -1,4 +1,4 @@
-// Dapr for the kind cluster (src/agentia/kind_dapr_build.py): runtime/dapr/go.mod's requirements
+// Dapr for the kind cluster (src/agentia_tools/kind_dapr_build.py): runtime/dapr/go.mod's requirements
 // and replace lines, plus the control plane programs as tools.
 module agentia.dev/kindbuild/dapr
 

@@ -1,0 +1,442 @@
+"""How each infrastructure server is prepared and run in the foreground under the supervisor.
+
+PostgreSQL, Redis and RabbitMQ from Debian's packages, listening on loopback only, with
+their data, sockets and config in the mesh's home folder. Running in the foreground lets
+the supervisor own the process: stop, kill -9 and restart work like for any service.
+As root, each server runs as its Debian package's user (PostgreSQL refuses root anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from agentia import names
+from agentia_tools.runtime.programs import ProgramSpec
+
+Progress = Callable[[str], None]
+SERVICE_USERS = {"postgres": "postgres", "redis": "redis", "rabbitmq": "rabbitmq"}
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+SOCKET_PATH_MAX = 107  # sun_path, minus the terminating NUL
+
+
+class ServerSetupError(RuntimeError):
+    """A server could not be prepared; the message names the step and its log."""
+
+
+def run_as(name: str) -> str | None:
+    """The Unix user ``name`` runs as: its package's user when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None
+    user = SERVICE_USERS[name]
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        if name == "postgres":  # it refuses to run as root
+            raise ServerSetupError("user `postgres` does not exist: reinstall postgresql") from None
+        return None
+    return user
+
+
+def traversable(path: Path, user: str) -> bool:
+    """Whether ``user`` may reach ``path`` (execute permission on it and every parent)."""
+    pw = pwd.getpwnam(user)
+    gids = set(os.getgrouplist(user, pw.pw_gid))
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if st.st_uid == pw.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in gids:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def server_root(home: Path) -> Path:
+    """Where data, sockets and config live: ``home``, unless a server's user cannot reach
+    it (a home under /root); then a folder of its own under /var/lib/agentia."""
+    home.mkdir(parents=True, exist_ok=True)
+    users = [u for u in (run_as(n) for n in SERVICE_USERS) if u]
+    if all(traversable(home, u) for u in users):
+        return home
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    root = Path("/var/lib/agentia") / digest
+    root.mkdir(parents=True, exist_ok=True)
+    root.parent.chmod(0o755)
+    root.chmod(0o755)
+    return root
+
+
+def _own_dir(path: Path, user: str | None, mode: int = 0o700) -> Path:
+    """Create ``path`` for ``user``; an existing tree owned by someone else is handed over."""
+    path.mkdir(parents=True, exist_ok=True)
+    if user and path.stat().st_uid != pwd.getpwnam(user).pw_uid:
+        for p in [path, *path.rglob("*")]:
+            shutil.chown(p, user, user)
+    path.chmod(mode)
+    return path
+
+
+def _write_private(path: Path, text: str, user: str | None) -> None:
+    """A config file holding a password: mode 0600, owned by the server's user."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    path.chmod(0o600)
+    if user:
+        shutil.chown(path, user, user)
+
+
+def _as_user(user: str | None, cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", user, "--", *cmd] if user else cmd
+
+
+# -- PostgreSQL --------------------------------------------------------------------------
+
+
+def pg_bindir(data: Path | None = None) -> Path:
+    """The bin folder of the server that owns ``data`` (its PG_VERSION), else the newest."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
+    )
+    if not found:
+        raise ServerSetupError("PostgreSQL server not found under /usr/lib/postgresql")
+    if data and (data / "PG_VERSION").exists():
+        version = (data / "PG_VERSION").read_text().strip()
+        for p in found:
+            if p.parts[-3] == version:
+                return p.parent
+        raise ServerSetupError(
+            f"{data} was created by PostgreSQL {version}, which is not installed "
+            f"(apt-get install postgresql-{version}, or move the folder away to start afresh)"
+        )
+    return found[-1].parent
+
+
+def postgres_socket_dir(root: Path, port: int) -> Path:
+    """The unix socket folder, short enough for the socket path limit."""
+    sock = root / "run" / "postgres"
+    if len(str(sock / f".s.PGSQL.{port}")) <= SOCKET_PATH_MAX:
+        return sock
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"agentia-pg-{digest}"
+
+
+def postgres_spec(
+    root: Path, host: str, port: int, password: str, progress: Progress
+) -> ProgramSpec:
+    """Initialise the cluster on first use (role and database ``agentia``) and run it."""
+    user = run_as("postgres")
+    data = root / "data" / "postgres"
+    sock = _own_dir(postgres_socket_dir(root, port), user)
+    if not (data / "PG_VERSION").exists():
+        _init_postgres(data, sock, port, password, user, progress)
+    bindir = pg_bindir(data)
+    options = {
+        "listen_addresses": host,
+        "port": str(port),
+        "unix_socket_directories": str(sock),
+        "max_connections": "300",
+        "log_checkpoints": "off",
+    }
+    return ProgramSpec(
+        name="postgres",
+        group="infra",
+        user=user,
+        directory=data,
+        command=[str(bindir / "postgres"), "-D", str(data), *_pg_options(options)],
+        stopsignal="INT",  # fast shutdown: TERM ("smart") waits for every client to leave
+        stopwaitsecs=30,
+        priority=100,
+    )
+
+
+def _pg_options(options: dict[str, str]) -> list[str]:
+    return [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
+
+
+def _init_postgres(
+    data: Path, sock: Path, port: int, password: str, user: str | None, progress: Progress
+) -> None:
+    if data.exists() and any(data.iterdir()):
+        raise ServerSetupError(
+            f"{data} is not empty but holds no PostgreSQL cluster (an interrupted first "
+            "start?): remove it and run again"
+        )
+    progress(f"postgres: first start, creating the cluster in {data}")
+    _own_dir(data, user)
+    bindir = pg_bindir()
+    log = sock / "setup.log"
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8"]
+    initdb += ["--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
+    _run(_as_user(user, initdb), "initdb")
+    # Started once on its private socket only (no TCP) to create the role and database.
+    private = _pg_options(
+        {"listen_addresses": "", "port": str(port), "unix_socket_directories": str(sock)}
+    )
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log)]
+    _run(
+        _as_user(user, [*pg_ctl, "-o", shlex.join(private), "-w", "-t", "60", "start"]),
+        f"starting PostgreSQL for its first set-up (log: {log})",
+    )
+    try:
+        with psycopg.connect(
+            host=str(sock), port=port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            ensure_role_and_db(conn, password)
+    finally:
+        _run(_as_user(user, [*pg_ctl, "-m", "fast", "-w", "stop"]), "stopping PostgreSQL")
+
+
+def ensure_role_and_db(conn: psycopg.Connection[tuple[object, ...]], password: str) -> str:
+    """As a superuser: the ``agentia`` role with ``password`` and its database.
+    Returns what was done, for progress."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'agentia'").fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(sql.SQL(verb + " ROLE agentia LOGIN PASSWORD {}").format(sql.Literal(password)))
+    done = "set the password of role agentia" if exists else "created role agentia"
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'agentia'").fetchone():
+        conn.execute("CREATE DATABASE agentia OWNER agentia")
+        done += " and database agentia"
+    return done
+
+
+def psql_as_superuser(sock_dirs: list[Path], port: int, script: str) -> tuple[bool, str]:
+    """Run ``script`` with psql as the ``postgres`` superuser over a unix socket (peer or
+    trust authentication), trying each folder. The script goes over stdin, not argv."""
+    user = run_as("postgres")
+    psql = shutil.which("psql") or str(pg_bindir() / "psql")
+    why = "no socket folder found"
+    for d in sock_dirs:
+        if not (d / f".s.PGSQL.{port}").exists():
+            continue
+        cmd = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(d), "-p", str(port)]
+        cmd = _as_user(user, [*cmd, "-U", "postgres", "-d", "postgres"])
+        proc = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return True, str(d)
+        why = (proc.stderr.strip().splitlines() or ["psql failed"])[-1]
+    return False, why
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ServerSetupError(f"{what} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+# -- Redis -------------------------------------------------------------------------------
+
+
+def redis_spec(root: Path, host: str, port: int, password: str) -> ProgramSpec:
+    user = run_as("redis")
+    data = _own_dir(root / "data" / "redis", user)
+    conf = _own_dir(root / "run" / "redis", user) / "redis.conf"
+    _write_private(conf, render_redis_conf(data, port, password, host), user)
+    return ProgramSpec(
+        name="redis",
+        group="infra",
+        user=user,
+        directory=data,
+        command=[shutil.which("redis-server") or "/usr/bin/redis-server", str(conf)],
+        stopwaitsecs=20,
+        priority=100,
+    )
+
+
+def _quote_conf(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_redis_conf(data: Path, port: int, password: str, host: str = "127.0.0.1") -> str:
+    return "\n".join(
+        [
+            f"bind {host}",
+            f"port {port}",
+            "protected-mode yes",
+            "daemonize no",
+            "supervised no",
+            f"dir {_quote_conf(str(data))}",
+            "appendonly yes",
+            "appendfsync everysec",
+            "save 60 1000",
+            f"requirepass {_quote_conf(password)}",
+            "loglevel notice",
+            'logfile ""',
+            "",
+        ]
+    )
+
+
+# -- RabbitMQ ----------------------------------------------------------------------------
+
+
+def rabbitmq_nodename(port: int) -> str:
+    """Unique per port: Erlang's port mapper is shared by every node on the machine."""
+    return "agentia@localhost" if port == 5672 else f"agentia-{port}@localhost"
+
+
+def rabbitmq_spec(root: Path, host: str, port: int, password: str) -> ProgramSpec:
+    user = run_as("rabbitmq")
+    base = _own_dir(root / "data" / "rabbitmq", user)
+    for sub in ("mnesia", "log", "home"):
+        _own_dir(base / sub, user)
+    run = _own_dir(root / "run" / "rabbitmq", user)
+    _write_private(run / "rabbitmq.conf", render_rabbitmq_conf(port, password, host, run), user)
+    _write_private(run / "definitions.json", render_rabbitmq_definitions(password), user)
+    _write_private(run / "enabled_plugins", "[].\n", user)
+    _write_private(run / "rabbitmq-env.conf", "# agentia: all settings are in the env\n", user)
+    return ProgramSpec(
+        name="rabbitmq",
+        group="infra",
+        user=user,
+        directory=base,
+        command=[str(RABBITMQ_BIN / "rabbitmq-server")],
+        environment=rabbitmq_env(root, port, host),
+        stopwaitsecs=60,
+        priority=100,
+    )
+
+
+def rabbitmq_env(root: Path, port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """Environment for rabbitmq-server (and rabbitmqctl): node name, files, cookie home."""
+    base = root / "data" / "rabbitmq"
+    run = root / "run" / "rabbitmq"
+    dist_port = port + 20000 if port <= 45535 else port - 20000
+    ip = "{" + host.replace(".", ",") + "}"
+    return {
+        "HOME": str(base / "home"),  # Erlang keeps its cookie in $HOME/.erlang.cookie
+        "RABBITMQ_NODENAME": rabbitmq_nodename(port),
+        "RABBITMQ_NODE_IP_ADDRESS": host,
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "ERL_EPMD_ADDRESS": host,
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_CONFIG_FILE": str(run / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(run / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(run / "rabbitmq-env.conf"),  # not /etc/rabbitmq's
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(run / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+        # Make the start script exec the Erlang VM instead of waiting on it as a child: the
+        # supervisor then holds the broker's own pid, so stop and kill -9 reach the broker.
+        "RABBITMQ_ALLOW_INPUT": "true",
+        # -noinput (see above); distribution on loopback only (it listens on every address
+        # otherwise); no busy-waiting schedulers, which burn CPU on a small machine.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+            f"-noinput -kernel inet_dist_use_interface {ip} +sbwt none +sbwtdcpu none +sbwtdio none"
+        ),
+    }
+
+
+def render_rabbitmq_conf(port: int, password: str, host: str, run: Path) -> str:
+    return "\n".join(
+        [
+            f"listeners.tcp.default = {host}:{port}",
+            "loopback_users = none",
+            "default_vhost = /",
+            "default_user = agentia",
+            f"default_pass = {password}",
+            "default_permissions.configure = .*",
+            "default_permissions.read = .*",
+            "default_permissions.write = .*",
+            # default_user only applies to a new database; the definitions, imported at each
+            # boot, keep the user, its password and its permissions in line with secrets.json.
+            f"load_definitions = {run / 'definitions.json'}",
+            "log.console = true",
+            "log.console.level = warning",
+            "log.file = false",
+            "",
+        ]
+    )
+
+
+def rabbitmq_password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = salt if salt is not None else secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def render_rabbitmq_definitions(password: str) -> str:
+    return json.dumps(
+        {
+            "users": [
+                {
+                    "name": "agentia",
+                    "password_hash": rabbitmq_password_hash(password),
+                    "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": ["administrator"],
+                }
+            ],
+            "vhosts": [{"name": "/"}],
+            "permissions": [
+                {"user": "agentia", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            ],
+            # Pull-based topics' queues exist from the broker's first boot: RabbitMQ drops
+            # what reaches an exchange with no queue, and nobody subscribes until a drain.
+            # Declared as Dapr's RabbitMQ component declares them (durable, fanout).
+            "exchanges": [
+                {
+                    "name": topic,
+                    "vhost": "/",
+                    "type": "fanout",
+                    "durable": True,
+                    "auto_delete": False,
+                    "internal": False,
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
+            ],
+            "queues": [
+                {
+                    "name": names.drain_queue(topic),
+                    "vhost": "/",
+                    "durable": True,
+                    "auto_delete": False,
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
+            ],
+            "bindings": [
+                {
+                    "source": topic,
+                    "vhost": "/",
+                    "destination": names.drain_queue(topic),
+                    "destination_type": "queue",
+                    "routing_key": "",
+                    "arguments": {},
+                }
+                for topic in names.DRAINABLE_TOPICS
+            ],
+        },
+        indent=1,
+    )
+
+
+def stop_epmd(progress: Progress) -> None:
+    """RabbitMQ starts Erlang's port mapper as a daemon; stop it so `down` leaves nothing.
+    epmd refuses while any Erlang node (another broker) is still registered."""
+    epmd = shutil.which("epmd") or "/usr/lib/erlang/erts/bin/epmd"
+    if not Path(epmd).exists():
+        return
+    proc = subprocess.run([epmd, "-kill"], capture_output=True, text=True, check=False, timeout=10)
+    if proc.returncode == 0 and "Killed" in proc.stdout:
+        progress("stopped epmd")
