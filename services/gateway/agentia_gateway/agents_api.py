@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia_gateway.catalog import Catalog
+from agentia_gateway.deps import Catalogue
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(tags=["Agents"], responses=ERRORS)
@@ -84,14 +85,13 @@ def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _specs(request: Request) -> list[dict[str, Any]]:
+async def _specs(catalog: Catalog) -> list[dict[str, Any]]:
     """The gateway's copy of agent-runner's catalog (answers with agent-runner down)."""
-    catalog: Catalog = request.app.state.catalog
     return list(await catalog.specs())
 
 
-async def _one(request: Request, agent_id: str) -> dict[str, Any]:
-    for spec in await _specs(request):
+async def _one(catalog: Catalog, agent_id: str) -> dict[str, Any]:
+    for spec in await _specs(catalog):
         if spec["name"] == agent_id:
             return spec
     raise HTTPException(404, f"no agent '{agent_id}'")
@@ -106,47 +106,47 @@ def _matches(spec: dict[str, Any], query: AgentSearch | AgentCount) -> bool:
 
 
 @router.post("/agents/search")
-async def search_agents(query: AgentSearch, request: Request) -> list[dict[str, Any]]:
-    found = [s for s in await _specs(request) if _matches(s, query)]
+async def search_agents(query: AgentSearch, catalog: Catalogue) -> list[dict[str, Any]]:
+    found = [s for s in await _specs(catalog) if _matches(s, query)]
     return [_agent(s) for s in found[query.offset : query.offset + query.limit]]
 
 
 @router.get("/agents/{agent_id}")
-async def get_agent(agent_id: str, request: Request) -> dict[str, Any]:
-    return _agent(await _one(request, agent_id))
+async def get_agent(agent_id: str, catalog: Catalogue) -> dict[str, Any]:
+    return _agent(await _one(catalog, agent_id))
 
 
 @router.get("/agents/{agent_id}/schemas")
-async def get_agent_schemas(agent_id: str, request: Request) -> dict[str, Any]:
-    return _schemas(await _one(request, agent_id))
+async def get_agent_schemas(agent_id: str, catalog: Catalogue) -> dict[str, Any]:
+    return _schemas(await _one(catalog, agent_id))
 
 
 @router.post("/assistants/search")
-async def search_assistants(query: AgentSearch, request: Request) -> list[dict[str, Any]]:
-    found = [s for s in await _specs(request) if _matches(s, query)]
+async def search_assistants(query: AgentSearch, catalog: Catalogue) -> list[dict[str, Any]]:
+    found = [s for s in await _specs(catalog) if _matches(s, query)]
     return [_assistant(s) for s in found[query.offset : query.offset + query.limit]]
 
 
 @router.get("/assistants/{assistant_id}")
-async def get_assistant(assistant_id: str, request: Request) -> dict[str, Any]:
-    return _assistant(await _one(request, assistant_id))
+async def get_assistant(assistant_id: str, catalog: Catalogue) -> dict[str, Any]:
+    return _assistant(await _one(catalog, assistant_id))
 
 
 @router.get("/assistants/{assistant_id}/schemas")
-async def get_assistant_schemas(assistant_id: str, request: Request) -> dict[str, Any]:
-    schemas = _schemas(await _one(request, assistant_id))
+async def get_assistant_schemas(assistant_id: str, catalog: Catalogue) -> dict[str, Any]:
+    schemas = _schemas(await _one(catalog, assistant_id))
     return {**schemas, "graph_id": assistant_id}
 
 
 @router.post("/assistants/count", response_model=int)
-async def count_assistants(query: AgentCount, request: Request) -> int:
-    return sum(1 for s in await _specs(request) if _matches(s, query))
+async def count_assistants(query: AgentCount, catalog: Catalogue) -> int:
+    return sum(1 for s in await _specs(catalog) if _matches(s, query))
 
 
 @router.get("/assistants/{assistant_id}/graph")
-async def get_assistant_graph(assistant_id: str, request: Request) -> dict[str, Any]:
+async def get_assistant_graph(assistant_id: str, catalog: Catalogue) -> dict[str, Any]:
     """The agent as a graph: the agent, its tools and the agents it hands off to."""
-    spec = await _one(request, assistant_id)
+    spec = await _one(catalog, assistant_id)
     nodes = [{"id": "__start__"}, {"id": spec["name"]}, {"id": "__end__"}]
     edges = [
         {"source": "__start__", "target": spec["name"]},
@@ -162,22 +162,22 @@ async def get_assistant_graph(assistant_id: str, request: Request) -> dict[str, 
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
-async def get_assistant_subgraphs(assistant_id: str, request: Request) -> dict[str, Any]:
-    await _one(request, assistant_id)
+async def get_assistant_subgraphs(assistant_id: str, catalog: Catalogue) -> dict[str, Any]:
+    await _one(catalog, assistant_id)
     return {}  # agents have no subgraphs
 
 
 @router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
 async def get_assistant_subgraph(
-    assistant_id: str, namespace: str, request: Request
+    assistant_id: str, namespace: str, catalog: Catalogue
 ) -> dict[str, Any]:
-    return await get_assistant_subgraphs(assistant_id, request)
+    return await get_assistant_subgraphs(assistant_id, catalog)
 
 
 @router.post("/assistants/{assistant_id}/versions")
-async def get_assistant_versions(assistant_id: str, request: Request) -> list[dict[str, Any]]:
+async def get_assistant_versions(assistant_id: str, catalog: Catalogue) -> list[dict[str, Any]]:
     """One version: the definition agent-runner loaded."""
-    return [_assistant(await _one(request, assistant_id))]
+    return [_assistant(await _one(catalog, assistant_id))]
 
 
 @router.post("/assistants")

@@ -1,6 +1,7 @@
 """FastAPI dependencies of the public API: the run flow, the calling key, and budget admission.
 
-Routes declare what they need (``flow: Flow``, ``owner: Owner``, ``over: Admission``) instead
+Routes declare what they need (``flow: Flow``, ``owner: Owner``, ``caller: Caller``,
+``catalog: Catalogue``, ``auth: Auth``, ``over: Admission``) instead
 of reading ``request.app.state``; budget admission runs only on the routes that start work,
 named by the dependency rather than matched by path."""
 
@@ -12,9 +13,10 @@ from fastapi import Depends, Header, Request
 
 from agentia_gateway import metrics
 from agentia_gateway.budgets import QUEUE_PATH, prefers_queue
-from agentia_gateway.errors import OverLimit
+from agentia_gateway.catalog import Catalog
+from agentia_gateway.errors import NotAuthenticated, OverLimit
 from agentia_gateway.run_flow import RunFlow
-from agentia_gateway.security import Denied, Principal
+from agentia_gateway.security import Authenticator, Denied, Principal
 
 
 def get_flow(request: Request) -> RunFlow:
@@ -28,8 +30,28 @@ def get_owner(request: Request) -> Principal | None:
     return principal
 
 
+def get_caller(owner: Annotated[Principal | None, Depends(get_owner)]) -> Principal:
+    """The key making the request, on a route that is only for keys (401 without one)."""
+    if owner is None:
+        raise NotAuthenticated("this endpoint answers for an API key: send X-Api-Key")
+    return owner
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_auth(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
 Flow = Annotated[RunFlow, Depends(get_flow)]
 Owner = Annotated[Principal | None, Depends(get_owner)]
+Caller = Annotated[Principal, Depends(get_caller)]
+Catalogue = Annotated[Catalog, Depends(get_catalog)]
+Auth = Annotated[Authenticator, Depends(get_auth)]
 
 
 async def admit(

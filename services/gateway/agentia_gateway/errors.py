@@ -24,6 +24,12 @@ class GatewayError(Exception):
         return self.status
 
 
+class NotAuthenticated(GatewayError):
+    """The endpoint answers only for an API key, and the request carried none."""
+
+    status = 401
+
+
 class NotFound(GatewayError):
     """No such run, thread or agent."""
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from agentia.contracts import gateway as gateway_api
 from agentia.contracts.gateway import ScheduledRun
-from agentia_gateway.run_flow import RunFlow, public_run
+from agentia_gateway.deps import Auth, Flow
+from agentia_gateway.run_flow import public_run
 from agentia_gateway.schemas import RunCreate
-from agentia_gateway.security import Principal
+from agentia_gateway.security import Authenticator, Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,31 +34,29 @@ def _body(run: ScheduledRun) -> RunCreate:
     )
 
 
-def _owner(run: ScheduledRun, request: Request) -> Principal | None:
+def _owner(run: ScheduledRun, auth: Authenticator) -> Principal | None:
     if run.owner is None:
         return None
-    principal: Principal | None = request.app.state.auth.principal(run.owner)
+    principal = auth.principal(run.owner)
     if principal is None:
         raise HTTPException(404, f"owner: no key '{run.owner}' (revoked?)")
     return principal
 
 
 @router.post(f"/{gateway_api.RUNS}")
-async def create_scheduled(run: ScheduledRun, request: Request) -> dict[str, Any]:
-    flow: RunFlow = request.app.state.runs
+async def create_scheduled(run: ScheduledRun, flow: Flow, auth: Auth) -> dict[str, Any]:
     existing = await flow.store.get(run.run_id)
     if existing is not None:
         return dict(public_run(existing))  # the same tick fired again
-    record = await flow.create(_body(run), run.thread_id, _owner(run, request), run_id=run.run_id)
+    record = await flow.create(_body(run), run.thread_id, _owner(run, auth), run_id=run.run_id)
     if record["admitted"]:
         await flow.start(record)
     return dict(public_run(record))
 
 
 @router.post(f"/{gateway_api.RUNS_CHECK}", status_code=204, response_class=Response)
-async def check(run: ScheduledRun, request: Request) -> Response:
+async def check(run: ScheduledRun, flow: Flow) -> Response:
     """204 when a run like ``run`` could be created now; else the 404 or 422 creating it
     would answer (unknown agent or thread, input that is not valid)."""
-    flow: RunFlow = request.app.state.runs
     await flow.check(_body(run), run.thread_id)
     return Response(status_code=204)

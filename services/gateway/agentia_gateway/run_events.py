@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from agentia.events import FINAL, Kind, RunEvent, Status
 from agentia.service import event_data
-from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.deps import Flow
 from agentia_gateway.run_store import Contended, now
 from agentia_gateway.streaming import FINAL_KINDS
 
@@ -36,11 +36,10 @@ def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 @router.post("/events/runs-events", include_in_schema=False)
-async def on_run_event(request: Request) -> dict[str, str]:
+async def on_run_event(request: Request, flow: Flow) -> dict[str, str]:
     _, event = await event_data(request, RunEvent)
     if event is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
-    flow: RunFlow = request.app.state.runs
     try:
         # The status first: a start held back by a contended log (RETRY below) would otherwise
         # come back after the run ended, and the run would never show as running.

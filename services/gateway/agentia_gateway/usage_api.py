@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from agentia.contracts.gateway import BudgetAdmitted
@@ -17,9 +17,9 @@ from agentia_gateway.accounting import (
     requests_today,
     tokens,
 )
-from agentia_gateway.budgets import Budgets
+from agentia_gateway.deps import Auth, Caller, Flow
 from agentia_gateway.schemas import ERRORS, ID_PATTERN
-from agentia_gateway.security import Authenticator, Denied
+from agentia_gateway.security import Denied
 
 router = APIRouter(tags=["Usage"], responses=ERRORS)
 internal = APIRouter(include_in_schema=False)
@@ -30,12 +30,13 @@ def _money(micro: int | None) -> str | None:
 
 
 @router.get("/usage")
-async def usage(request: Request, days: int = Query(default=7, ge=1, le=90)) -> dict[str, Any]:
+async def usage(
+    principal: Caller, flow: Flow, days: int = Query(default=7, ge=1, le=90)
+) -> dict[str, Any]:
     """Tokens, model requests, runs and their cost counted for this key, today first, in
     total and per model; its budgets and model limits with what is left of them. Money is
     given in USD (text, six decimals) and in whole micro-dollars."""
-    principal = request.state.principal
-    budgets: Budgets = request.app.state.runs.budgets
+    budgets = flow.budgets
     now = datetime.now(UTC)
     wanted = [day_of(now - timedelta(days=i)) for i in range(days)]
     found = await budgets.days(principal.id, wanted)
@@ -84,17 +85,16 @@ async def usage(request: Request, days: int = Query(default=7, ge=1, le=90)) -> 
 @internal.get("/internal/budgets/{key_id}")
 async def admission(
     key_id: str,
-    request: Request,
+    auth: Auth,
+    flow: Flow,
     agent_id: str | None = Query(default=None, pattern=ID_PATTERN, max_length=128),
 ) -> JSONResponse:
     """May key ``key_id`` start a run (of agent ``agent_id``, whose model's limits apply) now?
     For runs the gateway does not start itself (a schedule's): 200, or the same 429 with
     reason and Retry-After a client would get."""
-    auth: Authenticator = request.app.state.auth
     principal = auth.principal(key_id)
     if principal is None:
         raise HTTPException(404, f"no key '{key_id}' (revoked?)")
-    flow = request.app.state.runs
     # An agent no one knows has no model to limit (its run fails as an unknown agent).
     model = (await flow.agents()).get(agent_id) if agent_id is not None else None
     try:
