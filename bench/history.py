@@ -26,13 +26,13 @@ import httpx
 import psycopg
 
 from agentia import names
+from agentia.contracts import workflows as wf_api
 from agentia.paths import repo_root
 
 sys.path.insert(0, str(repo_root()))
 from bench.invoke_overhead import RESULTS, start_services
 
 RUNNER = f"http://127.0.0.1:{names.PORTS[names.AGENT_RUNNER].app}"
-WF = "/internal/workflows"
 
 
 def _start(client: httpx.Client, claim_check: bool) -> str:
@@ -40,16 +40,19 @@ def _start(client: httpx.Client, claim_check: bool) -> str:
     inp = {"agent_id": "assistant", "claim_check": claim_check, "generation": 20}
     if not claim_check:
         inp["generation"] = 10_000
-    resp = client.post(WF, json={"workflow": "ChatAgent", "input": inp, "instance_id": instance})
+    resp = client.post(
+        wf_api.WORKFLOWS, json={"workflow": "ChatAgent", "input": inp, "instance_id": instance}
+    )
     resp.raise_for_status()
     return instance
 
 
 def _say(client: httpx.Client, instance: str, text: str, done: int) -> None:
-    client.post(f"{WF}/{instance}/events/message", json={"text": text}).raise_for_status()
+    message = wf_api.event_path(instance, "message")
+    client.post(message, json={"text": text}).raise_for_status()
     deadline = time.monotonic() + 120
     while True:
-        resp = client.get(f"{WF}/{instance}")
+        resp = client.get(wf_api.instance_path(instance))
         custom = (resp.json().get("custom_status") or {}) if resp.status_code == 200 else {}
         if custom.get("messages_done") == done and custom.get("phase") == "waiting":
             return
@@ -116,7 +119,7 @@ def main() -> None:
                     flush=True,
                 )
         for instance in (naive, claim):
-            client.post(f"{WF}/{instance}/events/message", json={"end": True})
+            client.post(wf_api.event_path(instance, "message"), json={"end": True})
     head = f"{'peak so far':>12} {'largest row':>12} {'naive/peak':>11}"
     print(f"\n{'turn':>6} {'naive KiB':>10} {'largest row':>12} {'claim-check KiB':>16} {head}")
     for r in rows:

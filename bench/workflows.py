@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from agentia import names
+from agentia.contracts import workflows as wf_api
 from agentia.paths import agentia_home, repo_root
 from agentia_tools.runtime import health, orchestrate
 
@@ -64,7 +65,7 @@ def workflows(client: httpx.Client, batch: int) -> dict[str, float]:
     def one(_: int) -> float:
         t = time.monotonic()
         inp = {"agent_id": "assistant", "messages": [CALC]}
-        resp = client.post("/internal/workflows", json={"workflow": "AgentLoop", "input": inp})
+        resp = client.post(wf_api.WORKFLOWS, json={"workflow": "AgentLoop", "input": inp})
         resp.raise_for_status()
         instance = resp.json()["instance_id"]
         while _status(client, instance)["status"] not in ("COMPLETED", "FAILED", "TERMINATED"):
@@ -80,14 +81,14 @@ def workflows(client: httpx.Client, batch: int) -> dict[str, float]:
 
 
 def _status(client: httpx.Client, instance: str) -> dict[str, Any]:
-    resp = client.get(f"/internal/workflows/{instance}")
+    resp = client.get(wf_api.instance_path(instance))
     resp.raise_for_status()
     return dict(resp.json())
 
 
 def _steps(client: httpx.Client, instance: str) -> int:
     try:
-        resp = client.get(f"/internal/workflows/{instance}/steps", timeout=2)
+        resp = client.get(wf_api.steps_path(instance), timeout=2)
         return len(resp.json()["steps"]) if resp.status_code == 200 else -1
     except httpx.HTTPError:
         return -1
@@ -106,7 +107,7 @@ def _figures(n: int, wall: float, latencies: list[float]) -> dict[str, float]:
 def recovery(client: httpx.Client, sup: Any) -> dict[str, float]:
     """kill -9 agent-runner while an instance sleeps; time to its next recorded step."""
     inp = {"agent_id": "assistant", "messages": [CALC, CALC], "pause_between_s": 1}
-    resp = client.post("/internal/workflows", json={"workflow": "AgentLoop", "input": inp})
+    resp = client.post(wf_api.WORKFLOWS, json={"workflow": "AgentLoop", "input": inp})
     resp.raise_for_status()
     instance = resp.json()["instance_id"]
     while (_status(client, instance).get("custom_status") or {}).get("phase") != "sleeping":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,16 @@ class ETagMismatch(DaprError):
     """A state write lost an optimistic-concurrency race (the ETag no longer matches)."""
 
 
+def fields_reason(errors: Iterable[Any], skip: int = 0) -> str:
+    """Validation errors as ``field: message; …``: pydantic's, or FastAPI's with ``skip=1``
+    (their location starts with where the field was: body, query, path)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', [])[skip:])}: {e.get('msg')}"
+        for e in errors
+        if isinstance(e, dict)
+    )
+
+
 def answer_reason(resp: httpx.Response) -> str:
     """What an error answer says, short: FastAPI's ``detail`` (its validation errors as
     ``field: message``), Dapr's ``message``/``errorCode``, or the text."""
@@ -57,12 +68,7 @@ def answer_reason(resp: httpx.Response) -> str:
         return str(body)[:500]
     detail = body.get("detail") or body.get("message") or body.get("errorCode") or body
     if isinstance(detail, list):
-        parts = [
-            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}"
-            for d in detail
-            if isinstance(d, dict)
-        ]
-        return "; ".join(parts) or resp.reason_phrase
+        return fields_reason(detail, skip=1) or resp.reason_phrase
     return str(detail)[:500]
 
 

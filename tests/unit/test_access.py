@@ -27,15 +27,31 @@ def test_every_app_reads_only_secrets_its_scope_allows() -> None:
         assert read <= set(access.SECRETS[app_id]), (app_id, read - set(access.SECRETS[app_id]))
 
 
+def _clients() -> dict[str, str]:
+    """Each typed client of ``agentia.contracts`` and the app it calls unless told otherwise
+    (``class MemoryClient`` … ``app_id: str = names.MEMORY``)."""
+    found: dict[str, str] = {}
+    for path in sorted((repo_root() / "src/agentia/contracts").glob("*.py")):
+        pattern = r"class (\w+Client)\b.*?app_id: str = names\.([A-Z_]+)"
+        for client, const in re.findall(pattern, path.read_text(), re.S):
+            found[client] = getattr(names, const)
+    return found
+
+
+CLIENTS = _clients()
+
+
 def _invokes(caller: str, target: str) -> bool:
     """Does ``caller``'s code invoke ``target`` through Dapr (``invoke(names.X`` or the
-    gateway's ``call(client, names.X, "internal/...")``, or a path from a service's contract:
-    ``names.X, runner_api.WAIT``)?"""
+    gateway's ``call(client, names.X, "internal/...")``, a path from a service's contract:
+    ``names.X, runner_api.WAIT``, or the target's typed client: ``MemoryClient(``)?"""
     const = CONSTANTS[target]
     code = _code(caller)
+    clients = [name for name, app_id in CLIENTS.items() if app_id == target]
     return bool(
         re.search(rf"invoke\(\s*names\.{const}\b", code)
         or re.search(rf"names\.{const},\s*(f?\"internal/|BASE\b|\w+_api\.)", code)
+        or any(re.search(rf"\b{name}\(", code) for name in clients)
     )
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from agentia import names
+from agentia.contracts.scheduler import DrainRequest, DrainTarget, ScheduleRequest
 from agentia.events import RunRequested
 from agentia_scheduler.draining import Answer, Delivery, Refusal, drain, run_request
-from agentia_scheduler.schedules import DrainRequest, DrainTarget, ScheduleRequest
 
 
 @dataclass

@@ -7,16 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from agentia_scheduler.schedules import (
-    ScheduleError,
-    ScheduleRequest,
-    build,
-    dapr_job,
-    next_fire,
-    parse_cron,
-    run_id,
-    tick_of,
-)
+from agentia.contracts.scheduler import ScheduleError, ScheduleRequest, parse_cron
+from agentia_scheduler.schedules import build, dapr_job, next_fire, run_id, tick_of
 
 NOW = datetime(2026, 3, 28, 23, 58, 30, 250_000, tzinfo=UTC)
 RUN = {"agent_id": "assistant", "input": "hi"}

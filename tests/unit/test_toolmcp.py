@@ -29,7 +29,7 @@ from agentia_toolmcp.server import REQUIRES_APPROVAL, TIMEOUT_S, ToolServer
 from agentia_toolmcp.settings import ToolMcpSettings
 from agentia_toolmcp.tools import build_server
 from agentia_toolmcp.tools_events import check_topic
-from agentia_toolmcp.tools_schedule import schedule_body
+from agentia_toolmcp.tools_schedule import schedule_request
 
 EXAMPLES = repo_root() / "examples" / "user_tools"
 
@@ -132,12 +132,21 @@ def test_topics_are_refused_unless_allowed() -> None:
         check_topic("x", ["ok.topic"])
 
 
-def test_schedule_body_takes_exactly_one_timing() -> None:
-    body = schedule_body("n", "assistant", "hi", None, 60.0, None)
-    assert body == {"name": "n", "agent_id": "assistant", "input": "hi", "every_seconds": 60.0}
+def test_schedule_request_takes_exactly_one_timing() -> None:
+    req = schedule_request("n", "assistant", "hi", None, 60.0, None)
+    assert req.model_dump(mode="json", exclude_defaults=True) == {
+        "schedule_id": "n",
+        "interval_s": 60.0,
+        "target": {"agent_id": "assistant", "input": "hi"},
+    }
     for timing in ((None, None, None), ("* * * * *", 5.0, None)):
         with pytest.raises(ToolError, match=r"^cron: give exactly one"):
-            schedule_body("n", "a", "i", *timing)
+            schedule_request("n", "a", "i", *timing)
+    # What the scheduler would refuse is refused before the call, naming the field.
+    with pytest.raises(ToolError, match=r"^schedule_agent_run: cron: Value error, cron: '61 "):
+        schedule_request("n", "a", "i", "61 * * * *", None, None)
+    with pytest.raises(ToolError, match=r"^schedule_agent_run: schedule_id: String should"):
+        schedule_request("Not_An_Id", "a", "i", None, 60.0, None)
 
 
 def test_expand_env_names_what_is_missing() -> None:

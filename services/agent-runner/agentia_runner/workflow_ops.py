@@ -1,8 +1,9 @@
 """Operations on workflow instances: start, status, list, raise event, pause, resume,
 terminate, purge, and the step ledger of an instance.
 
-Internal routes (the gateway and the CLI reach them through Dapr service invocation); the
-calls go to this service's sidecar over gRPC with the SDK's workflow client.
+Internal routes (the gateway, the scheduler and the CLI reach them through Dapr service
+invocation; their paths and models are ``agentia.contracts.workflows``); the calls go to this
+service's sidecar over gRPC with the SDK's workflow client.
 """
 
 from __future__ import annotations
@@ -17,9 +18,26 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from grpc import StatusCode
 from grpc.aio import AioRpcError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from agentia import names
+from agentia.contracts import workflows as api
+from agentia.contracts.workflows import (
+    EVENT_NAME_PATTERN,
+    INSTANCE_ID_PATTERN,
+    Control,
+    ControlAccepted,
+    EventRaised,
+    StartWorkflow,
+    WorkflowFailure,
+    WorkflowInstance,
+    WorkflowList,
+    WorkflowListQuery,
+    WorkflowPurged,
+    WorkflowStarted,
+    WorkflowStep,
+    WorkflowSteps,
+)
 from agentia.service import dapr_client
 from agentia_workflows.activities import step_key
 from agentia_workflows.contracts import (
@@ -31,25 +49,10 @@ from agentia_workflows.contracts import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/internal/workflows")
-TERMINAL = {"COMPLETED", "FAILED", "TERMINATED"}
+router = APIRouter(prefix=f"/{api.WORKFLOWS}")
 LEDGER_BATCH = 50
-ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-InstanceId = Annotated[str, Path(pattern=ID_RE)]
-EventName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
-
-
-class StartWorkflow(BaseModel):
-    """What to start."""
-
-    model_config = ConfigDict(extra="forbid")
-    workflow: str = Field(description=f"One of {', '.join(WORKFLOW_INPUTS)}.")
-    input: dict[str, Any] = Field(description="The workflow's input (see its contract).")
-    instance_id: str | None = Field(
-        default=None,
-        pattern=ID_RE,
-        description="Instance id; a new one when absent. Starting a running id is refused.",
-    )
+InstanceId = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN)]
+EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN)]
 
 
 def _client(request: Request) -> DaprWorkflowClient:
@@ -89,25 +92,27 @@ async def _read_state(client: DaprWorkflowClient, instance_id: str) -> Any:
     raise HTTPException(503, f"workflow state not readable right now: {why[:200]}")
 
 
-async def describe(client: DaprWorkflowClient, instance_id: str) -> dict[str, Any] | None:
+async def describe(client: DaprWorkflowClient, instance_id: str) -> WorkflowInstance | None:
     state = await _read_state(client, instance_id)
     if state is None:
         return None
     failure = state.failure_details
-    return {
-        "instance_id": state.instance_id,
-        "workflow": state.name,
-        "status": state.runtime_status.name,
-        "created_at": state.created_at.isoformat() if state.created_at else None,
-        "last_updated_at": state.last_updated_at.isoformat() if state.last_updated_at else None,
-        "input": _payload(state.serialized_input),
-        "output": _payload(state.serialized_output),
-        "custom_status": _payload(state.serialized_custom_status),
-        "failure": {"type": failure.error_type, "message": failure.message} if failure else None,
-    }
+    return WorkflowInstance(
+        instance_id=state.instance_id,
+        workflow=state.name,
+        status=state.runtime_status.name,
+        created_at=state.created_at,
+        last_updated_at=state.last_updated_at,
+        input=_payload(state.serialized_input),
+        output=_payload(state.serialized_output),
+        custom_status=_payload(state.serialized_custom_status),
+        failure=WorkflowFailure(type=failure.error_type, message=failure.message)
+        if failure
+        else None,
+    )
 
 
-async def _existing(client: DaprWorkflowClient, instance_id: str) -> dict[str, Any]:
+async def _existing(client: DaprWorkflowClient, instance_id: str) -> WorkflowInstance:
     found = await describe(client, instance_id)
     if found is None:
         raise HTTPException(404, f"no workflow instance '{instance_id}'")
@@ -135,14 +140,14 @@ def checked_input(request: Request, body: StartWorkflow) -> BaseModel:
     return value
 
 
-async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any]:
+async def start_workflow(request: Request, body: StartWorkflow) -> WorkflowStarted:
     """Validate the input against the workflow's contract, then schedule it."""
     value = checked_input(request, body)
     client = _client(request)
     if body.instance_id:
         current = await describe(client, body.instance_id)
-        if current is not None and current["status"] not in TERMINAL:
-            raise HTTPException(409, f"instance '{body.instance_id}' is {current['status']}")
+        if current is not None and not current.terminal:
+            raise HTTPException(409, f"instance '{body.instance_id}' is {current.status}")
         if current is not None:
             # Reusing a finished id: forget its old steps so they are not replayed.
             await client.purge_workflow(body.instance_id)
@@ -151,11 +156,11 @@ async def start_workflow(request: Request, body: StartWorkflow) -> dict[str, Any
         body.workflow, input=value, instance_id=body.instance_id
     )
     log.info("workflow started", extra={"workflow": body.workflow, "instance_id": instance_id})
-    return {"instance_id": instance_id, "workflow": body.workflow}
+    return WorkflowStarted(instance_id=instance_id, workflow=body.workflow)
 
 
 @router.post("", status_code=201)
-async def start(body: StartWorkflow, request: Request) -> dict[str, Any]:
+async def start(body: StartWorkflow, request: Request) -> WorkflowStarted:
     return await start_workflow(request, body)
 
 
@@ -167,20 +172,17 @@ async def check(body: StartWorkflow, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("")
+@router.get("", response_model_exclude_unset=True)
 async def list_instances(
-    request: Request,
-    page_size: int = Query(default=100, ge=1, le=1000),
-    continuation_token: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
-    details: bool = False,
-) -> dict[str, Any]:
+    request: Request, query: Annotated[WorkflowListQuery, Query()]
+) -> WorkflowList:
     """Instance ids known to the workflow engine, a page at a time (Dapr's ListInstanceIDs)."""
     client = _client(request)
-    ids, token = await list_ids(client, page_size, continuation_token)
-    body: dict[str, Any] = {"instance_ids": ids, "continuation_token": token}
-    if details:
-        body["instances"] = [d for i in ids if (d := await describe(client, i)) is not None]
-    return body
+    ids, token = await list_ids(client, query.page_size, query.continuation_token)
+    if not query.details:
+        return WorkflowList(instance_ids=ids, continuation_token=token)
+    found = [d for i in ids if (d := await describe(client, i)) is not None]
+    return WorkflowList(instance_ids=ids, continuation_token=token, instances=found)
 
 
 async def list_ids(
@@ -199,34 +201,34 @@ async def list_ids(
 
 
 @router.get("/{instance_id}")
-async def status(instance_id: InstanceId, request: Request) -> dict[str, Any]:
+async def status(instance_id: InstanceId, request: Request) -> WorkflowInstance:
     return await _existing(_client(request), instance_id)
 
 
 @router.get("/{instance_id}/steps")
-async def steps(instance_id: InstanceId, request: Request) -> dict[str, Any]:
+async def steps(instance_id: InstanceId, request: Request) -> WorkflowSteps:
     """The step ledger: what each model turn and tool call recorded, and how often it ran."""
     client = dapr_client(request.app)
-    found: list[dict[str, Any]] = []
+    found: list[WorkflowStep] = []
     start = 1
     while True:
         keys = [step_key(instance_id, n) for n in range(start, start + LEDGER_BATCH)]
         batch = await client.get_bulk_state(names.STATE_STORE, keys)
         for n, key in enumerate(keys, start=start):
             if key in batch:
-                found.append({"step": n, **batch[key].value})
+                found.append(WorkflowStep.model_validate({"step": n, **batch[key].value}))
         if len(batch) < LEDGER_BATCH:
             break
         start += LEDGER_BATCH
     if not found:
         await _existing(_client(request), instance_id)  # 404 for an instance that is not
-    return {"instance_id": instance_id, "steps": found}
+    return WorkflowSteps(instance_id=instance_id, steps=found)
 
 
 @router.post("/{instance_id}/events/{event_name}")
 async def raise_event(
     instance_id: InstanceId, event_name: EventName, request: Request
-) -> dict[str, str]:
+) -> EventRaised:
     """Deliver ``event_name`` (JSON body, maybe empty) to a running instance."""
     raw = await request.body()
     try:
@@ -235,17 +237,17 @@ async def raise_event(
         raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
     client = _client(request)
     current = await _existing(client, instance_id)
-    if current["status"] in TERMINAL:
-        raise HTTPException(409, f"instance '{instance_id}' is {current['status']}")
+    if current.terminal:
+        raise HTTPException(409, f"instance '{instance_id}' is {current.status}")
     await client.raise_workflow_event(instance_id, event_name, data=data)
-    return {"instance_id": instance_id, "event": event_name, "status": "raised"}
+    return EventRaised(instance_id=instance_id, event=event_name)
 
 
-async def _control(request: Request, instance_id: str, action: str) -> dict[str, str]:
+async def _control(request: Request, instance_id: str, action: Control) -> ControlAccepted:
     client = _client(request)
     current = await _existing(client, instance_id)
-    if current["status"] in TERMINAL:
-        raise HTTPException(409, f"instance '{instance_id}' is {current['status']}")
+    if current.terminal:
+        raise HTTPException(409, f"instance '{instance_id}' is {current.status}")
     try:
         if action == "pause":
             await client.pause_workflow(instance_id)
@@ -255,39 +257,39 @@ async def _control(request: Request, instance_id: str, action: str) -> dict[str,
             await client.terminate_workflow(instance_id, recursive=True)
     except AioRpcError as exc:
         raise HTTPException(409, f"{action} refused: {exc.details()}") from None
-    return {"instance_id": instance_id, "action": action, "status": "accepted"}
+    return ControlAccepted(instance_id=instance_id, action=action)
 
 
 @router.post("/{instance_id}/pause")
-async def pause(instance_id: InstanceId, request: Request) -> dict[str, str]:
+async def pause(instance_id: InstanceId, request: Request) -> ControlAccepted:
     return await _control(request, instance_id, "pause")
 
 
 @router.post("/{instance_id}/resume")
-async def resume(instance_id: InstanceId, request: Request) -> dict[str, str]:
+async def resume(instance_id: InstanceId, request: Request) -> ControlAccepted:
     return await _control(request, instance_id, "resume")
 
 
 @router.post("/{instance_id}/terminate")
-async def terminate(instance_id: InstanceId, request: Request) -> dict[str, str]:
+async def terminate(instance_id: InstanceId, request: Request) -> ControlAccepted:
     return await _control(request, instance_id, "terminate")
 
 
 async def _forget_steps(request: Request, instance_id: str) -> None:
     ledger = await steps(instance_id, request)
     client = dapr_client(request.app)
-    for entry in ledger["steps"]:
-        await client.delete_state(names.STATE_STORE, step_key(instance_id, entry["step"]))
+    for entry in ledger.steps:
+        await client.delete_state(names.STATE_STORE, step_key(instance_id, entry.step))
 
 
 @router.delete("/{instance_id}")
-async def purge(instance_id: InstanceId, request: Request) -> dict[str, str]:
+async def purge(instance_id: InstanceId, request: Request) -> WorkflowPurged:
     """Delete a finished instance's history (and its children's) and its step ledger."""
     client = _client(request)
     current = await _existing(client, instance_id)
-    if current["status"] not in TERMINAL:
+    if not current.terminal:
         raise HTTPException(
-            409, f"instance '{instance_id}' is {current['status']}; terminate it first"
+            409, f"instance '{instance_id}' is {current.status}; terminate it first"
         )
     try:
         await client.purge_workflow(instance_id, recursive=True)
@@ -295,4 +297,4 @@ async def purge(instance_id: InstanceId, request: Request) -> dict[str, str]:
         if exc.code() != StatusCode.NOT_FOUND:
             raise HTTPException(409, f"purge refused: {exc.details()}") from None
     await _forget_steps(request, instance_id)
-    return {"instance_id": instance_id, "status": "purged"}
+    return WorkflowPurged(instance_id=instance_id)

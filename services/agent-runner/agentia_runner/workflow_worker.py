@@ -18,9 +18,11 @@ from dapr.ext.workflow import WorkflowRuntime
 from fastapi import FastAPI
 
 from agentia import names
-from agentia.dapr import DaprClient, DaprError
+from agentia.contracts import memory as memory_api
+from agentia.dapr import DaprClient
 from agentia.events import Kind, RunEvent, Status
 from agentia.service import dapr_client
+from agentia_runner.memory_session import memory_errors
 from agentia_runner.models import AgentiaModelProvider
 from agentia_runner.registry import Registry
 from agentia_workflows.activities import AgentActivities
@@ -62,29 +64,25 @@ class MemoryTranscripts:
 
     def __init__(self, client: DaprClient) -> None:
         self.client = client
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        resp = await self.client.invoke(
-            names.MEMORY, f"internal/threads{path}", http_method=method, json_body=body
-        )
-        if resp.status_code >= 400:
-            raise DaprError(resp.status_code, f"memory: {resp.text[:300]}")
-        return resp.json() if resp.content else None
+        self.memory = memory_api.MemoryClient(client.call)
 
     async def latest(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
-        return list((await self._call("GET", f"/{thread_id}/items?limit={limit}"))["items"])
+        with memory_errors():
+            found = await self.memory.items(thread_id, memory_api.ItemsQuery(limit=limit))
+        return found.items
 
     async def cut(self, thread_id: str, count: int) -> None:
-        await self._call("POST", "", {"thread_id": thread_id})  # exists afterwards, either way
-        await self._call("POST", f"/{thread_id}/items/truncate", {"count": count})
+        with memory_errors():
+            # The thread exists afterwards, either way.
+            await self.memory.create_thread(memory_api.ThreadCreate(thread_id=thread_id))
+            await self.memory.truncate(thread_id, memory_api.Truncate(count=count))
 
     async def append(self, thread_id: str, items: list[dict[str, Any]]) -> int:
-        if not items:
-            got = await self._call("GET", f"/{thread_id}")
-            return int(got["item_count"])
-        return int(
-            (await self._call("POST", f"/{thread_id}/items", {"items": items}))["item_count"]
-        )
+        with memory_errors():
+            if not items:
+                return (await self.memory.thread(thread_id)).item_count
+            add = memory_api.ItemsAdd(items=items)
+            return (await self.memory.add_items(thread_id, add)).item_count
 
 
 class PublishedEvents:

@@ -1,6 +1,7 @@
 """Crons (the Agent Protocol's / LangGraph's names): scheduled runs of an agent, on a thread
 or stateless, held by the scheduler service (its timing in Dapr's Jobs API). The gateway
-only translates; it reaches the scheduler through Dapr service invocation."""
+only translates; it reaches the scheduler through Dapr service invocation, with the
+scheduler's typed client (``agentia.contracts.scheduler``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentia import names
+from agentia.contracts.scheduler import (
+    SCHEDULE_ID_PATTERN,
+    ScheduleQuery,
+    SchedulerClient,
+    ScheduleRequest,
+    ScheduleView,
+)
 from agentia.service import dapr_client
 from agentia_gateway.schemas import ERRORS, ID_PATTERN
-from agentia_gateway.upstream import call
+from agentia_gateway.upstream import Upstream
+from agentia_gateway.upstream import request as scheduler_request
 
 router = APIRouter(tags=["Crons"], responses=ERRORS)
-BASE = "internal/schedules"
-CronId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="The cron's id.")]
+CronId = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, description="The cron's id.")]
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
 
 
@@ -100,8 +107,14 @@ class CronSearch(BaseModel):
     enabled: bool | None = Field(default=None, description="Accepted: every cron is enabled.")
 
 
-def as_cron(schedule: dict[str, Any]) -> dict[str, Any]:
+def scheduler(request: Request) -> SchedulerClient:
+    """The scheduler's API; its refusals reach the client as they are (``upstream``)."""
+    return SchedulerClient(Upstream(dapr_client(request.app)))
+
+
+def as_cron(view: ScheduleView) -> dict[str, Any]:
     """A scheduler schedule as LangGraph's Cron."""
+    schedule = view.as_json()
     target = schedule.get("target") or {}
     return {
         "cron_id": schedule["schedule_id"],
@@ -134,20 +147,19 @@ async def _create(
     # The key that made the cron owns its runs: their usage counts against its budget, and a
     # fire while that budget is used up starts nothing (the scheduler asks us first).
     owner = request.state.principal.id
-    schedule: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "target": {"agent_id": agent, "input": body.input, "thread_id": thread_id, "owner": owner},
+        "cron": body.schedule,
+        "interval_s": body.interval_s,
         "timezone": body.timezone,
         "metadata": body.metadata,
-        "end_at": body.end_time.isoformat() if body.end_time else None,
+        "end_at": body.end_time,
     }
-    if body.schedule is not None:
-        schedule["cron"] = body.schedule
-    if body.interval_s is not None:
-        schedule["interval_s"] = body.interval_s
     if cron_id is not None:  # an update: the cron made again under its id
-        schedule.update(schedule_id=cron_id, replace=True)
-    created = await call(dapr_client(request.app), names.SCHEDULER, BASE, body=schedule)
-    return as_cron(created)
+        fields.update(schedule_id=cron_id, replace=True)
+    # A cron or time zone the scheduler would refuse is refused here, with its reason.
+    schedule = scheduler_request(ScheduleRequest, **fields)
+    return as_cron(await scheduler(request).create(schedule))
 
 
 @router.post("/runs/crons")
@@ -166,13 +178,13 @@ async def create_thread_cron(
 
 @router.post("/runs/crons/search")
 async def search_crons(body: CronSearch, request: Request) -> list[dict[str, Any]]:
-    query = f"?limit={body.limit}&offset={body.offset}"
-    if body.assistant_id:
-        query += f"&agent_id={body.assistant_id}"
-    if body.thread_id:
-        query += f"&thread_id={body.thread_id}"
-    found = await call(dapr_client(request.app), names.SCHEDULER, BASE + query, http_method="GET")
-    return [as_cron(s) for s in found]
+    query = ScheduleQuery(
+        agent_id=body.assistant_id or None,
+        thread_id=body.thread_id or None,
+        limit=body.limit,
+        offset=body.offset,
+    )
+    return [as_cron(s) for s in await scheduler(request).list_schedules(query)]
 
 
 @router.post("/runs/crons/count", response_model=int)
@@ -185,8 +197,7 @@ async def count_crons(body: CronCount, request: Request) -> int:
 async def update_cron(cron_id: CronId, body: CronUpdate, request: Request) -> dict[str, Any]:
     """Change a cron: the fields given replace its own (it is made again under its id,
     checked as a new one is; a change refused leaves the cron as it was)."""
-    client = dapr_client(request.app)
-    current = as_cron(await call(client, names.SCHEDULER, f"{BASE}/{cron_id}", http_method="GET"))
+    current = as_cron(await scheduler(request).get(cron_id))
     given = body.model_dump(exclude_unset=True)
     timing = {"schedule", "interval_s"} & given.keys()
     merged = CronCreate(
@@ -203,13 +214,10 @@ async def update_cron(cron_id: CronId, body: CronUpdate, request: Request) -> di
 
 @router.get("/runs/crons/{cron_id}")
 async def get_cron(cron_id: CronId, request: Request) -> dict[str, Any]:
-    found = await call(
-        dapr_client(request.app), names.SCHEDULER, f"{BASE}/{cron_id}", http_method="GET"
-    )
-    return as_cron(found)
+    return as_cron(await scheduler(request).get(cron_id))
 
 
 @router.delete("/runs/crons/{cron_id}")
 async def delete_cron(cron_id: CronId, request: Request) -> dict[str, Any]:
-    await call(dapr_client(request.app), names.SCHEDULER, f"{BASE}/{cron_id}", http_method="DELETE")
-    return {"cron_id": cron_id, "status": "deleted"}
+    deleted = await scheduler(request).delete(cron_id)
+    return {"cron_id": deleted.schedule_id, "status": "deleted"}

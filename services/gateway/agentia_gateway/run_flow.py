@@ -24,6 +24,7 @@ import httpx
 from fastapi import FastAPI
 
 from agentia import faults, names
+from agentia.contracts import memory as memory_api
 from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
@@ -40,7 +41,7 @@ from agentia_gateway.run_store import Busy, RunStore, now
 from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
-from agentia_gateway.upstream import call
+from agentia_gateway.upstream import Upstream, call
 
 log = logging.getLogger(__name__)
 DEFAULT_AGENT = "assistant"
@@ -98,6 +99,7 @@ class RunFlow:
         self.app = app
         self.settings: GatewaySettings = app.state.settings
         self.client = dapr_client(app)
+        self.memory = memory_api.MemoryClient(Upstream(self.client))
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
         self.budgets = Budgets(self.client, self.settings.model_prices)
         self.catalog = Catalog(self.client)
@@ -113,14 +115,12 @@ class RunFlow:
 
     async def thread(self, thread_id: str) -> dict[str, Any] | None:
         try:
-            found = await call(
-                self.client, names.MEMORY, f"internal/threads/{thread_id}", http_method="GET"
-            )
+            found = await self.memory.thread(thread_id)
         except GatewayError as exc:
             if exc.status_code == 404:
                 return None
             raise
-        return dict(found)
+        return found.model_dump()
 
     # -- creating and starting ----------------------------------------------------------
 
@@ -168,9 +168,8 @@ class RunFlow:
                     raise OverLimit(denied.reason, denied.headers) from None
                 over_budget = over_budget or denied.reason
         if thread_id is not None and thread is None:
-            thread = await call(
-                self.client, names.MEMORY, "internal/threads", body={"thread_id": thread_id}
-            )
+            create = memory_api.ThreadCreate(thread_id=thread_id)
+            thread = (await self.memory.create_thread(create)).model_dump()
         stamp = now()
         record: dict[str, Any] = {
             "run_id": run_id or str(uuid.uuid4()),
@@ -351,12 +350,8 @@ class RunFlow:
             return record
         thread_id = record["thread_id"]
         if flipped and record.get("rollback"):
-            await call(
-                self.client,
-                names.MEMORY,
-                f"internal/threads/{thread_id}/items/truncate",
-                body={"count": int(record.get("item_count_before", 0))},
-            )
+            keep = memory_api.Truncate(count=int(record.get("item_count_before", 0)))
+            await self.memory.truncate(thread_id, keep)
             await self.store.index_remove(thread_id, run_id)
             await self.store.delete(run_id)
             record = None
@@ -402,10 +397,7 @@ class RunFlow:
     # -- what a run produced ---------------------------------------------------------------------
 
     async def thread_items(self, thread_id: str) -> list[dict[str, Any]]:
-        found = await call(
-            self.client, names.MEMORY, f"internal/threads/{thread_id}/items", http_method="GET"
-        )
-        return list(found["items"])
+        return (await self.memory.items(thread_id)).items
 
     async def thread_messages(
         self, thread_id: str, upto: int | None = None

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from agentia import names
-from agentia.dapr import DaprClient
+from agentia.contracts import memory as memory_api
 from agentia.service import dapr_client
 from agentia_gateway.schemas import (
     ERRORS,
@@ -20,18 +19,19 @@ from agentia_gateway.schemas import (
     StorePut,
     StoreSearch,
 )
-from agentia_gateway.upstream import call
+from agentia_gateway.upstream import Upstream
+from agentia_gateway.upstream import request as memory_request
 
 router = APIRouter(tags=["Store"], responses=ERRORS)
 
 
-def _client(request: Request) -> DaprClient:
-    return dapr_client(request.app)
+def _memory(request: Request) -> memory_api.MemoryClient:
+    return memory_api.MemoryClient(Upstream(dapr_client(request.app)))
 
 
 @router.put("/store/items", status_code=204, response_class=Response)
 async def put_item(body: StorePut, request: Request) -> Response:
-    await call(_client(request), names.MEMORY, "internal/store/items/put", body=body.model_dump())
+    await _memory(request).put_item(memory_request(memory_api.PutItem, **body.model_dump()))
     return Response(status_code=204)
 
 
@@ -44,36 +44,26 @@ async def get_item(
 ) -> Item:
     # LangGraph's SDK sends the namespace as one dotted string; the protocol as a list.
     parts = [p for n in namespace or [] for p in n.split(".")] if namespace else []
-    body = {"namespace": parts, "key": key, "refresh_ttl": refresh_ttl}
-    found = await call(_client(request), names.MEMORY, "internal/store/items/get", body=body)
-    return Item.model_validate(found)
+    ref = memory_request(memory_api.GetItem, namespace=parts, key=key, refresh_ttl=refresh_ttl)
+    found = await _memory(request).get_item(ref)
+    return Item.model_validate(found.model_dump())
 
 
 @router.delete("/store/items", status_code=204, response_class=Response)
 async def delete_item(body: StoreDelete, request: Request) -> Response:
-    await call(
-        dapr_client(request.app),
-        names.MEMORY,
-        "internal/store/items/delete",
-        body=body.model_dump(),
-    )
+    await _memory(request).delete_item(memory_request(memory_api.ItemRef, **body.model_dump()))
     return Response(status_code=204)
 
 
 @router.post("/store/items/search", response_model=SearchItemsResponse)
 async def search_items(body: StoreSearch, request: Request) -> SearchItemsResponse:
-    found = await call(
-        dapr_client(request.app),
-        names.MEMORY,
-        "internal/store/items/search",
-        body=body.model_dump(),
-    )
-    return SearchItemsResponse.model_validate(found)
+    search = memory_request(memory_api.SearchItems, **body.model_dump())
+    found = await _memory(request).search_items(search)
+    return SearchItemsResponse.model_validate(found.model_dump())
 
 
 @router.post("/store/namespaces", response_model=ListNamespaceResponse)
 async def list_namespaces(body: StoreNamespaces, request: Request) -> ListNamespaceResponse:
-    found = await call(
-        _client(request), names.MEMORY, "internal/store/namespaces", body=body.model_dump()
-    )
-    return ListNamespaceResponse.model_validate(found)
+    listing = memory_request(memory_api.ListNamespaces, **body.model_dump())
+    found = await _memory(request).list_namespaces(listing)
+    return ListNamespaceResponse.model_validate(found.model_dump())

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
-from agentia import names
+from agentia.contracts import memory as memory_api
 from agentia.events import Status
+from agentia_gateway import upstream
 from agentia_gateway.messages import to_messages
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import (
@@ -25,7 +26,6 @@ from agentia_gateway.schemas import (
     ThreadStateUpdate,
     ThreadStatus,
 )
-from agentia_gateway.upstream import call
 
 router = APIRouter(tags=["Threads"], responses=ERRORS)
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
@@ -50,45 +50,42 @@ async def _lane(flow: RunFlow, thread_id: str) -> dict[str, Any]:
     return lanes[thread_id]
 
 
-def _thread(found: dict[str, Any], lane: dict[str, Any], messages: list[Any] | None) -> Thread:
+def _thread(found: memory_api.Thread, lane: dict[str, Any], messages: list[Any] | None) -> Thread:
     values: dict[str, Any] = {"messages": messages} if messages is not None else {}
     return Thread(
-        thread_id=found["thread_id"],
-        created_at=found["created_at"],
-        updated_at=found["updated_at"],
-        metadata=found.get("metadata") or {},
+        thread_id=found.thread_id,
+        created_at=found.created_at,
+        updated_at=found.updated_at,
+        metadata=found.metadata or {},
         status=_status(lane),
         values=values,
         messages=messages,
     )
 
 
-async def _get(request: Request, thread_id: str) -> dict[str, Any]:
+async def _get(request: Request, thread_id: str) -> memory_api.Thread:
     found = await _flow(request).thread(thread_id)
     if found is None:
         raise HTTPException(404, f"no thread '{thread_id}'")
-    return dict(found)
+    return memory_api.Thread.model_validate(found)
 
 
 @router.post("/threads", response_model=Thread)
 async def create_thread(body: ThreadCreate, request: Request) -> Thread:
     flow = _flow(request)
-    found = await call(
-        flow.client,
-        names.MEMORY,
-        "internal/threads",
-        body={"thread_id": body.thread_id, "metadata": body.metadata},
+    create = upstream.request(
+        memory_api.ThreadCreate, thread_id=body.thread_id, metadata=body.metadata
     )
-    created = found.pop("created", True)
-    if not created and body.if_exists == "raise":
+    found = await flow.memory.create_thread(create)
+    if not found.created and body.if_exists == "raise":
         raise HTTPException(
             409, f"thread '{body.thread_id}' exists (if_exists=do_nothing returns it)"
         )
     first = [m for step in body.supersteps or [] for m in _step_messages(step)]
-    if created and first:
-        await _append(request, found["thread_id"], first)
-        return await get_thread(found["thread_id"], request)
-    return _thread(found, await _lane(flow, found["thread_id"]), [])
+    if found.created and first:
+        await _append(request, found.thread_id, first)
+        return await get_thread(found.thread_id, request)
+    return _thread(found, await _lane(flow, found.thread_id), [])
 
 
 def _step_messages(step: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,12 +111,8 @@ def _messages_of(values: Any) -> list[dict[str, Any]]:
 
 
 async def _append(request: Request, thread_id: str, items: list[dict[str, Any]]) -> None:
-    await call(
-        _flow(request).client,
-        names.MEMORY,
-        f"internal/threads/{thread_id}/items",
-        body={"items": items},
-    )
+    add = upstream.request(memory_api.ItemsAdd, items=items)
+    await _flow(request).memory.add_items(thread_id, add)
 
 
 @router.post("/threads/search", response_model=list[Thread])
@@ -130,15 +123,12 @@ async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
     # A status filter is applied after the metadata search: page over enough to fill it.
     limit = body.limit if body.status is None else min(1000, (body.offset + body.limit) * 4)
     offset = body.offset if body.status is None else 0
-    found = await call(
-        flow.client,
-        names.MEMORY,
-        "internal/threads/search",
-        body={"metadata": body.metadata, "limit": limit, "offset": offset},
+    search = upstream.request(
+        memory_api.ThreadSearch, metadata=body.metadata, limit=limit, offset=offset
     )
-    threads = found["threads"]
-    lanes = await flow.store.lanes_as_seen([t["thread_id"] for t in threads])
-    out = [_thread(t, lanes[t["thread_id"]], None) for t in threads]
+    threads = (await flow.memory.search_threads(search)).threads
+    lanes = await flow.store.lanes_as_seen([t.thread_id for t in threads])
+    out = [_thread(t, lanes[t.thread_id], None) for t in threads]
     if body.status is not None:
         out = [t for t in out if t.status == body.status][body.offset : body.offset + body.limit]
     return out
@@ -183,13 +173,8 @@ async def get_thread(thread_id: ThreadId, request: Request) -> Thread:
 @router.patch("/threads/{thread_id}", response_model=Thread)
 async def patch_thread(thread_id: ThreadId, body: ThreadPatch, request: Request) -> Thread:
     flow = _flow(request)
-    found = await call(
-        flow.client,
-        names.MEMORY,
-        f"internal/threads/{thread_id}",
-        http_method="PATCH",
-        body={"metadata": body.metadata},
-    )
+    patch = upstream.request(memory_api.ThreadPatch, metadata=body.metadata)
+    found = await flow.memory.patch_thread(thread_id, patch)
     return _thread(found, await _lane(flow, thread_id), None)
 
 
@@ -197,7 +182,7 @@ async def patch_thread(thread_id: ThreadId, body: ThreadPatch, request: Request)
 async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
     flow = _flow(request)
     lane = await flow.store.lane(thread_id)
-    await call(flow.client, names.MEMORY, f"internal/threads/{thread_id}", http_method="DELETE")
+    await flow.memory.delete_thread(thread_id)
     for run_id in [r for r in [lane.get("active"), *lane.get("queue", [])] if r]:
         await flow.cancel(run_id)
     for run_id in await flow.store.index(thread_id):
@@ -209,17 +194,17 @@ async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
 @router.post("/threads/{thread_id}/copy", response_model=Thread)
 async def copy_thread(thread_id: ThreadId, request: Request) -> Thread:
     flow = _flow(request)
-    found = await call(flow.client, names.MEMORY, f"internal/threads/{thread_id}/copy", body={})
-    return _thread(found, await _lane(flow, found["thread_id"]), None)
+    found = await flow.memory.copy_thread(thread_id)
+    return _thread(found, await _lane(flow, found.thread_id), None)
 
 
-def _state(thread_id: str, found: dict[str, Any], messages: list[Any], upto: int) -> ThreadState:
+def _state(thread_id: str, found: memory_api.Thread, messages: list[Any], upto: int) -> ThreadState:
     return ThreadState(
         checkpoint={"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id},
         values={"messages": messages},
         messages=messages,
         metadata={"item_count": upto},
-        created_at=found["updated_at"],
+        created_at=found.updated_at,
     )
 
 
@@ -227,7 +212,7 @@ def _state(thread_id: str, found: dict[str, Any], messages: list[Any], upto: int
 async def get_thread_state(thread_id: ThreadId, request: Request) -> ThreadState:
     found = await _get(request, thread_id)
     messages = await _flow(request).thread_messages(thread_id)
-    return _state(thread_id, found, messages, int(found["item_count"]))
+    return _state(thread_id, found, messages, found.item_count)
 
 
 @router.post("/threads/{thread_id}/state")
@@ -244,7 +229,7 @@ async def update_thread_state(
         raise HTTPException(409, f"thread '{thread_id}' is busy with a run: update it after")
     await _append(request, thread_id, items)
     found = await _get(request, thread_id)
-    upto = int(found["item_count"])
+    upto = found.item_count
     return {"checkpoint": {"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id}}
 
 
@@ -282,7 +267,7 @@ async def get_thread_history(
     found = await _get(request, thread_id)
     items = await flow.thread_items(thread_id)
     runs = await flow.store.get_many(await flow.store.index(thread_id))
-    bounds = sorted({int(found["item_count"])} | {int(r.get("item_count_before", 0)) for r in runs})
+    bounds = sorted({found.item_count} | {int(r.get("item_count_before", 0)) for r in runs})
     if before is not None:
         try:
             upto = int(before.rsplit(":", 1)[-1])

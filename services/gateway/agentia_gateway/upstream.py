@@ -6,26 +6,23 @@ its sidecar down, a 5xx) becomes a 503 with Retry-After, never a 500.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from agentia.dapr import DaprClient
-from agentia_gateway.errors import Refused, Unavailable
+import pydantic
+
+from agentia.contracts import InvokeError
+from agentia.dapr import DaprClient, fields_reason
+from agentia_gateway.errors import GatewayError, Invalid, Refused, Unavailable
 
 PASS_THROUGH = {400, 404, 409, 413, 422}
+Request = TypeVar("Request", bound=pydantic.BaseModel)
 
 
-def _detail(body: Any, fallback: str) -> str:
-    if isinstance(body, dict):
-        detail = body.get("detail", body.get("message", fallback))
-        if isinstance(detail, list):  # FastAPI's validation errors: name the fields
-            parts = [
-                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}"
-                for d in detail
-                if isinstance(d, dict)
-            ]
-            return "; ".join(parts) or fallback
-        return str(detail)
-    return fallback
+def refusal(exc: InvokeError) -> GatewayError:
+    """What the gateway answers for another service's error answer."""
+    if exc.status in PASS_THROUGH:
+        return Refused(exc.status, exc.reason)
+    return Unavailable(f"{exc.app_id} unavailable ({exc.status}): {exc.reason}")
 
 
 async def call(
@@ -37,18 +34,40 @@ async def call(
     body: Any = None,
     timeout: float | None = None,
 ) -> Any:
-    resp = await client.invoke(
-        app_id, method, http_method=http_method, json_body=body, timeout=timeout
-    )
-    if resp.status_code == 204 or (resp.status_code < 300 and not resp.content):
-        return None
+    """The answer's JSON (None when empty); a refusal or an outage as a GatewayError."""
     try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if resp.status_code < 300:
-        return data
-    reason = _detail(data, resp.text[:300] or resp.reason_phrase)
-    if resp.status_code in PASS_THROUGH:
-        raise Refused(resp.status_code, reason)
-    raise Unavailable(f"{app_id} unavailable ({resp.status_code}): {reason}")
+        return await client.call(
+            app_id, method, http_method=http_method, body=body, timeout=timeout
+        )
+    except InvokeError as exc:
+        raise refusal(exc) from None
+
+
+class Upstream:
+    """:func:`call` as a :class:`agentia.contracts.Call`, for the typed clients."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self.client = client
+
+    async def __call__(
+        self,
+        app_id: str,
+        method: str,
+        *,
+        http_method: str = "POST",
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return await call(
+            self.client, app_id, method, http_method=http_method, body=body, timeout=timeout
+        )
+
+
+def request(model: type[Request], **fields: Any) -> Request:
+    """A request to another service made from what a client sent: a field the service would
+    refuse is refused here with the same 422 and reason, before any call."""
+    try:
+        return model(**fields)
+    except pydantic.ValidationError as exc:
+        # Worded as the service's own 422 would reach the gateway (answer_reason).
+        raise Invalid(fields_reason(exc.errors())) from None

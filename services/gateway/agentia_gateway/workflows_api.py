@@ -1,6 +1,7 @@
 """Long-lived agents (Dapr Workflows) on the public API: start, status, list, steps, raise
 an event, pause, resume, terminate, purge. agent-runner hosts the workflows; the gateway
-calls its internal routes through Dapr service invocation only.
+calls its internal routes through Dapr service invocation only, with agent-runner's typed
+workflow client (``agentia.contracts.workflows``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentia import names
+from agentia.contracts.workflows import (
+    EVENT_NAME_PATTERN,
+    INSTANCE_ID_PATTERN,
+    StartWorkflow,
+    WorkflowListQuery,
+    WorkflowsClient,
+)
 from agentia.service import dapr_client
 from agentia_gateway import upstream
 from agentia_gateway.deps import Admission
@@ -22,17 +29,13 @@ from agentia_gateway.runs_api import SSE_DOC, LastEventId, parse_last_id, run_fr
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(prefix="/workflows", tags=["Workflows"], responses=ERRORS)
-BASE = "internal/workflows"
-ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-InstanceId = Annotated[str, Path(pattern=ID_RE, description="Workflow instance id.")]
+InstanceId = Annotated[str, Path(pattern=INSTANCE_ID_PATTERN, description="Workflow instance id.")]
 MessageId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="The message's id.")
 ]
 StreamMode = Literal["messages", "messages-tuple", "events", "debug", "custom"]
 MESSAGE_WAIT_S = 60.0  # how long a stream waits for a message's first event
-EventName = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", description="Event name.")
-]
+EventName = Annotated[str, Path(pattern=EVENT_NAME_PATTERN, description="Event name.")]
 
 
 class WorkflowStart(BaseModel):
@@ -42,14 +45,13 @@ class WorkflowStart(BaseModel):
     workflow: str = Field(description="Registered workflow name, e.g. AgentLoop.")
     input: dict[str, Any] = Field(description="The workflow's input (see docs/workflows.md).")
     instance_id: str | None = Field(
-        default=None, pattern=ID_RE, description="Instance id; new when absent."
+        default=None, pattern=INSTANCE_ID_PATTERN, description="Instance id; new when absent."
     )
 
 
-async def _call(request: Request, method: str, http_method: str = "GET", body: Any = None) -> Any:
-    return await upstream.call(
-        dapr_client(request.app), names.AGENT_RUNNER, method, http_method=http_method, body=body
-    )
+def runner(request: Request) -> WorkflowsClient:
+    """agent-runner's workflow API; its refusals reach the client as they are (``upstream``)."""
+    return WorkflowsClient(upstream.Upstream(dapr_client(request.app)))
 
 
 @router.post("", status_code=201)
@@ -58,9 +60,11 @@ async def start_workflow(body: WorkflowStart, request: Request, _: Admission) ->
     instance_id = body.instance_id or uuid.uuid4().hex
     budgets = request.app.state.runs.budgets
     previous = await budgets.own_workflow(request.state.principal.id, instance_id)
-    start = {**body.model_dump(exclude_none=True), "instance_id": instance_id}
     try:
-        return await _call(request, BASE, "POST", start)
+        start = upstream.request(
+            StartWorkflow, workflow=body.workflow, input=body.input, instance_id=instance_id
+        )
+        return (await runner(request).start(start)).model_dump(mode="json")
     except (HTTPException, GatewayError):
         await budgets.disown_workflow(instance_id, previous)
         raise
@@ -75,20 +79,20 @@ async def list_workflows(
     ] = None,
     details: bool = False,
 ) -> Any:
-    query = f"?page_size={page_size}&details={str(details).lower()}"
-    if continuation_token:
-        query += f"&continuation_token={continuation_token}"
-    return await _call(request, BASE + query)
+    query = WorkflowListQuery(
+        page_size=page_size, continuation_token=continuation_token, details=details
+    )
+    return (await runner(request).list_instances(query)).as_json()
 
 
 @router.get("/{instance_id}")
 async def get_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}")
+    return (await runner(request).status(instance_id)).model_dump(mode="json")
 
 
 @router.get("/{instance_id}/steps")
 async def workflow_steps(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}/steps")
+    return (await runner(request).steps(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/events/{event_name}")
@@ -100,7 +104,8 @@ async def raise_workflow_event(
         body = json.loads(raw) if raw else None
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
-    return await _call(request, f"{BASE}/{instance_id}/events/{event_name}", "POST", body)
+    raised = await runner(request).raise_event(instance_id, event_name, body)
+    return raised.model_dump(mode="json")
 
 
 @router.get("/{instance_id}/messages/{message_id}/stream", responses=SSE_DOC)
@@ -133,19 +138,19 @@ async def stream_message(
 
 @router.post("/{instance_id}/pause")
 async def pause_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}/pause", "POST")
+    return (await runner(request).pause(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/resume")
 async def resume_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}/resume", "POST")
+    return (await runner(request).resume(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/terminate")
 async def terminate_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}/terminate", "POST")
+    return (await runner(request).terminate(instance_id)).model_dump(mode="json")
 
 
 @router.delete("/{instance_id}")
 async def purge_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return await _call(request, f"{BASE}/{instance_id}", "DELETE")
+    return (await runner(request).purge(instance_id)).model_dump(mode="json")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Kind = Literal["semantic", "episodic", "procedural"]
-KINDS: tuple[Kind, ...] = ("semantic", "episodic", "procedural")
-MAX_CONTENT = 2000
+from agentia.contracts.memory_store import MAX_CONTENT
+from agentia.contracts.memory_store import MEMORY_KINDS as KINDS
+from agentia.contracts.memory_store import MemoryKind as Kind
 
 
 @dataclass(frozen=True)

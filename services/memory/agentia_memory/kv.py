@@ -42,14 +42,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import SQLModel
 
+from agentia.contracts.memory_store import MAX_DEPTH, MAX_KEY, MAX_TTL_MINUTES
 from agentia_memory.embeddings import Embedder, from_bytes, to_bytes
 from agentia_memory.tables import StoreItem
 
 LABEL = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
-MAX_DEPTH = 10
-MAX_KEY = 256
 MAX_VALUE_BYTES = 64 * 1024
-MAX_TTL_MINUTES = 60 * 24 * 365
 MIN_TTL_MINUTES = 1 / 60  # one second: shorter ones underflow PostgreSQL's intervals
 FILTER_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 NS_SEP = "/"

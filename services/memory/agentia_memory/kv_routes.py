@@ -1,72 +1,27 @@
 """Store endpoints (what the gateway's /store endpoints call through Dapr). Thin: the rules
-and the work are in ``kv.py``. Sync handlers: FastAPI runs them in its thread pool."""
+and the work are in ``kv.py``; the requests and answers are the contract's, in
+``agentia.contracts.memory_store``. Sync handlers: FastAPI runs them in its thread pool."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from agentia_memory.embeddings import EmbeddingError
-from agentia_memory.kv import (
-    MAX_DEPTH,
-    MAX_KEY,
-    MAX_TTL_MINUTES,
-    InvalidInput,
-    KVStore,
-    NotFound,
-    TooLarge,
+from agentia.contracts.memory_store import (
+    STORE,
+    GetItem,
+    ItemRef,
+    ListNamespaces,
+    Namespaces,
+    PutItem,
+    ScoredItem,
+    ScoredItems,
+    SearchItems,
+    StoreItem,
 )
+from agentia_memory.embeddings import EmbeddingError
+from agentia_memory.kv import InvalidInput, KVStore, NotFound, TooLarge
 
-router = APIRouter(prefix="/internal/store")
-
-Namespace = list[str]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PutItem(_Body):
-    """Insert or replace an item."""
-
-    namespace: Namespace = Field(min_length=1, max_length=MAX_DEPTH, description="Labels.")
-    key: str = Field(min_length=1, max_length=MAX_KEY, description="Key in the namespace.")
-    value: dict[str, Any] = Field(description="A JSON object, at most 64 KiB serialised.")
-    ttl: float | None = Field(
-        default=None, gt=0, le=MAX_TTL_MINUTES, description="Minutes to live; None = forever."
-    )
-    index: list[str] | Literal[False] | None = Field(
-        default=None,
-        description="What to embed: None = the whole value, field paths, or false = nothing.",
-    )
-
-
-class ItemRef(_Body):
-    namespace: Namespace = Field(min_length=1, max_length=MAX_DEPTH)
-    key: str = Field(min_length=1, max_length=MAX_KEY)
-
-
-class GetItem(ItemRef):
-    refresh_ttl: bool = Field(default=True, description="Push the item's expiry out.")
-
-
-class SearchItems(_Body):
-    namespace_prefix: Namespace | None = Field(default=None, max_length=MAX_DEPTH)
-    filter: dict[str, Any] | None = Field(default=None, description="Equality or $ops.")
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
-    query: str | None = Field(default=None, max_length=8000, description="Semantic query.")
-    refresh_ttl: bool = True
-
-
-class ListNamespaces(_Body):
-    prefix: Namespace | None = Field(default=None, max_length=MAX_DEPTH)
-    suffix: Namespace | None = Field(default=None, max_length=MAX_DEPTH)
-    max_depth: int | None = Field(default=None, ge=1)
-    limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+router = APIRouter(prefix=f"/{STORE}")
 
 
 def kv(request: Request) -> KVStore:
@@ -96,9 +51,10 @@ def put(body: PutItem, request: Request) -> Response:
 
 
 @router.post("/items/get")
-def get(body: GetItem, request: Request) -> dict[str, Any]:
+def get(body: GetItem, request: Request) -> StoreItem:
     try:
-        return dict(kv(request).get(body.namespace, body.key, body.refresh_ttl).as_dict())
+        found = kv(request).get(body.namespace, body.key, body.refresh_ttl)
+        return StoreItem.model_validate(found.as_dict())
     except InvalidInput as exc:
         raise bad_input(exc) from None
     except NotFound as exc:
@@ -117,7 +73,7 @@ def delete(body: ItemRef, request: Request) -> Response:
 
 
 @router.post("/items/search")
-def search(body: SearchItems, request: Request) -> dict[str, Any]:
+def search(body: SearchItems, request: Request) -> ScoredItems:
     try:
         items = kv(request).search(
             body.namespace_prefix,
@@ -131,11 +87,11 @@ def search(body: SearchItems, request: Request) -> dict[str, Any]:
         raise bad_input(exc) from None
     except EmbeddingError as exc:
         raise unavailable(exc) from None
-    return {"items": [i.as_dict(with_score=True) for i in items]}
+    return ScoredItems(items=[ScoredItem.model_validate(i.as_dict(with_score=True)) for i in items])
 
 
 @router.post("/namespaces")
-def namespaces(body: ListNamespaces, request: Request) -> dict[str, Any]:
+def namespaces(body: ListNamespaces, request: Request) -> Namespaces:
     try:
         found = kv(request).list_namespaces(
             prefix=body.prefix,
@@ -146,4 +102,4 @@ def namespaces(body: ListNamespaces, request: Request) -> dict[str, Any]:
         )
     except InvalidInput as exc:
         raise bad_input(exc) from None
-    return {"namespaces": found}
+    return Namespaces(namespaces=found)

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import SQLModel
 
-from agentia_memory.extraction import KINDS, Candidate, Extractor
+from agentia.contracts.memory_store import MEMORY_KINDS as KINDS
+from agentia_memory.extraction import Candidate, Extractor
 from agentia_memory.kv import InvalidInput, Item, KVStore, check_namespace, ns_path
 from agentia_memory.tables import MemoryExtraction
 

@@ -1,5 +1,6 @@
 """Long-term memory endpoints and the ``runs.events`` subscriber that distils finished runs
-into memories. Thin: the work is in ``memories.py`` and ``extraction.py``."""
+into memories. Thin: the work is in ``memories.py`` and ``extraction.py``; the requests and
+answers are the contract's, in ``agentia.contracts.memory_store``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,28 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from agentia import faults, names
 from agentia.contracts import runner as runner_api
+from agentia.contracts.memory_store import (
+    MEMORIES,
+    MEMORIES_DELETE,
+    MEMORIES_SEARCH,
+    Extraction,
+    FoundMemories,
+    MemoryRef,
+    SavedMemory,
+    SaveMemory,
+    ScoredItem,
+    SearchMemories,
+    StoreItem,
+)
 from agentia.contracts.runner import LedgerRecord
 from agentia.events import Kind as RunKind
 from agentia.events import RunEvent
 from agentia.service import dapr_client, entries_answer, event_entries
 from agentia_memory.embeddings import EmbeddingError
-from agentia_memory.extraction import Kind
-from agentia_memory.kv import MAX_DEPTH, MAX_KEY, InvalidInput, NotFound
+from agentia_memory.kv import InvalidInput, NotFound
 from agentia_memory.kv_routes import bad_input, unavailable
 from agentia_memory.memories import MemoryStore, memory_namespace
 
@@ -26,43 +38,13 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-class SaveMemory(BaseModel):
-    """Save a memory; without ``key`` it merges into a similar one (or the same slot)."""
-
-    model_config = ConfigDict(extra="forbid")
-    namespace: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
-    content: str = Field(min_length=1, max_length=2000, description="The memory, in words.")
-    kind: Kind = Field(default="semantic", description="semantic, episodic or procedural.")
-    key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
-    slot: str | None = Field(default=None, max_length=128, description="Single-valued fact.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class SearchMemories(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    namespace_prefix: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
-    query: str | None = Field(default=None, max_length=8000)
-    kind: Kind | None = None
-    filter: dict[str, Any] | None = Field(
-        default=None, description="On value fields, e.g. {'metadata.topic': 'travel'}."
-    )
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
-
-
-class MemoryRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    namespace: list[str] = Field(min_length=1, max_length=MAX_DEPTH)
-    key: str = Field(min_length=1, max_length=MAX_KEY)
-
-
 def memories(app: FastAPI) -> MemoryStore:
     store: MemoryStore = app.state.memories
     return store
 
 
-@router.post("/internal/memories")
-def save(body: SaveMemory, request: Request) -> dict[str, Any]:
+@router.post(f"/{MEMORIES}")
+def save(body: SaveMemory, request: Request) -> SavedMemory:
     store = memories(request.app)
     try:
         key, created = store.save(
@@ -78,11 +60,11 @@ def save(body: SaveMemory, request: Request) -> dict[str, Any]:
         raise bad_input(exc) from None
     except EmbeddingError as exc:
         raise unavailable(exc) from None
-    return {"key": key, "created": created, "item": item.as_dict()}
+    return SavedMemory(key=key, created=created, item=StoreItem.model_validate(item.as_dict()))
 
 
-@router.post("/internal/memories/search")
-def search(body: SearchMemories, request: Request) -> dict[str, Any]:
+@router.post(f"/{MEMORIES_SEARCH}")
+def search(body: SearchMemories, request: Request) -> FoundMemories:
     try:
         found = memories(request.app).search(
             body.namespace_prefix,
@@ -96,10 +78,12 @@ def search(body: SearchMemories, request: Request) -> dict[str, Any]:
         raise bad_input(exc) from None
     except EmbeddingError as exc:
         raise unavailable(exc) from None
-    return {"memories": [m.as_dict(with_score=True) for m in found]}
+    return FoundMemories(
+        memories=[ScoredItem.model_validate(m.as_dict(with_score=True)) for m in found]
+    )
 
 
-@router.post("/internal/memories/delete", status_code=204)
+@router.post(f"/{MEMORIES_DELETE}", status_code=204)
 def delete(body: MemoryRef, request: Request) -> Response:
     try:
         memories(request.app).kv.delete(body.namespace, body.key)
@@ -117,12 +101,12 @@ class NotKnown:
 NOT_KNOWN = NotKnown()
 
 
-@router.get("/internal/memories/extractions/{run_id}")
-def extraction(run_id: str, request: Request) -> dict[str, Any]:
+@router.get(f"/{MEMORIES}/extractions/{{run_id}}")
+def extraction(run_id: str, request: Request) -> Extraction:
     found = memories(request.app).extracted(run_id)
     if found is None:
         raise HTTPException(404, f"run '{run_id}' has not been distilled into memories")
-    return dict(found)
+    return Extraction.model_validate(found)
 
 
 async def distil(

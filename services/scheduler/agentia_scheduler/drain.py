@@ -25,12 +25,12 @@ from pydantic import SecretStr, ValidationError
 from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import LedgerRecord
+from agentia.contracts.scheduler import DrainReport, DrainRequest
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
 from agentia.events import DeadLetter, RunRequested
 from agentia_scheduler.budget_check import OwnerGone, budget_refusal
-from agentia_scheduler.draining import Delivery, DrainReport, Refusal, drain
-from agentia_scheduler.schedules import DrainRequest
+from agentia_scheduler.draining import Delivery, Refusal, drain
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 import pydantic
-from pydantic import BaseModel, Field
 
+from agentia.contracts.scheduler import DrainReport, DrainRequest
 from agentia.events import RunRequested
-from agentia_scheduler.schedules import DrainRequest
 
 Answer = Literal["success", "retry", "drop"]
 POLL_S = 0.5
@@ -80,25 +79,6 @@ class Sink(Protocol):
     async def finished(self, run_ids: list[str]) -> set[str]: ...
 
     async def keep_dead_letter(self, event: Delivery, reason: str) -> None: ...
-
-
-class DrainReport(BaseModel):
-    """What one drain did."""
-
-    topic: str = Field(description="The drained topic.")
-    received: int = Field(description="Events taken from the queue.")
-    started: int = Field(description="Run requests published on runs.requested.")
-    dead_lettered: int = Field(description="Unreadable events kept as dead letters.")
-    batches: int = Field(description="Batches started.")
-    deferred: int = Field(
-        default=0, description="Runs parked for a later drain: their key over budget."
-    )
-    unparked: int = Field(
-        default=0, description="Runs parked by earlier drains, published again at the start."
-    )
-    unfinished: int = Field(description="Runs not finished when their batch's wait ran out.")
-    stopped: str = Field(description="Why it stopped: 'idle' (queue empty), time, error.")
-    took_s: float = Field(description="How long the drain took, seconds.")
 
 
 def run_request(data: Any, event_id: str) -> RunRequested:

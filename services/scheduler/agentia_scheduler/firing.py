@@ -15,19 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentia import names
-from agentia.dapr import DaprClient, DaprError, ETagMismatch
-from agentia_scheduler import metrics
-from agentia_scheduler.budget_check import budget_refusal
-from agentia_scheduler.draining import DrainReport
-from agentia_scheduler.schedules import (
+from agentia.contracts import InvokeError
+from agentia.contracts.scheduler import (
+    DrainReport,
     DrainRequest,
     DrainTarget,
     RunTarget,
     Schedule,
-    run_id,
-    tick_of,
+    WorkflowTarget,
 )
-from agentia_scheduler.targets import FireRefused, start_run
+from agentia.contracts.workflows import StartWorkflow
+from agentia.dapr import DaprClient, DaprError, ETagMismatch
+from agentia_scheduler import metrics
+from agentia_scheduler.budget_check import budget_refusal
+from agentia_scheduler.schedules import run_id, tick_of
+from agentia_scheduler.targets import FireRefused, start_run, workflows
 
 log = logging.getLogger(__name__)
 Drainer = Callable[[DrainRequest], Awaitable[DrainReport]]
@@ -122,20 +124,29 @@ async def _start(
     if isinstance(target, RunTarget):
         await start_run(client, target, rid, meta)
         return None
-    seen = await client.invoke(names.AGENT_RUNNER, f"internal/workflows/{rid}", http_method="GET")
-    if seen.status_code == 200:
-        return None  # this tick's instance exists already
-    resp = await client.invoke(
-        names.AGENT_RUNNER,
-        "internal/workflows",
-        json_body={"workflow": target.workflow, "input": target.input, "instance_id": rid},
-    )
-    if resp.status_code in (400, 404, 422):
-        raise FireRefused(f"agent-runner refused the workflow: {resp.text[:300]}")
-    if resp.status_code not in (201, 409):
-        why = f"agent-runner could not start the workflow: {resp.text[:300]}"
-        raise DaprError(resp.status_code, why)
+    await _start_workflow(client, target, rid)
     return None
+
+
+async def _start_workflow(client: DaprClient, target: WorkflowTarget, rid: str) -> None:
+    """The tick's instance (the tick's id: a repeated fire finds it). Raises FireRefused for
+    a refusal, DaprError when agent-runner cannot answer."""
+    runner = workflows(client)
+    try:
+        await runner.status(rid)
+        return  # this tick's instance exists already
+    except InvokeError:
+        pass  # none yet (404), or agent-runner cannot tell: starting it again is refused
+    start = StartWorkflow(workflow=target.workflow, input=target.input, instance_id=rid)
+    try:
+        await runner.start(start)
+    except InvokeError as exc:
+        if exc.status == 409:
+            return  # started meanwhile
+        if exc.status in (400, 404, 422):
+            raise FireRefused(f"agent-runner refused the workflow: {exc.reason}") from None
+        why = f"agent-runner could not start the workflow: {exc.reason}"
+        raise DaprError(exc.status, why) from None
 
 
 async def _count(

@@ -1,5 +1,6 @@
-"""The scheduler's routes: schedule CRUD (internal, through Dapr invocation) and the job
-callback the sidecar makes when a schedule fires.
+"""The scheduler's routes: schedule CRUD and drains (internal, through Dapr invocation; their
+paths and models are ``agentia.contracts.scheduler``) and the job callback the sidecar makes
+when a schedule fires.
 
 Timing lives in Dapr's Jobs API (job name = schedule id). The definitions are also kept
 in the state store, with an index, because the Jobs API has no listing.
@@ -10,29 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 
 from agentia import names
+from agentia.contracts import scheduler as api
+from agentia.contracts.scheduler import (
+    DrainReport,
+    DrainRequest,
+    Schedule,
+    ScheduleDeleted,
+    ScheduleError,
+    ScheduleQuery,
+    ScheduleRequest,
+    ScheduleView,
+)
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.service import dapr_client
 from agentia_scheduler import metrics, targets
 from agentia_scheduler.budget_check import OwnerGone
 from agentia_scheduler.drain import drain_once
-from agentia_scheduler.draining import DrainReport
 from agentia_scheduler.firing import DrainBusy, Drainer, fire, stats_key
 from agentia_scheduler.jobs import JobsClient
-from agentia_scheduler.schedules import (
-    DrainRequest,
-    Schedule,
-    ScheduleError,
-    ScheduleRequest,
-    build,
-    dapr_job,
-    next_fire,
-)
+from agentia_scheduler.schedules import build, dapr_job, next_fire
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -63,19 +66,23 @@ async def _update_index(client: DaprClient, schedule_id: str, add: bool) -> None
     raise HTTPException(503, "schedule index busy; try again", headers={"Retry-After": "1"})
 
 
-def view(schedule: Schedule, stats: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
-    nxt = next_fire(schedule, now)
-    return {
-        **schedule.model_dump(mode="json"),
-        "next_run": nxt.isoformat() if nxt else None,
-        "fires": int((stats or {}).get("fires", 0)),
-        "last_run_id": (stats or {}).get("last_run_id"),
-        "skipped": int((stats or {}).get("skipped", 0)),
-        "last_skip": (stats or {}).get("last_skip"),
-        "errors": int((stats or {}).get("errors", 0)),
-        "last_error": (stats or {}).get("last_error"),
-        **({"last_drain": stats["last_drain"]} if stats and "last_drain" in stats else {}),
-    }
+def view(schedule: Schedule, stats: dict[str, Any] | None, now: datetime) -> ScheduleView:
+    """The schedule as it is answered: with its next fire and how its fires went (served
+    with ``exclude_unset``: ``last_drain`` only once it drained)."""
+    stats = stats or {}
+    return ScheduleView.model_validate(
+        {
+            **schedule.model_dump(),
+            "next_run": next_fire(schedule, now),
+            "fires": int(stats.get("fires", 0)),
+            "last_run_id": stats.get("last_run_id"),
+            "skipped": int(stats.get("skipped", 0)),
+            "last_skip": stats.get("last_skip"),
+            "errors": int(stats.get("errors", 0)),
+            "last_error": stats.get("last_error"),
+            **({"last_drain": stats["last_drain"]} if "last_drain" in stats else {}),
+        }
+    )
 
 
 async def _load(client: DaprClient, schedule_id: str) -> Schedule:
@@ -85,8 +92,8 @@ async def _load(client: DaprClient, schedule_id: str) -> Schedule:
     return Schedule.model_validate(item.value)
 
 
-@router.post("/internal/schedules", status_code=201)
-async def create(req: ScheduleRequest, request: Request) -> dict[str, Any]:
+@router.post(f"/{api.SCHEDULES}", status_code=201, response_model_exclude_unset=True)
+async def create(req: ScheduleRequest, request: Request) -> ScheduleView:
     client = dapr_client(request.app)
     now = datetime.now(UTC)
     try:
@@ -114,14 +121,10 @@ async def create(req: ScheduleRequest, request: Request) -> dict[str, Any]:
     return view(schedule, None, now)
 
 
-@router.get("/internal/schedules")
+@router.get(f"/{api.SCHEDULES}", response_model_exclude_unset=True)
 async def list_schedules(
-    request: Request,
-    agent_id: str | None = None,
-    thread_id: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
-) -> list[dict[str, Any]]:
+    request: Request, query: Annotated[ScheduleQuery, Query()]
+) -> list[ScheduleView]:
     client = dapr_client(request.app)
     index = await client.get_state(names.STATE_STORE, INDEX_KEY)
     ids: list[str] = list(index.value.get("ids", [])) if index else []
@@ -135,32 +138,32 @@ async def list_schedules(
             continue
         schedule = Schedule.model_validate(item.value)
         target = schedule.target
-        if agent_id and getattr(target, "agent_id", None) != agent_id:
+        if query.agent_id and getattr(target, "agent_id", None) != query.agent_id:
             continue
-        if thread_id and getattr(target, "thread_id", None) != thread_id:
+        if query.thread_id and getattr(target, "thread_id", None) != query.thread_id:
             continue
         stat = stats.get(stats_key(schedule_id))
         found.append(view(schedule, stat.value if stat else None, now))
-    return found[offset : offset + limit]
+    return found[query.offset : query.offset + query.limit]
 
 
-@router.get("/internal/schedules/{schedule_id}")
-async def get_schedule(schedule_id: str, request: Request) -> dict[str, Any]:
+@router.get(f"/{api.SCHEDULES}/{{schedule_id}}", response_model_exclude_unset=True)
+async def get_schedule(schedule_id: str, request: Request) -> ScheduleView:
     client = dapr_client(request.app)
     schedule = await _load(client, schedule_id)
     stats = await client.get_state(names.STATE_STORE, stats_key(schedule_id))
     body = view(schedule, stats.value if stats else None, datetime.now(UTC))
     job = await _jobs(request).get(schedule_id)
-    body["job"] = {k: v for k, v in (job or {}).items() if k != "data"} or None
+    body.job = {k: v for k, v in (job or {}).items() if k != "data"} or None
     return body
 
 
-@router.delete("/internal/schedules/{schedule_id}")
-async def delete_schedule(schedule_id: str, request: Request) -> dict[str, str]:
+@router.delete(f"/{api.SCHEDULES}/{{schedule_id}}")
+async def delete_schedule(schedule_id: str, request: Request) -> ScheduleDeleted:
     client = dapr_client(request.app)
     await _load(client, schedule_id)
     await _remove(request, schedule_id)
-    return {"schedule_id": schedule_id, "status": "deleted"}
+    return ScheduleDeleted(schedule_id=schedule_id)
 
 
 async def _remove(request: Request, schedule_id: str) -> None:
@@ -214,7 +217,7 @@ def drainer(app: FastAPI) -> Drainer:
     return run
 
 
-@router.post("/internal/drains")
+@router.post(f"/{api.DRAINS}")
 async def drain_now(req: DrainRequest, request: Request) -> DrainReport:
     """Drain a topic now (what a ``drain`` schedule does at each fire); the report says how
     many runs were started and why the drain stopped."""

@@ -1,197 +1,29 @@
 """Schedules: what to start (an agent run or a workflow) and when (cron, interval, one-shot).
 
-No Dapr here. A schedule is validated once, turned into a Dapr job (the Jobs API keeps the
-timing in the scheduler control plane, so it survives restarts of every Agentia process),
-and at each fire the tick it belongs to gives a deterministic run id: a re-delivered fire
-of the same tick starts nothing new.
+No Dapr and no FastAPI here; the request and answer models, with the cron and time-zone
+checks, are the scheduler's contract (``agentia.contracts.scheduler``). A schedule is
+validated once, turned into a Dapr job (the Jobs API keeps the timing in the scheduler
+control plane, so it survives restarts of every Agentia process), and at each fire the tick
+it belongs to gives a deterministic run id: a re-delivered fire of the same tick starts
+nothing new.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from cronsim import CronSim
 
-from agentia import names
-
-DESCRIPTORS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-SECONDS_PART = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?$")
-ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-
-
-class ScheduleError(ValueError):
-    """A schedule is invalid; the message says which field and why."""
-
-
-def _seconds(field: str) -> list[int]:
-    """The seconds a six-field cron's first field allows (``*``, ``a-b``, ``*/n``, lists)."""
-    found: set[int] = set()
-    for part in field.split(","):
-        match = SECONDS_PART.match(part)
-        if not match:
-            raise ScheduleError(f"cron: bad seconds field '{field}'")
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            low, high = 0, 59
-        else:
-            low_text, _, high_text = base.partition("-")
-            low = int(low_text)
-            high = int(high_text) if high_text else (59 if step_text else low)
-        if not (0 <= low <= high <= 59) or not 1 <= step <= 59:
-            raise ScheduleError(f"cron: seconds out of range in '{field}'")
-        found.update(range(low, high + 1, step))
-    return sorted(found)
-
-
-def parse_cron(expr: str) -> tuple[list[int], str]:
-    """(allowed seconds, five-field expression) of a 5- or 6-field cron or a descriptor."""
-    text = " ".join(expr.split())
-    text = DESCRIPTORS.get(text.lower(), text)
-    fields = text.split(" ")
-    if len(fields) == 5:
-        seconds, five = [0], text
-    elif len(fields) == 6:
-        seconds, five = _seconds(fields[0]), " ".join(fields[1:])
-    else:
-        raise ScheduleError(
-            f"cron: '{expr}' has {len(fields)} fields; use 5 (min hour dom month dow), "
-            "6 (with seconds first) or @hourly/@daily/@weekly/@monthly/@yearly"
-        )
-    try:
-        CronSim(five, datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as exc:
-        raise ScheduleError(f"cron: '{expr}': {exc}") from None
-    return seconds, five
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"timezone: unknown time zone '{name}' (use an IANA name)") from None
-
-
-class RunTarget(BaseModel):
-    """Start a run of an agent (published on ``runs.requested``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["run"] = Field(default="run", description="An agent run.")
-    agent_id: str = Field(min_length=1, description="Agent definition name.")
-    input: Any = Field(default=None, description="The run's input.")
-    thread_id: str | None = Field(default=None, description="Thread to run on, if any.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Passed to the run.")
-    owner: str | None = Field(
-        default=None, description="API key whose token budget the runs count against."
-    )
-
-
-class WorkflowTarget(BaseModel):
-    """Start a workflow instance on agent-runner."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["workflow"] = Field(description="A workflow.")
-    workflow: str = Field(min_length=1, description="Registered workflow name, e.g. AgentLoop.")
-    input: dict[str, Any] = Field(description="The workflow's input.")
-
-
-class DrainRequest(BaseModel):
-    """How a drain takes a topic's backlog: in batches of ``batch_size`` runs, each batch
-    started and waited for before the next, until the queue is empty."""
-
-    model_config = ConfigDict(extra="forbid")
-    topic: str = Field(default=names.TOPIC_RUNS_BATCH, description="The topic to drain.")
-    batch_size: int = Field(default=20, ge=1, le=1000, description="Runs started at a time.")
-    batch_timeout_s: float = Field(
-        default=60.0, ge=1, le=100, description="Wait at most this long for a batch's runs."
-    )
-    idle_s: float = Field(
-        default=2.0, ge=0.1, le=60, description="The queue is empty when nothing arrives this long."
-    )
-    max_seconds: float = Field(
-        default=600.0, ge=1, le=3600, description="Stop after this long, whatever is left."
-    )
-
-    @field_validator("topic")
-    @classmethod
-    def _drainable(cls, value: str) -> str:
-        if value not in names.DRAINABLE_TOPICS:
-            raise ValueError(
-                f"'{value}' is not drained; one of: {', '.join(names.DRAINABLE_TOPICS)}"
-            )
-        return value
-
-
-class DrainTarget(DrainRequest):
-    """Drain a topic's backlog at each fire: start the runs waiting on it, batch by batch."""
-
-    kind: Literal["drain"] = Field(description="A drain of a pull-based topic.")
-
-
-# Not a tagged union: a run target may leave out "kind".
-Target = RunTarget | WorkflowTarget | DrainTarget
-
-
-class ScheduleRequest(BaseModel):
-    """A schedule to create: exactly one of ``cron``, ``interval_s`` and ``at``."""
-
-    model_config = ConfigDict(extra="forbid")
-    schedule_id: str | None = Field(
-        default=None, pattern=ID_PATTERN, description="Id (lowercase, digits, '-'); generated."
-    )
-    replace: bool = Field(
-        default=False,
-        description="Replace the schedule of this id once the new one is checked (else 409).",
-    )
-    cron: str | None = Field(default=None, description="Cron: 5 fields, or 6 with seconds first.")
-    interval_s: float | None = Field(default=None, ge=1, description="Fixed interval, seconds.")
-    at: datetime | None = Field(default=None, description="One shot at this time.")
-    timezone: str = Field(default="UTC", description="IANA time zone of cron and naive 'at'.")
-    target: Target = Field(description="What to start at each fire.")
-    end_at: datetime | None = Field(default=None, description="No fires after this time.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Kept with the schedule.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        zone(value)
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cron(value)
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScheduleRequest:
-        given = [k for k in ("cron", "interval_s", "at") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of cron, interval_s, at (got {given or 'none'})")
-        return self
-
-
-class Schedule(ScheduleRequest):
-    """A stored schedule (also the data of its Dapr job)."""
-
-    schedule_id: str = Field(pattern=ID_PATTERN, description="The schedule's id.")
-    created_at: datetime = Field(description="When it was created (UTC).")
-    anchor: datetime = Field(description="First fire of an interval schedule (UTC).")
+from agentia.contracts.scheduler import (
+    Schedule,
+    ScheduleError,
+    ScheduleRequest,
+    parse_cron,
+    zone,
+)
 
 
 def build(req: ScheduleRequest, now: datetime) -> Schedule:

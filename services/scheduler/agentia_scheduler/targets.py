@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 
 from agentia import names
+from agentia.contracts import InvokeError
 from agentia.contracts import gateway as gateway_api
 from agentia.contracts.gateway import ScheduledRun
+from agentia.contracts.scheduler import RunTarget, ScheduleError, WorkflowTarget
+from agentia.contracts.workflows import StartWorkflow, WorkflowsClient
 from agentia.dapr import DaprClient, DaprError
-from agentia_scheduler.schedules import RunTarget, ScheduleError, WorkflowTarget
 
 REFUSALS = frozenset({400, 404, 409, 422})
 
@@ -51,25 +53,43 @@ def run_body(target: RunTarget, run_id: str, meta: dict[str, Any]) -> dict[str, 
     return run.model_dump(mode="json")
 
 
+def workflows(client: DaprClient) -> WorkflowsClient:
+    """agent-runner's workflow API, through this service's sidecar."""
+    return WorkflowsClient(client.call)
+
+
 async def check(client: DaprClient, target: object) -> None:
     """Refuse (ScheduleError, naming the field) a target whose fires would all be refused;
     a service that cannot answer is a DaprError (try again later)."""
     if isinstance(target, RunTarget):
-        body = run_body(target, "schedule-check", {})
-        app, path, where = names.GATEWAY, gateway_api.RUNS_CHECK, "target"
+        await _check_run(client, target)
     elif isinstance(target, WorkflowTarget):
-        body = {"workflow": target.workflow, "input": target.input}
-        app, path, where = names.AGENT_RUNNER, "internal/workflows/check", "target"
-    else:
-        return
+        await _check_workflow(client, target)
+
+
+async def _check_run(client: DaprClient, target: RunTarget) -> None:
+    body = run_body(target, "schedule-check", {})
+    app = names.GATEWAY
     try:
-        resp = await client.invoke(app, path, json_body=body)
+        resp = await client.invoke(app, gateway_api.RUNS_CHECK, json_body=body)
     except httpx.HTTPError as exc:
         raise DaprError(503, f"{app} cannot check the target now: {type(exc).__name__}") from None
     if resp.status_code in REFUSALS:
-        raise ScheduleError(f"{where}: {_detail(resp)}")
+        raise ScheduleError(f"target: {_detail(resp)}")
     if resp.status_code >= 300:
         raise DaprError(503, f"{app} cannot check the target now ({resp.status_code})")
+
+
+async def _check_workflow(client: DaprClient, target: WorkflowTarget) -> None:
+    app = names.AGENT_RUNNER
+    try:
+        await workflows(client).check(StartWorkflow(workflow=target.workflow, input=target.input))
+    except httpx.HTTPError as exc:
+        raise DaprError(503, f"{app} cannot check the target now: {type(exc).__name__}") from None
+    except InvokeError as exc:
+        if exc.status in REFUSALS:
+            raise ScheduleError(f"target: {exc.reason}") from None
+        raise DaprError(503, f"{app} cannot check the target now ({exc.status})") from None
 
 
 async def start_run(client: DaprClient, target: RunTarget, rid: str, meta: dict[str, Any]) -> None:

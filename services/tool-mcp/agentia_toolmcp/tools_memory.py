@@ -3,15 +3,16 @@ service invocation via tool-mcp's own sidecar). No FastAPI here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from agentia.contracts import memory as memory_api
+from agentia.contracts.memory import MemoryKind as Kind
 from agentia_toolmcp.server import ToolServer
-from agentia_toolmcp.sidecar import Sidecar, call_service
+from agentia_toolmcp.sidecar import Sidecar, tool_call
 
-Kind = Literal["semantic", "episodic", "procedural"]
 Namespace = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@:-]+$")]],
     Field(min_length=1, max_length=10),
@@ -30,18 +31,21 @@ SAVE = ToolAnnotations(
 )
 
 
-def _brief(item: dict[str, Any]) -> dict[str, Any]:
-    value = item.get("value") or {}
+def _brief(item: memory_api.StoreItem) -> dict[str, Any]:
     out = {
-        "namespace": item.get("namespace"),
-        "key": item.get("key"),
-        "content": value.get("content"),
-        "kind": value.get("kind"),
-        "updated_at": item.get("updated_at"),
+        "namespace": item.namespace,
+        "key": item.key,
+        "content": item.value.get("content"),
+        "kind": item.value.get("kind"),
+        "updated_at": item.updated_at,
     }
-    if "score" in item:
-        out["score"] = item["score"]
+    if isinstance(item, memory_api.ScoredItem):
+        out["score"] = item.score
     return out
+
+
+def _memory(sidecar: Sidecar, app_id: str, what: str, timeout: float) -> memory_api.MemoryClient:
+    return memory_api.MemoryClient(tool_call(sidecar, what=what, timeout=timeout), app_id)
 
 
 def register(server: ToolServer, sidecar: Sidecar, memory_app_id: str) -> None:
@@ -55,16 +59,14 @@ def register(server: ToolServer, sidecar: Sidecar, memory_app_id: str) -> None:
     ) -> dict[str, Any]:
         """Search long-term memories by meaning. `namespace` is a prefix, e.g. ["memories",
         "alice"]; results are ranked by similarity to `query`."""
-        body = {"namespace_prefix": namespace, "query": query, "kind": kind, "limit": limit}
-        found = await call_service(
-            sidecar,
-            memory_app_id,
-            "internal/memories/search",
-            body,
-            what="memory_search",
-            timeout=server.timeout_for("memory_search"),
+        body = memory_api.SearchMemories(
+            namespace_prefix=namespace, query=query, kind=kind, limit=limit
         )
-        return {"memories": [_brief(m) for m in (found or {}).get("memories", [])]}
+        memory = _memory(
+            sidecar, memory_app_id, "memory_search", server.timeout_for("memory_search")
+        )
+        found = await memory.search_memories(body)
+        return {"memories": [_brief(m) for m in found.memories]}
 
     async def memory_save(
         content: Annotated[str, Field(min_length=1, max_length=2000)],
@@ -75,22 +77,12 @@ def register(server: ToolServer, sidecar: Sidecar, memory_app_id: str) -> None:
     ) -> dict[str, Any]:
         """Save a fact worth remembering. A similar memory in the same namespace is updated
         instead of duplicated; `slot` names a single-valued fact (e.g. "home_city")."""
-        body = {
-            "namespace": namespace,
-            "content": content,
-            "kind": kind,
-            "slot": slot,
-            "metadata": metadata or {},
-        }
-        saved = await call_service(
-            sidecar,
-            memory_app_id,
-            "internal/memories",
-            body,
-            what="memory_save",
-            timeout=server.timeout_for("memory_save"),
+        body = memory_api.SaveMemory(
+            namespace=namespace, content=content, kind=kind, slot=slot, metadata=metadata or {}
         )
-        return {"key": saved["key"], "created": saved["created"], **_brief(saved["item"])}
+        memory = _memory(sidecar, memory_app_id, "memory_save", server.timeout_for("memory_save"))
+        saved = await memory.save_memory(body)
+        return {"key": saved.key, "created": saved.created, **_brief(saved.item)}
 
     server.add_tool(memory_search, annotations=SEARCH)
     server.add_tool(memory_save, annotations=SAVE)

@@ -8,10 +8,19 @@ errors), so each service keeps its own error policy while the shapes are shared.
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from datetime import datetime
+from typing import Annotated, Any, Final, Protocol
+
+from pydantic import PlainSerializer
 
 # A run's or thread's id, as clients of the Agent Protocol send them and every service takes.
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+# A time its service writes with ``datetime.isoformat()`` ("+00:00", not pydantic's "Z"):
+# read as a datetime, written back in JSON exactly as it came.
+IsoTime = Annotated[
+    datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")
+]
 
 
 class InvokeError(RuntimeError):
