@@ -194,7 +194,8 @@ def test_a_thread_whose_run_ended_reads_idle_before_its_lane_is_handed_over(
     run_status: str, queue: list[str], seen: dict[str, Any]
 ) -> None:
     lane = {"active": "r1", "queue": queue, "last_status": None}
-    store = BulkOnly({lane_key("t1"): lane, run_key("r1"): {**BASE, "status": run_status}})
+    record = {**BASE, "status": run_status, "created_at": "t0", "updated_at": "t0"}
+    store = BulkOnly({lane_key("t1"): lane, run_key("r1"): record})
     lanes = asyncio.run(RunStore(store, 60).lanes_as_seen(["t1", "t2"]))  # type: ignore[arg-type]
     assert lanes == {"t1": seen, "t2": {"active": None, "queue": [], "last_status": None}}
 

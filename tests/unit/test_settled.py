@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from agentia_gateway.run_flow import Settled
+from agentia_gateway.run_record import RunRecord
+
+
+def run(run_id: str, status: str = "success") -> RunRecord:
+    return RunRecord(run_id=run_id, agent_id="a", status=status, created_at="t0", updated_at="t0")
 
 
 def test_a_settled_run_is_answered_with_a_copy_of_its_record() -> None:
     settled = Settled()
-    settled.put("r1", {"run_id": "r1", "status": "success"})
+    settled.put("r1", run("r1"))
     got = settled.get("r1")
-    assert "r1" in settled and got == {"run_id": "r1", "status": "success"}
+    assert "r1" in settled and got == run("r1")
     assert got is not None
-    got["status"] = "changed"  # a caller's change does not reach the remembered record
-    assert settled.get("r1") == {"run_id": "r1", "status": "success"}
+    got.metadata["changed"] = True  # a caller's change does not reach the remembered record
+    assert settled.get("r1") == run("r1")
 
 
 def test_a_run_settled_to_nothing_is_remembered_as_such() -> None:
@@ -23,9 +28,9 @@ def test_a_run_settled_to_nothing_is_remembered_as_such() -> None:
 
 def test_the_oldest_are_forgotten_past_the_bound() -> None:
     settled = Settled(size=2)
-    for run in ("a", "b", "c"):
-        settled.put(run, {"run_id": run})
+    for run_id in ("a", "b", "c"):
+        settled.put(run_id, run(run_id))
     assert "a" not in settled and "b" in settled and "c" in settled
-    settled.put("b", {"run_id": "b"})  # put again: the newest
-    settled.put("d", {"run_id": "d"})
+    settled.put("b", run("b"))  # put again: the newest
+    settled.put("d", run("d"))
     assert "c" not in settled and "b" in settled

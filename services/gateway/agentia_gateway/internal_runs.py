@@ -15,7 +15,6 @@ from fastapi import APIRouter, HTTPException, Response
 from agentia.contracts import gateway as gateway_api
 from agentia.contracts.gateway import ScheduledRun
 from agentia_gateway.deps import Auth, Flow
-from agentia_gateway.run_flow import public_run
 from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Authenticator, Principal
 
@@ -47,11 +46,11 @@ def _owner(run: ScheduledRun, auth: Authenticator) -> Principal | None:
 async def create_scheduled(run: ScheduledRun, flow: Flow, auth: Auth) -> dict[str, Any]:
     existing = await flow.store.get(run.run_id)
     if existing is not None:
-        return dict(public_run(existing))  # the same tick fired again
+        return existing.public()  # the same tick fired again
     record = await flow.create(_body(run), run.thread_id, _owner(run, auth), run_id=run.run_id)
-    if record["admitted"]:
+    if record.admitted:
         await flow.start(record)
-    return dict(public_run(record))
+    return record.public()
 
 
 @router.post(f"/{gateway_api.RUNS_CHECK}", status_code=204, response_class=Response)

@@ -29,9 +29,10 @@ from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
-from agentia.events import FINAL, Kind, Status
+from agentia.events import Kind, Status
 from agentia_gateway.errors import GatewayError
 from agentia_gateway.run_flow import PUBLISH_TIMEOUT_S, RunFlow
+from agentia_gateway.run_record import RunRecord
 from agentia_gateway.run_store import GRACE_S, shard_of
 from agentia_gateway.upstream import call
 
@@ -76,7 +77,7 @@ class Reconciler:
         }
         if not due:
             return {}
-        records = {r["run_id"]: r for r in await self.flow.store.get_many(list(due))}
+        records = {r.run_id: r for r in await self.flow.store.get_many(list(due))}
         changes: dict[int, dict[str, dict[str, Any] | None]] = {}
         done: dict[str, int] = {}
         looking = asyncio.Semaphore(LOOKS_AT_ONCE)
@@ -84,7 +85,7 @@ class Reconciler:
 
         async def look(run_id: str, entry: dict[str, Any]) -> None:
             record = records.get(run_id)
-            if record is None or record.get("status") in FINAL:
+            if record is None or record.final:
                 changes.setdefault(shard_of(run_id), {})[run_id] = None
                 return
             async with looking:
@@ -113,9 +114,9 @@ class Reconciler:
             log.info("reconciled", extra={"done": done})
         return done
 
-    async def _look(self, record: dict[str, Any], now: float) -> str:
-        run_id, thread_id = record["run_id"], record.get("thread_id")
-        if record.get("queued") and record["status"] == Status.PENDING:
+    async def _look(self, record: RunRecord, now: float) -> str:
+        run_id, thread_id = record.run_id, record.thread_id
+        if record.queued and record.status == Status.PENDING:
             return "queued"  # over budget, on runs.batch: a drain starts it
         if thread_id:
             lane = await self.flow.store.lane(thread_id)
@@ -145,7 +146,7 @@ class Reconciler:
             raise
         return "republished"
 
-    async def _settle_from(self, record: dict[str, Any], ledger: LedgerRecord) -> None:
+    async def _settle_from(self, record: RunRecord, ledger: LedgerRecord) -> None:
         """The ledger says the run ended: do what its final event would have done."""
         final = ledger.final_event
         keys = {"output", "error", "last_agent", "usage", "models", "owner"}
@@ -156,8 +157,8 @@ class Reconciler:
             "status": ledger.status,
             "data": data,
         }
-        await self.flow.settle(record["run_id"], ledger.status, data)
-        await self.flow.store.append_log(record["run_id"], event, final=True)
+        await self.flow.settle(record.run_id, ledger.status, data)
+        await self.flow.store.append_log(record.run_id, event, final=True)
 
     async def _unwedge(self, thread_id: str, lane: dict[str, Any]) -> str:
         """A queued run waits behind the lane's active run: if that one is final (its
@@ -169,7 +170,7 @@ class Reconciler:
         if current is None:  # deleted: the next run's turn (published at its own look)
             await self.flow.store.release(thread_id, active, Status.INTERRUPTED)
             return "lanes"
-        if current.get("status") in FINAL:
-            await self.flow.settle(active, current["status"], current)
+        if current.final:
+            await self.flow.settle(active, current.status, current.as_json())
             return "lanes"
         return "waiting"

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from agentia.events import FINAL, Kind, RunEvent, Status
 from agentia.service import event_data
 from agentia_gateway.deps import Flow
+from agentia_gateway.run_record import RunRecord
 from agentia_gateway.run_store import Contended, now
 from agentia_gateway.streaming import FINAL_KINDS
 
@@ -28,11 +29,11 @@ def log_entry(event: RunEvent) -> dict[str, Any]:
     return {"seq": event.seq, "kind": event.kind, "status": event.status, "data": event.data}
 
 
-def started(current: dict[str, Any] | None) -> dict[str, Any] | None:
+def started(current: RunRecord | None) -> RunRecord | None:
     """A pending run becomes running; anything else is left as it is."""
-    if current is None or current["status"] != Status.PENDING:
+    if current is None or current.status != Status.PENDING:
         return None
-    return {**current, "status": Status.RUNNING, "updated_at": now()}
+    return current.model_copy(update={"status": Status.RUNNING, "updated_at": now()})
 
 
 @router.post("/events/runs-events", include_in_schema=False)

@@ -17,7 +17,6 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from agentia.contracts import memory as memory_api
 from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
-from agentia.events import FINAL, RunRequested, Status
+from agentia.events import RunRequested, Status
 from agentia.service import dapr_client
 from agentia.telemetry import tag_current_span
 from agentia_gateway import metrics
@@ -37,7 +36,8 @@ from agentia_gateway.catalog import Catalog
 from agentia_gateway.errors import GatewayError, Invalid, NotFound, OverLimit, ThreadBusy
 from agentia_gateway.log_signals import LogSignals
 from agentia_gateway.messages import BadInput, input_messages, run_input, to_messages
-from agentia_gateway.run_store import Busy, RunStore, now
+from agentia_gateway.run_record import RunKwargs, RunRecord
+from agentia_gateway.run_store import Busy, RecordChange, RunStore, now
 from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
@@ -50,19 +50,6 @@ PUBLISH_TIMEOUT_S = 10.0  # a publish slower than this is left to the reconciler
 SETTLED_KEPT = 4096  # runs a replica remembers having settled
 
 
-def public_run(record: dict[str, Any]) -> dict[str, Any]:
-    """A run record as the Agent Protocol's Run."""
-    fields = ("run_id", "thread_id", "created_at", "updated_at", "status", "metadata", "kwargs")
-    run = {k: record.get(k) for k in fields}
-    run.update(
-        agent_id=record["agent_id"],
-        assistant_id=record["agent_id"],
-        multitask_strategy=record.get("multitask_strategy", "reject"),
-        error=record.get("error"),
-    )
-    return run
-
-
 class Settled:
     """Runs this replica has settled, with the record settling left. A create-and-wait run
     is settled twice here, by agent-runner's answer and by its final event, and a final
@@ -71,25 +58,20 @@ class Settled:
 
     def __init__(self, size: int = SETTLED_KEPT) -> None:
         self.size = size
-        self._runs: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._runs: OrderedDict[str, RunRecord | None] = OrderedDict()
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self._runs
 
-    def get(self, run_id: str) -> dict[str, Any] | None:
+    def get(self, run_id: str) -> RunRecord | None:
         record = self._runs[run_id]
-        return None if record is None else dict(record)
+        return None if record is None else record.model_copy(deep=True)
 
-    def put(self, run_id: str, record: dict[str, Any] | None) -> None:
-        self._runs[run_id] = None if record is None else dict(record)
+    def put(self, run_id: str, record: RunRecord | None) -> None:
+        self._runs[run_id] = None if record is None else record.model_copy(deep=True)
         self._runs.move_to_end(run_id)
         while len(self._runs) > self.size:
             self._runs.popitem(last=False)
-
-
-def _with_count(count: int) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
-    """A change that records how many items the thread had when the run started."""
-    return lambda cur: {**cur, "item_count_before": count} if cur else None
 
 
 class RunFlow:
@@ -107,7 +89,7 @@ class RunFlow:
         self._publishing: set[asyncio.Task[bool]] = set()  # publishes that outlive a request
         self.signals = LogSignals()  # wakes this replica's streams (run_events.py appends)
         self.settled = Settled()
-        self._settling: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
+        self._settling: dict[str, asyncio.Task[RunRecord | None]] = {}
 
     async def agents(self) -> dict[str, str]:
         """The agents the mesh can run, with the model each one's definition names."""
@@ -151,7 +133,7 @@ class RunFlow:
         over_budget: str | None = None,
         may_queue: bool = False,
         run_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunRecord:
         """Validate and record a run, and admit it to its thread's lane (not started yet).
         ``owner`` is the key (tenant) whose budget the run's model usage counts against; a run
         whose agent's model is at the key's limit for that model is refused (429), or, when
@@ -171,27 +153,23 @@ class RunFlow:
             create = memory_api.ThreadCreate(thread_id=thread_id)
             thread = (await self.memory.create_thread(create)).model_dump()
         stamp = now()
-        record: dict[str, Any] = {
-            "run_id": run_id or str(uuid.uuid4()),
-            "thread_id": thread_id,
-            "agent_id": agent,
-            "status": Status.PENDING,
-            "created_at": stamp,
-            "updated_at": stamp,
-            "metadata": body.metadata,
-            "kwargs": {
-                "input": value,
-                "stream_mode": body.modes,
-                "config": body.config,
-                "context": body.context,
-            },
-            "multitask_strategy": body.multitask_strategy,
-            "on_disconnect": body.on_disconnect,
-            "item_count_before": int(thread["item_count"]) if thread else 0,
-            "owner": owner.id if owner is not None else None,
-        }
-        if over_budget is not None:
-            record["queued"] = over_budget
+        record = RunRecord(
+            run_id=run_id or str(uuid.uuid4()),
+            thread_id=thread_id,
+            agent_id=agent,
+            status=Status.PENDING,
+            created_at=stamp,
+            updated_at=stamp,
+            metadata=body.metadata,
+            asked=RunKwargs(
+                input=value, stream_mode=body.modes, config=body.config, context=body.context
+            ),
+            multitask_strategy=body.multitask_strategy,
+            on_disconnect=body.on_disconnect,
+            item_count_before=int(thread["item_count"]) if thread else 0,
+            owner=owner.id if owner is not None else None,
+            queued=over_budget,
+        )
         strategy = body.multitask_strategy
         try:
             decision, active = await self.store.create(record, strategy)
@@ -200,27 +178,27 @@ class RunFlow:
                 f"thread '{thread_id}' is busy with run {busy.active}; pass multitask_strategy "
                 "enqueue, interrupt or rollback to run after it",
             ) from None
-        tag_current_span(run_id=record["run_id"], thread_id=thread_id)
-        self.faults.hit(faults.GATEWAY_AFTER_RECORD, record["run_id"], thread_id)
-        record["admitted"] = decision == "start"
+        tag_current_span(run_id=record.run_id, thread_id=thread_id)
+        self.faults.hit(faults.GATEWAY_AFTER_RECORD, record.run_id, thread_id)
+        record.admitted = decision == "start"
         if active is not None and strategy in ("interrupt", "rollback"):
             await self.cancel(active, rollback=strategy == "rollback")
         return record
 
-    def _request(self, record: dict[str, Any]) -> RunRequested:
+    def _request(self, record: RunRecord) -> RunRequested:
         return RunRequested(
-            run_id=record["run_id"],
-            thread_id=record["thread_id"],
-            agent_id=record["agent_id"],
-            input=record["kwargs"]["input"],
-            metadata=record.get("metadata") or {},
-            owner=record.get("owner"),
+            run_id=record.run_id,
+            thread_id=record.thread_id,
+            agent_id=record.agent_id,
+            input=record.asked.input,
+            metadata=record.metadata,
+            owner=record.owner,
         )
 
-    async def publish(self, record: dict[str, Any]) -> None:
+    async def publish(self, record: RunRecord) -> None:
         await self.client.publish(names.TOPIC_RUNS_REQUESTED, self._request(record))
 
-    async def start(self, record: dict[str, Any]) -> None:
+    async def start(self, record: RunRecord) -> None:
         """Publish an admitted run's request, waiting for the broker's confirm at most
         ``INLINE_PUBLISH_S``: a broker that is slower, or away, is not a refusal (the run is
         recorded and in the in-flight index). The publish goes on in the background, and
@@ -233,9 +211,9 @@ class RunFlow:
         except TimeoutError:
             return
         if task.result():
-            self.faults.hit(faults.GATEWAY_AFTER_PUBLISH, record["run_id"], record.get("thread_id"))
+            self.faults.hit(faults.GATEWAY_AFTER_PUBLISH, record.run_id, record.thread_id)
 
-    async def _publish_quietly(self, record: dict[str, Any]) -> bool:
+    async def _publish_quietly(self, record: RunRecord) -> bool:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self.publish(record)
@@ -243,22 +221,22 @@ class RunFlow:
         except (DaprError, httpx.HTTPError, TimeoutError) as exc:
             log.warning(
                 "run request not published now; the reconciler will",
-                extra={"run_id": record["run_id"], "why": str(exc) or type(exc).__name__},
+                extra={"run_id": record.run_id, "why": str(exc) or type(exc).__name__},
             )
             return False
 
-    async def enqueue(self, record: dict[str, Any]) -> None:
+    async def enqueue(self, record: RunRecord) -> None:
         """Queue a run over its key's budget on the broker (``runs.batch``): a drain starts it
         once the key's budget allows (it asks the gateway first, as crons do)."""
         metrics.QUEUED.inc()
         await self.client.publish(names.TOPIC_RUNS_BATCH, self._request(record))
 
-    async def run_and_wait(self, record: dict[str, Any]) -> dict[str, Any]:
+    async def run_and_wait(self, record: RunRecord) -> RunRecord:
         """Create-and-wait: invoke agent-runner when the run holds its lane (else wait for
         its turn). With agent-runner unreachable, or killed mid-run, the run goes through the
         broker instead and this waits for its final event."""
-        if not record.get("admitted"):
-            return await self.wait_final(record["run_id"])
+        if not record.admitted:
+            return await self.wait_final(record.run_id)
         try:
             result = await call(
                 self.client,
@@ -271,20 +249,20 @@ class RunFlow:
             if exc.status_code != 503:
                 raise
             await self.start(record)
-            return await self.wait_final(record["run_id"])
+            return await self.wait_final(record.run_id)
         except httpx.HTTPError:
             await self.start(record)
-            return await self.wait_final(record["run_id"])
+            return await self.wait_final(record.run_id)
         answer = LedgerRecord.model_validate(result)
         if answer.final:
-            settled = await self.settle(record["run_id"], answer.status, answer.as_json())
-            if settled is not None and settled["status"] in FINAL:
+            settled = await self.settle(record.run_id, answer.status, answer.as_json())
+            if settled is not None and settled.final:
                 return settled  # no read back: settling returned the record it wrote
         else:  # its attempt stopped (a dependency away): the broker's retries finish it
             await self.start(record)
-        return await self.wait_final(record["run_id"])
+        return await self.wait_final(record.run_id)
 
-    async def wait_final(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+    async def wait_final(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """The run's record once it is final (or as it is when ``timeout`` runs out)."""
         deadline = time.monotonic() + (timeout or self.settings.run_wait_timeout_s)
         pause = 0.02
@@ -292,16 +270,14 @@ class RunFlow:
             record = await self.store.get(run_id)
             if record is None:
                 raise NotFound(f"no run '{run_id}'")
-            if record["status"] in FINAL or time.monotonic() > deadline:
-                return dict(record)
+            if record.final or time.monotonic() > deadline:
+                return record
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.5)
 
     # -- settling ----------------------------------------------------------------------------
 
-    async def settle(
-        self, run_id: str, status: str, result: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    async def settle(self, run_id: str, status: Status, result: dict[str, Any]) -> RunRecord | None:
         """The run ended: record it, undo it if it was rolled back, start the next one.
         Returns the run's record (None: a rolled-back run, deleted, or one never recorded)."""
         if run_id in self.settled:
@@ -314,43 +290,44 @@ class RunFlow:
             self._settling[run_id] = task
             task.add_done_callback(lambda done: self._settled(run_id, done))
         record = await asyncio.shield(task)
-        return None if record is None else dict(record)
+        return None if record is None else record.model_copy(deep=True)
 
-    def _settled(self, run_id: str, task: asyncio.Task[dict[str, Any] | None]) -> None:
+    def _settled(self, run_id: str, task: asyncio.Task[RunRecord | None]) -> None:
         del self._settling[run_id]
         if not task.cancelled() and task.exception() is None:
             self.settled.put(run_id, task.result())  # only once every step has been done
 
     async def _settle(
-        self, run_id: str, status: str, result: dict[str, Any]
-    ) -> dict[str, Any] | None:
+        self, run_id: str, status: Status, result: dict[str, Any]
+    ) -> RunRecord | None:
         flipped: list[bool] = []
 
-        def finish(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-            if cur is None or cur["status"] in FINAL:
+        def finish(cur: RunRecord | None) -> RunRecord | None:
+            if cur is None or cur.final:
                 return None
             flipped.append(True)
-            return {
-                **cur,
-                "status": status,
-                "output": result.get("output"),
-                "error": result.get("error"),
-                "usage": result.get("usage"),
-                "updated_at": now(),
-            }
+            return cur.model_copy(
+                update={
+                    "status": status,
+                    "output": result.get("output"),
+                    "error": result.get("error"),
+                    "usage": result.get("usage"),
+                    "updated_at": now(),
+                }
+            )
 
-        record: dict[str, Any] | None = await self.store.update(run_id, finish)
+        record = await self.store.update(run_id, finish)
         # Counted once per run (a marker); the event names the owner of runs started elsewhere.
-        owner = record.get("owner") if record is not None else result.get("owner")
+        owner = record.owner if record is not None else result.get("owner")
         if owner and result.get("usage"):
             await self.budgets.count(
                 str(owner), run_id, result["usage"], result.get("models"), first=bool(flipped)
             )
-        if record is None or record.get("thread_id") is None:
+        if record is None or record.thread_id is None:
             return record
-        thread_id = record["thread_id"]
-        if flipped and record.get("rollback"):
-            keep = memory_api.Truncate(count=int(record.get("item_count_before", 0)))
+        thread_id = record.thread_id
+        if flipped and record.rollback:
+            keep = memory_api.Truncate(count=record.item_count_before)
             await self.memory.truncate(thread_id, keep)
             await self.store.index_remove(thread_id, run_id)
             await self.store.delete(run_id)
@@ -358,7 +335,7 @@ class RunFlow:
         nxt = await self.store.release(thread_id, run_id, status)
         while nxt is not None:
             queued = await self.store.get(nxt)
-            if queued is not None and queued["status"] not in FINAL:
+            if queued is not None and not queued.final:
                 thread = await self.thread(thread_id)
                 count = int(thread["item_count"]) if thread else 0
                 await self.store.update(nxt, _with_count_before(count))
@@ -369,15 +346,17 @@ class RunFlow:
             nxt = await self.store.release(thread_id, nxt, Status.INTERRUPTED)
         return record
 
-    async def cancel(self, run_id: str, rollback: bool = False) -> dict[str, Any]:
+    async def cancel(self, run_id: str, rollback: bool = False) -> RunRecord:
         record = await self.store.get(run_id)
         if record is None:
             raise NotFound(f"no run '{run_id}'")
-        if record["status"] in FINAL:
-            return dict(record)
+        if record.final:
+            return record
         if rollback:
-            await self.store.update(run_id, lambda cur: {**cur, "rollback": True} if cur else None)
-        thread_id = record.get("thread_id")
+            await self.store.update(
+                run_id, lambda cur: cur.model_copy(update={"rollback": True}) if cur else None
+            )
+        thread_id = record.thread_id
         if thread_id is not None:
             lane = await self.store.lane(thread_id)
             if run_id in lane.get("queue", []):  # never started: settle it here
@@ -385,14 +364,14 @@ class RunFlow:
                 await self.settle(
                     run_id, Status.INTERRUPTED, {"error": "cancelled before it started"}
                 )
-                return dict(await self.store.get(run_id) or record)
+                return await self.store.get(run_id) or record
         await call(self.client, names.AGENT_RUNNER, runner_api.cancel_path(run_id))
-        if record.get("queued") and record["status"] == Status.PENDING:
+        if record.queued and record.status == Status.PENDING:
             # Queued over budget, not started: it ends now; the drain that starts it later
             # finds it cancelled (agent-runner checks a drained run before it runs).
             await self.settle(run_id, Status.INTERRUPTED, {"error": "cancelled before it started"})
-            return dict(await self.store.get(run_id) or record)
-        return dict(record)
+            return await self.store.get(run_id) or record
+        return record
 
     # -- what a run produced ---------------------------------------------------------------------
 
@@ -405,23 +384,23 @@ class RunFlow:
         items = await self.thread_items(thread_id)
         return list(to_messages(items[:upto] if upto is not None else items))
 
-    async def values(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+    async def values(self, record: RunRecord) -> list[dict[str, Any]]:
         """The messages after the run: the thread's, or (stateless) input plus output."""
-        thread_id = record.get("thread_id")
-        if thread_id and not record.get("rollback") and await self.thread(thread_id) is not None:
+        thread_id = record.thread_id
+        if thread_id and not record.rollback and await self.thread(thread_id) is not None:
             return list(await self.thread_messages(thread_id))
-        msgs: list[dict[str, Any]] = input_messages(record["kwargs"]["input"])
-        if record.get("output") is not None:
-            out = record["output"]
+        msgs: list[dict[str, Any]] = input_messages(record.asked.input)
+        if record.output is not None:
+            out = record.output
             text = out if isinstance(out, str) else str(out)
-            msgs.append({"role": "assistant", "content": text, "id": f"{record['run_id']}-out"})
+            msgs.append({"role": "assistant", "content": text, "id": f"{record.run_id}-out"})
         return msgs
 
 
-def _with_count_before(count: int) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+def _with_count_before(count: int) -> RecordChange:
     """An update that records the thread's item count before the run starts."""
 
-    def change(cur: dict[str, Any] | None) -> dict[str, Any] | None:
-        return {**cur, "item_count_before": count} if cur else None
+    def change(cur: RunRecord | None) -> RunRecord | None:
+        return cur.model_copy(update={"item_count_before": count}) if cur else None
 
     return change

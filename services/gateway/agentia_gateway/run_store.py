@@ -22,7 +22,9 @@ from typing import Any
 
 from agentia import names
 from agentia.dapr import DaprClient, ETagMismatch
-from agentia.events import FINAL
+from agentia_gateway.run_record import RunRecord
+
+RecordChange = Callable[[RunRecord | None], RunRecord | None]
 
 ATTEMPTS = 25
 LOG_WINDOW = 32  # a run's log is read this many events a call
@@ -97,19 +99,27 @@ class RunStore:
     def __init__(self, client: DaprClient, log_ttl_s: int) -> None:
         self.client, self.log_ttl_s = client, log_ttl_s
 
-    async def get(self, run_id: str) -> dict[str, Any] | None:
+    async def get(self, run_id: str) -> RunRecord | None:
         item = await self.client.get_state(names.STATE_STORE, run_key(run_id))
-        return dict(item.value) if item else None
+        return RunRecord.model_validate(item.value) if item else None
 
-    async def get_many(self, run_ids: list[str]) -> list[dict[str, Any]]:
+    async def get_many(self, run_ids: list[str]) -> list[RunRecord]:
         found = await self.client.get_bulk_state(names.STATE_STORE, [run_key(r) for r in run_ids])
-        return [dict(found[run_key(r)].value) for r in run_ids if run_key(r) in found]
+        return [
+            RunRecord.model_validate(found[run_key(r)].value)
+            for r in run_ids
+            if run_key(r) in found
+        ]
 
-    async def update(
-        self, run_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
-    ) -> dict[str, Any] | None:
+    async def update(self, run_id: str, change: RecordChange) -> RunRecord | None:
         """Apply ``change`` (None: leave as is) with compare-and-set; the record after."""
-        return await self._cas(names.STATE_STORE, run_key(run_id), change)
+
+        def stored(cur: dict[str, Any] | None) -> dict[str, Any] | None:
+            after = change(RunRecord.model_validate(cur) if cur else None)
+            return None if after is None else after.as_json()
+
+        found = await self._cas(names.STATE_STORE, run_key(run_id), stored)
+        return None if found is None else RunRecord.model_validate(found)
 
     async def delete(self, run_id: str) -> None:
         await self.client.delete_state(names.STATE_STORE, run_key(run_id))
@@ -185,21 +195,21 @@ class RunStore:
             for lane in lanes.values()
             if lane.get("active") and not lane.get("queue")
         ]
-        records = {r["run_id"]: r for r in await self.get_many(ending)} if ending else {}
+        records = {r.run_id: r for r in await self.get_many(ending)} if ending else {}
         for thread_id, lane in lanes.items():
             record = records.get(lane.get("active") or "")
-            if record is not None and record["status"] in FINAL:
-                lanes[thread_id] = {**empty_lane(), "last_status": record["status"]}
+            if record is not None and record.final:
+                lanes[thread_id] = {**empty_lane(), "last_status": record.status}
         return lanes
 
-    async def create(self, record: dict[str, Any], strategy: str) -> tuple[str, str | None]:
+    async def create(self, record: RunRecord, strategy: str) -> tuple[str, str | None]:
         """Record a new run in one transaction with everything that must come with it: its
         entry in the in-flight index and, on a thread, in the thread's run index and lane
         (its active run, or the queue behind it per ``strategy``). All or nothing: a crash
         leaves no run that the reconciler cannot see.
 
         Returns ("start", None) or ("queued", the active run's id); raises Busy for reject."""
-        run_id, thread_id = record["run_id"], record.get("thread_id")
+        run_id, thread_id = record.run_id, record.thread_id
         shard = inflight_key(shard_of(run_id))
         keys = [shard] + ([index_key(thread_id), lane_key(thread_id)] if thread_id else [])
         finished: set[str] = set()
@@ -207,7 +217,7 @@ class RunStore:
             found = await self.client.get_bulk_state(names.STATE_STORE, keys)
             ops = [
                 _op(shard, found, _with_entry(_value(found, shard), run_id, time.time() + GRACE_S)),
-                {"key": run_key(run_id), "value": record, "first_write": True},
+                {"key": run_key(run_id), "value": record.as_json(), "first_write": True},
             ]
             decision, active = "start", None
             if thread_id:
@@ -216,7 +226,7 @@ class RunStore:
                 if active not in (None, run_id) and active not in finished:
                     # A lane can outlive its active run's release (a crash in between).
                     active_run = await self.get(active)
-                    if active_run is None or active_run.get("status") in FINAL:
+                    if active_run is None or active_run.final:
                         finished.add(active)
                 decision, admitted = _admit(lane, run_id, strategy, finished)
                 ops.append(_op(keys[1], found, _with_run(_value(found, keys[1]), run_id)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -14,11 +15,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentia.dapr import DaprError
-from agentia.events import FINAL, Status
+from agentia.events import Status
 from agentia_gateway.budgets import QUEUE_PREFERENCE, prefers_queue
 from agentia_gateway.deps import Admission, Flow, Owner, get_flow
 from agentia_gateway.messages import input_messages
-from agentia_gateway.run_flow import RunFlow, public_run
+from agentia_gateway.run_flow import RunFlow
+from agentia_gateway.run_record import RunRecord
 from agentia_gateway.schemas import ERRORS, ID_PATTERN, Run, RunCreate, RunWaitResponse
 from agentia_gateway.streaming import FINAL_KINDS, InOrder, StreamState, sse
 
@@ -50,21 +52,46 @@ STORE_AWAY_S = 60.0  # how long a stream waits out its stores or sidecar before 
 KEEPALIVE_S = 10.0
 
 
-async def _owned(request: Request, run_id: str, thread_id: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Streamed:
+    """What a stream of a run's events needs to know of the run."""
+
+    run_id: str
+    modes: list[str]
+    thread_id: str | None = None
+    item_count_before: int = 0  # the thread's items the run found ("values" mode's base)
+    input: Any = None
+    cancel_on_disconnect: bool = False
+
+    @classmethod
+    def of(cls, record: RunRecord, *, joined: bool = False) -> Streamed:
+        """A run's stream; a joined one (a client following a run it did not start) never
+        cancels the run when the client goes away."""
+        return cls(
+            run_id=record.run_id,
+            modes=record.asked.stream_mode or ["values"],
+            thread_id=record.thread_id,
+            item_count_before=record.item_count_before,
+            input=record.asked.input,
+            cancel_on_disconnect=not joined and record.on_disconnect == "cancel",
+        )
+
+
+async def _owned(request: Request, run_id: str, thread_id: str | None) -> RunRecord:
     record = await get_flow(request).store.get(run_id)
-    if record is None or (thread_id is not None and record.get("thread_id") != thread_id):
+    if record is None or (thread_id is not None and record.thread_id != thread_id):
         where = f" on thread '{thread_id}'" if thread_id else ""
         raise HTTPException(404, f"no run '{run_id}'{where}")
-    return dict(record)
+    return record
 
 
-async def _wait_response(flow: RunFlow, record: dict[str, Any]) -> RunWaitResponse:
+async def _wait_response(flow: RunFlow, record: RunRecord) -> RunWaitResponse:
     messages = await flow.values(record)
     return RunWaitResponse(
-        run=Run.model_validate(public_run(record)),
+        run=Run.model_validate(record.public()),
         values={"messages": messages},
         messages=messages,
-        output=record.get("output"),
+        output=record.output,
     )
 
 
@@ -78,7 +105,7 @@ def parse_last_id(raw: str | None) -> int:
 
 async def run_frames(
     request: Request,
-    record: dict[str, Any],
+    run: Streamed,
     after: int,
     fresh: bool,
     unrecorded_wait_s: float = 0.0,
@@ -87,18 +114,18 @@ async def run_frames(
     A run with no record (a workflow's streamed message) is waited for up to
     ``unrecorded_wait_s`` before its first event."""
     flow = get_flow(request)
-    run_id, modes = record["run_id"], record["kwargs"].get("stream_mode") or ["values"]
+    run_id, modes = run.run_id, run.modes
     base: list[dict[str, Any]] = []
     if "values" in modes:
         # The thread as the run found it, then the run's own input (as /runs/wait and the
         # thread's state show it once the run has written it).
-        if record.get("thread_id"):
-            count = int(record["item_count_before"])
-            base = await flow.thread_messages(record["thread_id"], count)
-        base += input_messages(record["kwargs"]["input"])
+        if run.thread_id:
+            base = await flow.thread_messages(run.thread_id, run.item_count_before)
+        if run.input is not None:
+            base += input_messages(run.input)
     state = StreamState(run_id, modes, base)
     if fresh:
-        yield sse("metadata", {"run_id": run_id, "thread_id": record.get("thread_id")})
+        yield sse("metadata", {"run_id": run_id, "thread_id": run.thread_id})
     order, last_io, away_since = InOrder(GAP_GRACE_S), time.monotonic(), 0.0
     pause = flow.settings.stream_poll_s
     finished = False
@@ -136,7 +163,7 @@ async def run_frames(
                 if order.sent < 0 and not events:  # nothing yet: is there a run, is its log gone?
                     if current is None and time.monotonic() < patience:
                         pass  # not started yet: its first event is on its way
-                    elif current is None or current["status"] in FINAL:
+                    elif current is None or current.final:
                         break  # settled with no log left (expired): nothing more will come
                 if time.monotonic() - last_io > KEEPALIVE_S:
                     yield ": keepalive\n\n"
@@ -144,7 +171,7 @@ async def run_frames(
                 # Woken by this replica's append, else the log is read again after pause.
                 await flow.signals.wait(woken, pause)
     finally:
-        if not finished and record.get("on_disconnect") == "cancel":
+        if not finished and run.cancel_on_disconnect:
             # The client left a stream it asked to cancel on disconnect.
             await asyncio.shield(_cancel_quietly(flow, run_id))
 
@@ -156,14 +183,14 @@ async def _cancel_quietly(flow: RunFlow, run_id: str) -> None:
         return
 
 
-def _stream(request: Request, record: dict[str, Any], after: int, fresh: bool) -> StreamingResponse:
+def _stream(request: Request, run: Streamed, after: int, fresh: bool) -> StreamingResponse:
     return StreamingResponse(
-        run_frames(request, record, after, fresh),
+        run_frames(request, run, after, fresh),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",
-            "Content-Location": f"/runs/{record['run_id']}",
+            "Content-Location": f"/runs/{run.run_id}",
         },
     )
 
@@ -176,9 +203,9 @@ async def create_run(
     thread_id: ThreadId, body: RunCreate, flow: Flow, owner: Owner, _: Admission
 ) -> Run:
     record = await flow.create(body, thread_id, owner)
-    if record["admitted"]:
+    if record.admitted:
         await flow.start(record)
-    return Run.model_validate(public_run(record))
+    return Run.model_validate(record.public())
 
 
 @router.post("/threads/{thread_id}/runs/wait", response_model=RunWaitResponse)
@@ -199,9 +226,9 @@ async def create_run_stream(
     _: Admission,
 ) -> StreamingResponse:
     record = await flow.create(body, thread_id, owner)
-    if record["admitted"]:
+    if record.admitted:
         await flow.start(record)
-    return _stream(request, record, -1, True)
+    return _stream(request, Streamed.of(record), -1, True)
 
 
 @router.get("/threads/{thread_id}/runs", response_model=list[Run])
@@ -218,21 +245,21 @@ async def list_runs(
     ids = list(reversed(await flow.store.index(thread_id)))  # newest first
     runs = await flow.store.get_many(ids)
     if status is not None:
-        runs = [r for r in runs if r["status"] == status]
-    return [Run.model_validate(public_run(r)) for r in runs[offset : offset + limit]]
+        runs = [r for r in runs if r.status == status]
+    return [Run.model_validate(r.public()) for r in runs[offset : offset + limit]]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
 async def get_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Run:
-    return Run.model_validate(public_run(await _owned(request, run_id, thread_id)))
+    return Run.model_validate((await _owned(request, run_id, thread_id)).public())
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, response_class=Response)
 async def delete_run(thread_id: ThreadId, run_id: RunId, request: Request) -> Response:
     flow = get_flow(request)
     record = await _owned(request, run_id, thread_id)
-    if record["status"] not in FINAL:
-        raise HTTPException(409, f"run '{run_id}' is {record['status']}: cancel it first")
+    if not record.final:
+        raise HTTPException(409, f"run '{run_id}' is {record.status}: cancel it first")
     await flow.store.index_remove(thread_id, run_id)
     await flow.store.delete(run_id)
     return Response(status_code=204)
@@ -246,7 +273,7 @@ async def _cancel(
     record = await flow.cancel(run_id, rollback=action == "rollback")
     if wait:
         record = await flow.wait_final(run_id)
-    return Run.model_validate(public_run(record))
+    return Run.model_validate(record.public())
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=Run)
@@ -277,7 +304,7 @@ async def join_run_stream(
 ) -> StreamingResponse:
     record = await _owned(request, run_id, thread_id)
     after = parse_last_id(last_event_id)
-    return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)
+    return _stream(request, Streamed.of(record, joined=True), after, after < 0)
 
 
 # -- stateless -------------------------------------------------------------------------------------
@@ -299,13 +326,13 @@ async def create_stateless_run(
 ) -> Run:
     queue = prefers_queue(prefer)
     record = await flow.create(body, None, owner, over if queue else None, may_queue=queue)
-    if record.get("queued"):
+    if record.queued:
         await flow.enqueue(record)
         response.status_code = 202
         response.headers["Preference-Applied"] = QUEUE_PREFERENCE
     else:
         await flow.start(record)
-    return Run.model_validate(public_run(record))
+    return Run.model_validate(record.public())
 
 
 @router.post("/runs/wait", response_model=RunWaitResponse, tags=["Stateless Runs"])
@@ -322,12 +349,12 @@ async def create_stateless_run_stream(
 ) -> StreamingResponse:
     record = await flow.create(body, None, owner)
     await flow.start(record)
-    return _stream(request, record, -1, True)
+    return _stream(request, Streamed.of(record), -1, True)
 
 
 @router.get("/runs/{run_id}", response_model=Run, tags=["Stateless Runs"])
 async def get_stateless_run(run_id: RunId, request: Request) -> Run:
-    return Run.model_validate(public_run(await _owned(request, run_id, None)))
+    return Run.model_validate((await _owned(request, run_id, None)).public())
 
 
 @router.post("/runs/{run_id}/cancel", response_model=Run, tags=["Stateless Runs"])
@@ -353,7 +380,7 @@ async def join_stateless_run_stream(
 ) -> StreamingResponse:
     record = await _owned(request, run_id, None)
     after = parse_last_id(last_event_id)
-    return _stream(request, {**record, "on_disconnect": "continue"}, after, after < 0)
+    return _stream(request, Streamed.of(record, joined=True), after, after < 0)
 
 
 class CancelMany(BaseModel):
@@ -385,10 +412,10 @@ async def cancel_many(
     else:
         raise HTTPException(422, "run_ids or thread_id: which runs to cancel")
     for record in await flow.store.get_many(ids):
-        if body.thread_id is not None and record.get("thread_id") != body.thread_id:
+        if body.thread_id is not None and record.thread_id != body.thread_id:
             continue
-        if record["status"] not in FINAL:
-            await flow.cancel(record["run_id"], rollback=action == "rollback")
+        if not record.final:
+            await flow.cancel(record.run_id, rollback=action == "rollback")
     return Response(status_code=204)
 
 
@@ -401,5 +428,5 @@ async def create_batch(body: list[RunCreate], flow: Flow, owner: Owner, _: Admis
     for one in body:
         record = await flow.create(one, None, owner)
         await flow.start(record)
-        created.append(Run.model_validate(public_run(record)))
+        created.append(Run.model_validate(record.public()))
     return created

@@ -267,7 +267,7 @@ async def get_thread_history(
     found = await _get(request, thread_id)
     items = await flow.thread_items(thread_id)
     runs = await flow.store.get_many(await flow.store.index(thread_id))
-    bounds = sorted({found.item_count} | {int(r.get("item_count_before", 0)) for r in runs})
+    bounds = sorted({found.item_count} | {r.item_count_before for r in runs})
     if before is not None:
         try:
             upto = int(before.rsplit(":", 1)[-1])

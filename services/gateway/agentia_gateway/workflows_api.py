@@ -25,7 +25,7 @@ from agentia.service import dapr_client
 from agentia_gateway import upstream
 from agentia_gateway.deps import Admission
 from agentia_gateway.errors import GatewayError
-from agentia_gateway.runs_api import SSE_DOC, LastEventId, parse_last_id, run_frames
+from agentia_gateway.runs_api import SSE_DOC, LastEventId, Streamed, parse_last_id, run_frames
 from agentia_gateway.schemas import ERRORS
 
 router = APIRouter(prefix="/workflows", tags=["Workflows"], responses=ERRORS)
@@ -123,14 +123,9 @@ async def stream_message(
     with ``POST /workflows/{id}/events/message`` and ``{"text": ..., "id": message_id}``."""
     after = parse_last_id(last_event_id)
     run_id = f"{instance_id}.{message_id}"
-    record = {
-        "run_id": run_id,
-        "thread_id": None,
-        "kwargs": {"stream_mode": list(stream_mode or ["messages-tuple", "events"])},
-        "on_disconnect": "continue",
-    }
+    stream = Streamed(run_id, list(stream_mode or ["messages-tuple", "events"]))
     return StreamingResponse(
-        run_frames(request, record, after, after < 0, unrecorded_wait_s=MESSAGE_WAIT_S),
+        run_frames(request, stream, after, after < 0, unrecorded_wait_s=MESSAGE_WAIT_S),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
