@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from agentia.paths import repo_root
+from agentia_tools import kind_cni
 from agentia_tools.kind_engine import kind_cache
 from agentia_tools.kind_gobuild import K8S_VERSION, TOOLS, GoBuildError, go_build, module_dir
 from agentia_tools.kind_images import (
@@ -87,7 +88,7 @@ def kubernetes_images(base: str, progress: Progress) -> dict[str, str]:
         "pause", {"pause": _pause(progress)}, entrypoint=["/pause"], user=65535, tags=[pause_ref]
     )
     proxy_ref = f"{K8S_REGISTRY}/kube-proxy:{K8S_VERSION}"
-    cni = repo_root() / "src" / "agentia" / "kind_cni.py"
+    cni = Path(kind_cni.__file__)
     tools = dockerfile_image(
         "kube-proxy",
         base,

@@ -145,22 +145,24 @@ def test_the_node_images_manifests_validate(name: str) -> None:
 def test_the_context_honours_the_ignore_file(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     for rel in (
-        "src/a.py",
-        "src/x/__pycache__/a.pyc",
+        "src/agentia/a.py",
+        "src/agentia_tools/cli.py",
+        "src/agentia/x/__pycache__/a.pyc",
         ".git/config",
         ".agentia/secrets.json",
         "tests/t.py",
         "pyproject.toml",
         "deploy/docker/Dockerfile",
-        "src/p.egg-info/P",
+        "src/agentia/p.egg-info/P",
     ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("x")
     ignore = (repo_root() / "deploy/docker/Dockerfile.dockerignore").read_text()
     (root / "deploy/docker/Dockerfile.dockerignore").write_text(ignore)
-    assert kind_context.context_files(root) == ["pyproject.toml", "src/a.py"]
+    assert kind_context.context_files(root) == ["pyproject.toml", "src/agentia/a.py"]
     with tarfile.open(fileobj=io.BytesIO(kind_context.context_tar(root))) as tar:
-        assert sorted(tar.getnames()) == ["deploy/docker/Dockerfile", "pyproject.toml", "src/a.py"]
+        members = sorted(tar.getnames())
+    assert members == ["deploy/docker/Dockerfile", "pyproject.toml", "src/agentia/a.py"]
 
 
 def test_the_real_context_has_no_secrets_or_history_and_all_the_dockerfile_copies() -> None:
@@ -168,7 +170,9 @@ def test_the_real_context_has_no_secrets_or_history_and_all_the_dockerfile_copie
     assert not [f for f in files if f.startswith((".git", ".agentia", ".venv", "tests/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     tops = {f.split("/")[0] for f in files}
-    assert {"src", "services", "workflows", "console", "agents", "pyproject.toml"} <= tops
+    assert {"src", "services", "workflows", "agents", "pyproject.toml"} <= tops
+    # The images run the building blocks, never the tooling or the console.
+    assert not [f for f in files if f.startswith(("src/agentia_tools/", "console/"))]
 
 
 # --- the cluster config -----------------------------------------------------------------

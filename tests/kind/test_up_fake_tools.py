@@ -105,7 +105,8 @@ def test_up_drives_the_tools_in_order_and_applies_id_tagged_images(
     assert all("EXTRA_CA_CERTS=SITE-CA-PEM" in c for c in builds)  # the site's CAs, for pip
     with tarfile.open(fileobj=io.BytesIO((tmp_path / "context.tar").read_bytes())) as context:
         sent = context.getnames()
-    assert "deploy/docker/Dockerfile" in sent and "src/agentia_tools/kind.py" in sent
+    assert "deploy/docker/Dockerfile" in sent and "src/agentia/serve.py" in sent
+    assert not [f for f in sent if f.startswith("src/agentia_tools/")]
     assert not [n for n in sent if n.startswith((".git", ".agentia", ".venv"))]
 
     docs = [d for d in yaml.safe_load_all(applied.read_text()) if d]
