@@ -15,12 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from agentia import names
-from agentia.contracts import runner as runner_api
+from agentia.contracts.runner import RunnerClient
 from agentia.dapr import DaprClient, ETagMismatch
 from agentia.events import AgentCatalog
 from agentia.service import event_data
 from agentia_gateway.errors import GatewayError, Unavailable
-from agentia_gateway.upstream import call
+from agentia_gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -56,9 +56,7 @@ class Catalog:
 
     async def _ask_runner(self) -> None:
         try:
-            specs = await call(
-                self.client, names.AGENT_RUNNER, runner_api.AGENTS, http_method="GET"
-            )
+            specs = await RunnerClient(Upstream(self.client)).agents()
         except GatewayError as exc:
             raise Unavailable(
                 "no agent catalog yet: agent-runner has not published one and cannot be asked "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentia.contracts.scheduler import (
@@ -18,9 +18,9 @@ from agentia.contracts.scheduler import (
     ScheduleRequest,
     ScheduleView,
 )
-from agentia.service import dapr_client
+from agentia_gateway.deps import Caller, Scheduler
 from agentia_gateway.schemas import ERRORS, ID_PATTERN
-from agentia_gateway.upstream import Upstream
+from agentia_gateway.security import Principal
 from agentia_gateway.upstream import request as scheduler_request
 
 router = APIRouter(tags=["Crons"], responses=ERRORS)
@@ -107,11 +107,6 @@ class CronSearch(BaseModel):
     enabled: bool | None = Field(default=None, description="Accepted: every cron is enabled.")
 
 
-def scheduler(request: Request) -> SchedulerClient:
-    """The scheduler's API; its refusals reach the client as they are (``upstream``)."""
-    return SchedulerClient(Upstream(dapr_client(request.app)))
-
-
 def as_cron(view: ScheduleView) -> dict[str, Any]:
     """A scheduler schedule as LangGraph's Cron."""
     schedule = view.as_json()
@@ -141,12 +136,16 @@ def as_cron(view: ScheduleView) -> dict[str, Any]:
 
 
 async def _create(
-    request: Request, body: CronCreate, thread_id: str | None, cron_id: str | None = None
+    schedules: SchedulerClient,
+    caller: Principal,
+    body: CronCreate,
+    thread_id: str | None,
+    cron_id: str | None = None,
 ) -> dict[str, Any]:
     agent = body.assistant_id or body.agent_id or "assistant"
     # The key that made the cron owns its runs: their usage counts against its budget, and a
     # fire while that budget is used up starts nothing (the scheduler asks us first).
-    owner = request.state.principal.id
+    owner = caller.id
     fields: dict[str, Any] = {
         "target": {"agent_id": agent, "input": body.input, "thread_id": thread_id, "owner": owner},
         "cron": body.schedule,
@@ -159,45 +158,47 @@ async def _create(
         fields.update(schedule_id=cron_id, replace=True)
     # A cron or time zone the scheduler would refuse is refused here, with its reason.
     schedule = scheduler_request(ScheduleRequest, **fields)
-    return as_cron(await scheduler(request).create(schedule))
+    return as_cron(await schedules.create(schedule))
 
 
 @router.post("/runs/crons")
-async def create_cron(body: CronCreate, request: Request) -> dict[str, Any]:
+async def create_cron(body: CronCreate, schedules: Scheduler, caller: Caller) -> dict[str, Any]:
     """Run an agent on a schedule, each run stateless."""
-    return await _create(request, body, None)
+    return await _create(schedules, caller, body, None)
 
 
 @router.post("/threads/{thread_id}/runs/crons")
 async def create_thread_cron(
-    thread_id: ThreadId, body: CronCreate, request: Request
+    thread_id: ThreadId, body: CronCreate, schedules: Scheduler, caller: Caller
 ) -> dict[str, Any]:
     """Run an agent on a schedule, each run on this thread."""
-    return await _create(request, body, thread_id)
+    return await _create(schedules, caller, body, thread_id)
 
 
 @router.post("/runs/crons/search")
-async def search_crons(body: CronSearch, request: Request) -> list[dict[str, Any]]:
+async def search_crons(body: CronSearch, schedules: Scheduler) -> list[dict[str, Any]]:
     query = ScheduleQuery(
         agent_id=body.assistant_id or None,
         thread_id=body.thread_id or None,
         limit=body.limit,
         offset=body.offset,
     )
-    return [as_cron(s) for s in await scheduler(request).list_schedules(query)]
+    return [as_cron(s) for s in await schedules.list_schedules(query)]
 
 
 @router.post("/runs/crons/count", response_model=int)
-async def count_crons(body: CronCount, request: Request) -> int:
+async def count_crons(body: CronCount, schedules: Scheduler) -> int:
     search = CronSearch(assistant_id=body.assistant_id, thread_id=body.thread_id, limit=1000)
-    return len(await search_crons(search, request))
+    return len(await search_crons(search, schedules))
 
 
 @router.patch("/runs/crons/{cron_id}")
-async def update_cron(cron_id: CronId, body: CronUpdate, request: Request) -> dict[str, Any]:
+async def update_cron(
+    cron_id: CronId, body: CronUpdate, schedules: Scheduler, caller: Caller
+) -> dict[str, Any]:
     """Change a cron: the fields given replace its own (it is made again under its id,
     checked as a new one is; a change refused leaves the cron as it was)."""
-    current = as_cron(await scheduler(request).get(cron_id))
+    current = as_cron(await schedules.get(cron_id))
     given = body.model_dump(exclude_unset=True)
     timing = {"schedule", "interval_s"} & given.keys()
     merged = CronCreate(
@@ -209,15 +210,15 @@ async def update_cron(cron_id: CronId, body: CronUpdate, request: Request) -> di
         metadata=given["metadata"] if given.get("metadata") is not None else current["metadata"],
         end_time=given["end_time"] if "end_time" in given else current["end_time"],
     )
-    return await _create(request, merged, current["thread_id"], cron_id)
+    return await _create(schedules, caller, merged, current["thread_id"], cron_id)
 
 
 @router.get("/runs/crons/{cron_id}")
-async def get_cron(cron_id: CronId, request: Request) -> dict[str, Any]:
-    return as_cron(await scheduler(request).get(cron_id))
+async def get_cron(cron_id: CronId, schedules: Scheduler) -> dict[str, Any]:
+    return as_cron(await schedules.get(cron_id))
 
 
 @router.delete("/runs/crons/{cron_id}")
-async def delete_cron(cron_id: CronId, request: Request) -> dict[str, Any]:
-    deleted = await scheduler(request).delete(cron_id)
+async def delete_cron(cron_id: CronId, schedules: Scheduler) -> dict[str, Any]:
+    deleted = await schedules.delete(cron_id)
     return {"cron_id": deleted.schedule_id, "status": "deleted"}

@@ -1,7 +1,8 @@
 """FastAPI dependencies of the public API: the run flow, the calling key, and budget admission.
 
 Routes declare what they need (``flow: Flow``, ``owner: Owner``, ``caller: Caller``,
-``catalog: Catalogue``, ``auth: Auth``, ``over: Admission``) instead
+``catalog: Catalogue``, ``auth: Auth``, the typed clients ``Memory``, ``Scheduler`` and
+``Workflows``, ``over: Admission``) instead
 of reading ``request.app.state``; budget admission runs only on the routes that start work,
 named by the dependency rather than matched by path."""
 
@@ -11,12 +12,17 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from agentia.contracts.memory import MemoryClient
+from agentia.contracts.scheduler import SchedulerClient
+from agentia.contracts.workflows import WorkflowsClient
+from agentia.service import dapr_client
 from agentia_gateway import metrics
 from agentia_gateway.budgets import QUEUE_PATH, prefers_queue
 from agentia_gateway.catalog import Catalog
 from agentia_gateway.errors import NotAuthenticated, OverLimit
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.security import Authenticator, Denied, Principal
+from agentia_gateway.upstream import Upstream
 
 
 def get_flow(request: Request) -> RunFlow:
@@ -47,11 +53,29 @@ def get_auth(request: Request) -> Authenticator:
     return auth
 
 
+def get_memory(request: Request) -> MemoryClient:
+    """memory's API; its refusals reach the client as they are (``upstream``)."""
+    return get_flow(request).memory
+
+
+def get_scheduler(request: Request) -> SchedulerClient:
+    """The scheduler's API; its refusals reach the client as they are (``upstream``)."""
+    return SchedulerClient(Upstream(dapr_client(request.app)))
+
+
+def get_workflows(request: Request) -> WorkflowsClient:
+    """agent-runner's workflow API; its refusals reach the client as they are (``upstream``)."""
+    return WorkflowsClient(Upstream(dapr_client(request.app)))
+
+
 Flow = Annotated[RunFlow, Depends(get_flow)]
 Owner = Annotated[Principal | None, Depends(get_owner)]
 Caller = Annotated[Principal, Depends(get_caller)]
 Catalogue = Annotated[Catalog, Depends(get_catalog)]
 Auth = Annotated[Authenticator, Depends(get_auth)]
+Memory = Annotated[MemoryClient, Depends(get_memory)]
+Scheduler = Annotated[SchedulerClient, Depends(get_scheduler)]
+Workflows = Annotated[WorkflowsClient, Depends(get_workflows)]
 
 
 async def admit(

@@ -25,8 +25,6 @@ from typing import Any
 
 import httpx
 
-from agentia import names
-from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import LedgerRecord
 from agentia.dapr import DaprError
 from agentia.events import Kind, Status
@@ -34,7 +32,6 @@ from agentia_gateway.errors import GatewayError
 from agentia_gateway.run_flow import PUBLISH_TIMEOUT_S, RunFlow
 from agentia_gateway.run_record import RunRecord
 from agentia_gateway.run_store import GRACE_S, shard_of
-from agentia_gateway.upstream import call
 
 log = logging.getLogger(__name__)
 EVERY_S = 10.0
@@ -124,10 +121,7 @@ class Reconciler:
                 return await self._unwedge(thread_id, lane) if run_id in lane["queue"] else "idle"
         ledger: LedgerRecord | None = None
         try:
-            found = await call(
-                self.flow.client, names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
-            )
-            ledger = LedgerRecord.model_validate(found)
+            ledger = await self.flow.runner.ledger(run_id)
         except GatewayError as exc:
             if exc.status_code != 404:
                 return "unreachable"  # agent-runner down: look again later

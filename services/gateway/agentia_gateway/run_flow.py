@@ -24,8 +24,7 @@ from fastapi import FastAPI
 
 from agentia import faults, names
 from agentia.contracts import memory as memory_api
-from agentia.contracts import runner as runner_api
-from agentia.contracts.runner import LedgerRecord
+from agentia.contracts.runner import RunnerClient
 from agentia.dapr import DaprError
 from agentia.events import RunRequested, Status
 from agentia.service import dapr_client
@@ -41,7 +40,7 @@ from agentia_gateway.run_store import Busy, RecordChange, RunStore, now
 from agentia_gateway.schemas import RunCreate
 from agentia_gateway.security import Denied, Principal
 from agentia_gateway.settings import GatewaySettings
-from agentia_gateway.upstream import Upstream, call
+from agentia_gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 DEFAULT_AGENT = "assistant"
@@ -82,6 +81,7 @@ class RunFlow:
         self.settings: GatewaySettings = app.state.settings
         self.client = dapr_client(app)
         self.memory = memory_api.MemoryClient(Upstream(self.client))
+        self.runner = RunnerClient(Upstream(self.client))
         self.store = RunStore(self.client, self.settings.run_log_ttl_s)
         self.budgets = Budgets(self.client, self.settings.model_prices)
         self.catalog = Catalog(self.client)
@@ -238,12 +238,8 @@ class RunFlow:
         if not record.admitted:
             return await self.wait_final(record.run_id)
         try:
-            result = await call(
-                self.client,
-                names.AGENT_RUNNER,
-                runner_api.WAIT,
-                body=self._request(record).model_dump(mode="json"),
-                timeout=self.settings.run_wait_timeout_s,
+            answer = await self.runner.wait(
+                self._request(record), timeout=self.settings.run_wait_timeout_s
             )
         except GatewayError as exc:
             if exc.status_code != 503:
@@ -253,7 +249,6 @@ class RunFlow:
         except httpx.HTTPError:
             await self.start(record)
             return await self.wait_final(record.run_id)
-        answer = LedgerRecord.model_validate(result)
         if answer.final:
             settled = await self.settle(record.run_id, answer.status, answer.as_json())
             if settled is not None and settled.final:
@@ -365,7 +360,7 @@ class RunFlow:
                     run_id, Status.INTERRUPTED, {"error": "cancelled before it started"}
                 )
                 return await self.store.get(run_id) or record
-        await call(self.client, names.AGENT_RUNNER, runner_api.cancel_path(run_id))
+        await self.runner.cancel(run_id)
         if record.queued and record.status == Status.PENDING:
             # Queued over budget, not started: it ends now; the drain that starts it later
             # finds it cancelled (agent-runner checks a drained run before it runs).

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from agentia.contracts import memory as memory_api
 from agentia.events import Status
 from agentia_gateway import upstream
+from agentia_gateway.deps import Flow
 from agentia_gateway.messages import to_messages
 from agentia_gateway.run_flow import RunFlow
 from agentia_gateway.schemas import (
@@ -29,11 +30,6 @@ from agentia_gateway.schemas import (
 
 router = APIRouter(tags=["Threads"], responses=ERRORS)
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="The thread's id.")]
-
-
-def _flow(request: Request) -> RunFlow:
-    flow: RunFlow = request.app.state.runs
-    return flow
 
 
 def _status(lane: dict[str, Any]) -> ThreadStatus:
@@ -63,16 +59,15 @@ def _thread(found: memory_api.Thread, lane: dict[str, Any], messages: list[Any] 
     )
 
 
-async def _get(request: Request, thread_id: str) -> memory_api.Thread:
-    found = await _flow(request).thread(thread_id)
+async def _get(flow: Flow, thread_id: str) -> memory_api.Thread:
+    found = await flow.thread(thread_id)
     if found is None:
         raise HTTPException(404, f"no thread '{thread_id}'")
     return memory_api.Thread.model_validate(found)
 
 
 @router.post("/threads", response_model=Thread)
-async def create_thread(body: ThreadCreate, request: Request) -> Thread:
-    flow = _flow(request)
+async def create_thread(body: ThreadCreate, flow: Flow) -> Thread:
     create = upstream.request(
         memory_api.ThreadCreate, thread_id=body.thread_id, metadata=body.metadata
     )
@@ -83,8 +78,8 @@ async def create_thread(body: ThreadCreate, request: Request) -> Thread:
         )
     first = [m for step in body.supersteps or [] for m in _step_messages(step)]
     if found.created and first:
-        await _append(request, found.thread_id, first)
-        return await get_thread(found.thread_id, request)
+        await _append(flow, found.thread_id, first)
+        return await get_thread(found.thread_id, flow)
     return _thread(found, await _lane(flow, found.thread_id), [])
 
 
@@ -110,16 +105,15 @@ def _messages_of(values: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def _append(request: Request, thread_id: str, items: list[dict[str, Any]]) -> None:
+async def _append(flow: Flow, thread_id: str, items: list[dict[str, Any]]) -> None:
     add = upstream.request(memory_api.ItemsAdd, items=items)
-    await _flow(request).memory.add_items(thread_id, add)
+    await flow.memory.add_items(thread_id, add)
 
 
 @router.post("/threads/search", response_model=list[Thread])
-async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
+async def search_threads(body: ThreadSearch, flow: Flow) -> list[Thread]:
     if body.values:
         raise HTTPException(422, "values: searching threads by state values is not supported")
-    flow = _flow(request)
     # A status filter is applied after the metadata search: page over enough to fill it.
     limit = body.limit if body.status is None else min(1000, (body.offset + body.limit) * 4)
     offset = body.offset if body.status is None else 0
@@ -135,21 +129,21 @@ async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
 
 
 @router.post("/threads/count", response_model=int)
-async def count_threads(body: ThreadCount, request: Request) -> int:
+async def count_threads(body: ThreadCount, flow: Flow) -> int:
     found = await search_threads(
         ThreadSearch(metadata=body.metadata, values=body.values, status=body.status, limit=1000),
-        request,
+        flow,
     )
     return len(found)
 
 
 @router.post("/threads/prune")
-async def prune_threads(body: ThreadPrune, request: Request) -> dict[str, int]:
+async def prune_threads(body: ThreadPrune, flow: Flow) -> dict[str, int]:
     """Delete the listed threads (and their runs); those already gone are not counted."""
     pruned = 0
     for thread_id in body.thread_ids:
-        if await _flow(request).thread(thread_id) is not None:
-            await delete_thread(thread_id, request)
+        if await flow.thread(thread_id) is not None:
+            await delete_thread(thread_id, flow)
             pruned += 1
     return {"pruned_count": pruned}
 
@@ -164,23 +158,20 @@ async def thread_stream(thread_id: ThreadId) -> None:
 
 
 @router.get("/threads/{thread_id}", response_model=Thread)
-async def get_thread(thread_id: ThreadId, request: Request) -> Thread:
-    flow = _flow(request)
-    found = await _get(request, thread_id)
+async def get_thread(thread_id: ThreadId, flow: Flow) -> Thread:
+    found = await _get(flow, thread_id)
     return _thread(found, await _lane(flow, thread_id), await flow.thread_messages(thread_id))
 
 
 @router.patch("/threads/{thread_id}", response_model=Thread)
-async def patch_thread(thread_id: ThreadId, body: ThreadPatch, request: Request) -> Thread:
-    flow = _flow(request)
+async def patch_thread(thread_id: ThreadId, body: ThreadPatch, flow: Flow) -> Thread:
     patch = upstream.request(memory_api.ThreadPatch, metadata=body.metadata)
     found = await flow.memory.patch_thread(thread_id, patch)
     return _thread(found, await _lane(flow, thread_id), None)
 
 
 @router.delete("/threads/{thread_id}", status_code=204, response_class=Response)
-async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
-    flow = _flow(request)
+async def delete_thread(thread_id: ThreadId, flow: Flow) -> Response:
     lane = await flow.store.lane(thread_id)
     await flow.memory.delete_thread(thread_id)
     for run_id in [r for r in [lane.get("active"), *lane.get("queue", [])] if r]:
@@ -192,8 +183,7 @@ async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
 
 
 @router.post("/threads/{thread_id}/copy", response_model=Thread)
-async def copy_thread(thread_id: ThreadId, request: Request) -> Thread:
-    flow = _flow(request)
+async def copy_thread(thread_id: ThreadId, flow: Flow) -> Thread:
     found = await flow.memory.copy_thread(thread_id)
     return _thread(found, await _lane(flow, found.thread_id), None)
 
@@ -209,26 +199,26 @@ def _state(thread_id: str, found: memory_api.Thread, messages: list[Any], upto: 
 
 
 @router.get("/threads/{thread_id}/state", response_model=ThreadState)
-async def get_thread_state(thread_id: ThreadId, request: Request) -> ThreadState:
-    found = await _get(request, thread_id)
-    messages = await _flow(request).thread_messages(thread_id)
+async def get_thread_state(thread_id: ThreadId, flow: Flow) -> ThreadState:
+    found = await _get(flow, thread_id)
+    messages = await flow.thread_messages(thread_id)
     return _state(thread_id, found, messages, found.item_count)
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_thread_state(
-    thread_id: ThreadId, body: ThreadStateUpdate, request: Request
+    thread_id: ThreadId, body: ThreadStateUpdate, flow: Flow
 ) -> dict[str, Any]:
     """Add messages to the thread (LangGraph's update_state with ``{'messages': [...]}``);
     refused while a run is active on it."""
     if body.checkpoint or body.checkpoint_id:
         raise HTTPException(422, "checkpoint: updating a past state is not supported")
     items = _messages_of(body.values)
-    await _get(request, thread_id)
-    if (await _lane(_flow(request), thread_id)).get("active"):
+    await _get(flow, thread_id)
+    if (await _lane(flow, thread_id)).get("active"):
         raise HTTPException(409, f"thread '{thread_id}' is busy with a run: update it after")
-    await _append(request, thread_id, items)
-    found = await _get(request, thread_id)
+    await _append(flow, thread_id, items)
+    found = await _get(flow, thread_id)
     upto = found.item_count
     return {"checkpoint": {"checkpoint_id": f"{thread_id}:{upto}", "thread_id": thread_id}}
 
@@ -244,7 +234,7 @@ async def patch_thread_state(thread_id: ThreadId) -> None:
 
 @router.post("/threads/{thread_id}/history", response_model=list[ThreadState])
 async def post_thread_history(
-    thread_id: ThreadId, body: ThreadHistoryQuery, request: Request
+    thread_id: ThreadId, body: ThreadHistoryQuery, flow: Flow
 ) -> list[ThreadState]:
     """The history, as LangGraph's SDKs ask for it (a POST with the query in the body)."""
     if body.metadata or body.checkpoint:
@@ -252,19 +242,18 @@ async def post_thread_history(
     before = body.before
     if isinstance(before, dict):
         before = str(before.get("checkpoint_id") or "")
-    return await get_thread_history(thread_id, request, body.limit, before or None)
+    return await get_thread_history(thread_id, flow, body.limit, before or None)
 
 
 @router.get("/threads/{thread_id}/history", response_model=list[ThreadState])
 async def get_thread_history(
     thread_id: ThreadId,
-    request: Request,
+    flow: Flow,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[ThreadState]:
     """Past states, newest first: one per run boundary (after each run's items)."""
-    flow = _flow(request)
-    found = await _get(request, thread_id)
+    found = await _get(flow, thread_id)
     items = await flow.thread_items(thread_id)
     runs = await flow.store.get_many(await flow.store.index(thread_id))
     bounds = sorted({found.item_count} | {r.item_count_before for r in runs})

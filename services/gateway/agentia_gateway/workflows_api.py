@@ -19,11 +19,9 @@ from agentia.contracts.workflows import (
     INSTANCE_ID_PATTERN,
     StartWorkflow,
     WorkflowListQuery,
-    WorkflowsClient,
 )
-from agentia.service import dapr_client
 from agentia_gateway import upstream
-from agentia_gateway.deps import Admission
+from agentia_gateway.deps import Admission, Caller, Flow, Workflows
 from agentia_gateway.errors import GatewayError
 from agentia_gateway.runs_api import SSE_DOC, LastEventId, Streamed, parse_last_id, run_frames
 from agentia_gateway.schemas import ERRORS
@@ -49,22 +47,19 @@ class WorkflowStart(BaseModel):
     )
 
 
-def runner(request: Request) -> WorkflowsClient:
-    """agent-runner's workflow API; its refusals reach the client as they are (``upstream``)."""
-    return WorkflowsClient(upstream.Upstream(dapr_client(request.app)))
-
-
 @router.post("", status_code=201)
-async def start_workflow(body: WorkflowStart, request: Request, _: Admission) -> Any:
+async def start_workflow(
+    body: WorkflowStart, workflows: Workflows, flow: Flow, caller: Caller, _: Admission
+) -> Any:
     """Start a workflow; its model turns count against the calling key's budgets."""
     instance_id = body.instance_id or uuid.uuid4().hex
-    budgets = request.app.state.runs.budgets
-    previous = await budgets.own_workflow(request.state.principal.id, instance_id)
+    budgets = flow.budgets
+    previous = await budgets.own_workflow(caller.id, instance_id)
     try:
         start = upstream.request(
             StartWorkflow, workflow=body.workflow, input=body.input, instance_id=instance_id
         )
-        return (await runner(request).start(start)).model_dump(mode="json")
+        return (await workflows.start(start)).model_dump(mode="json")
     except (HTTPException, GatewayError):
         await budgets.disown_workflow(instance_id, previous)
         raise
@@ -72,7 +67,7 @@ async def start_workflow(body: WorkflowStart, request: Request, _: Admission) ->
 
 @router.get("")
 async def list_workflows(
-    request: Request,
+    workflows: Workflows,
     page_size: int = Query(default=100, ge=1, le=1000),
     continuation_token: Annotated[
         str | None, Query(pattern=r"^\d{1,18}$", description="From the previous page.")
@@ -82,29 +77,29 @@ async def list_workflows(
     query = WorkflowListQuery(
         page_size=page_size, continuation_token=continuation_token, details=details
     )
-    return (await runner(request).list_instances(query)).as_json()
+    return (await workflows.list_instances(query)).as_json()
 
 
 @router.get("/{instance_id}")
-async def get_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).status(instance_id)).model_dump(mode="json")
+async def get_workflow(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.status(instance_id)).model_dump(mode="json")
 
 
 @router.get("/{instance_id}/steps")
-async def workflow_steps(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).steps(instance_id)).model_dump(mode="json")
+async def workflow_steps(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.steps(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/events/{event_name}")
 async def raise_workflow_event(
-    instance_id: InstanceId, event_name: EventName, request: Request
+    instance_id: InstanceId, event_name: EventName, request: Request, workflows: Workflows
 ) -> Any:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"event body is not JSON: {exc.msg}") from None
-    raised = await runner(request).raise_event(instance_id, event_name, body)
+    raised = await workflows.raise_event(instance_id, event_name, body)
     return raised.model_dump(mode="json")
 
 
@@ -132,20 +127,20 @@ async def stream_message(
 
 
 @router.post("/{instance_id}/pause")
-async def pause_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).pause(instance_id)).model_dump(mode="json")
+async def pause_workflow(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.pause(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/resume")
-async def resume_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).resume(instance_id)).model_dump(mode="json")
+async def resume_workflow(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.resume(instance_id)).model_dump(mode="json")
 
 
 @router.post("/{instance_id}/terminate")
-async def terminate_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).terminate(instance_id)).model_dump(mode="json")
+async def terminate_workflow(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.terminate(instance_id)).model_dump(mode="json")
 
 
 @router.delete("/{instance_id}")
-async def purge_workflow(instance_id: InstanceId, request: Request) -> Any:
-    return (await runner(request).purge(instance_id)).model_dump(mode="json")
+async def purge_workflow(instance_id: InstanceId, workflows: Workflows) -> Any:
+    return (await workflows.purge(instance_id)).model_dump(mode="json")

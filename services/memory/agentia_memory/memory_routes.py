@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 
-from agentia import faults, names
-from agentia.contracts import runner as runner_api
+from agentia import faults
+from agentia.contracts import InvokeError
 from agentia.contracts.memory_store import (
     MEMORIES,
     MEMORIES_DELETE,
@@ -25,7 +25,7 @@ from agentia.contracts.memory_store import (
     SearchMemories,
     StoreItem,
 )
-from agentia.contracts.runner import LedgerRecord
+from agentia.contracts.runner import RunnerClient
 from agentia.events import Kind as RunKind
 from agentia.events import RunEvent
 from agentia.service import dapr_client, entries_answer, event_entries
@@ -118,14 +118,12 @@ async def distil(
     if await asyncio.to_thread(store.extracted, run_id) is not None:
         return {"run_id": run_id, "done_before": True}
     if isinstance(thread, NotKnown):
-        resp = await dapr_client(app).invoke(
-            names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
-        )
-        if resp.status_code == 404:
-            return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
-        if resp.status_code >= 400:
-            raise RuntimeError(f"agent-runner answered {resp.status_code} for run {run_id}")
-        thread = LedgerRecord.model_validate(resp.json()).thread_id
+        try:
+            thread = (await RunnerClient(dapr_client(app).call).ledger(run_id)).thread_id
+        except InvokeError as exc:
+            if exc.status == 404:
+                return {"run_id": run_id, "skipped": "agent-runner does not know this run"}
+            raise RuntimeError(f"agent-runner answered {exc.status} for run {run_id}") from None
     thread_id = thread if isinstance(thread, str) else None
     threads = app.state.threads
     items: list[dict[str, Any]] = []

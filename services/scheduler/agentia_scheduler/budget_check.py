@@ -8,8 +8,8 @@ import logging
 
 import httpx
 
-from agentia import names
-from agentia.contracts import gateway as gateway_api
+from agentia.contracts import InvokeError
+from agentia.contracts.gateway import GatewayClient
 from agentia.dapr import DaprClient
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,13 @@ async def budget_refusal(client: DaprClient, owner: str, agent_id: str) -> str |
     be read; that is logged."""
     # The agent names the model whose limits apply, as for a run a client starts.
     try:
-        resp = await client.invoke(
-            names.GATEWAY, gateway_api.budget_path(owner, agent_id), http_method="GET"
-        )
+        await GatewayClient(client.call).admit(owner, agent_id)
     except httpx.HTTPError as exc:
         log.warning("budget not checked", extra={"why": type(exc).__name__})
-        return None
-    if resp.status_code == 429:
-        return str(resp.json().get("detail", "over budget"))
-    if resp.status_code == 404:
-        raise OwnerGone(owner)
-    if resp.status_code != 200:
-        log.warning("budget not checked", extra={"why": f"gateway answered {resp.status_code}"})
+    except InvokeError as exc:
+        if exc.status == 429:
+            return exc.reason or "over budget"
+        if exc.status == 404:
+            raise OwnerGone(owner) from None
+        log.warning("budget not checked", extra={"why": f"gateway answered {exc.status}"})
     return None

@@ -23,8 +23,8 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from agentia import names
-from agentia.contracts import runner as runner_api
-from agentia.contracts.runner import LedgerRecord
+from agentia.contracts import InvokeError
+from agentia.contracts.runner import RunnerClient
 from agentia.contracts.scheduler import DrainReport, DrainRequest
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.dapr_stream import StreamClosed, TopicStream
@@ -104,12 +104,13 @@ class _Sink:
     async def finished(self, run_ids: list[str]) -> set[str]:
         """Which of ``run_ids`` agent-runner's ledger has as finished."""
         done = set()
+        runner = RunnerClient(self._client.call)
         for run_id in run_ids:
-            resp = await self._client.invoke(
-                names.AGENT_RUNNER, runner_api.run_path(run_id), http_method="GET"
-            )
-            if resp.status_code == 200 and LedgerRecord.model_validate(resp.json()).final:
-                done.add(run_id)
+            try:
+                if (await runner.ledger(run_id)).final:
+                    done.add(run_id)
+            except InvokeError:
+                continue  # not known (yet), or agent-runner refused: not finished
         return done
 
     async def keep_dead_letter(self, event: Delivery, reason: str) -> None:

@@ -15,8 +15,7 @@ import httpx
 
 from agentia import names
 from agentia.contracts import InvokeError
-from agentia.contracts import gateway as gateway_api
-from agentia.contracts.gateway import ScheduledRun
+from agentia.contracts.gateway import GatewayClient, ScheduledRun
 from agentia.contracts.scheduler import RunTarget, ScheduleError, WorkflowTarget
 from agentia.contracts.workflows import StartWorkflow, WorkflowsClient
 from agentia.dapr import DaprClient, DaprError
@@ -33,16 +32,8 @@ class FireRefused(Exception):
         self.reason = reason
 
 
-def _detail(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:300]
-
-
-def run_body(target: RunTarget, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
-    run = ScheduledRun(
+def scheduled_run(target: RunTarget, run_id: str, meta: dict[str, Any]) -> ScheduledRun:
+    return ScheduledRun(
         run_id=run_id,
         agent_id=target.agent_id,
         input=target.input,
@@ -50,7 +41,6 @@ def run_body(target: RunTarget, run_id: str, meta: dict[str, Any]) -> dict[str, 
         metadata={**target.metadata, **meta},
         owner=target.owner,
     )
-    return run.model_dump(mode="json")
 
 
 def workflows(client: DaprClient) -> WorkflowsClient:
@@ -68,16 +58,15 @@ async def check(client: DaprClient, target: object) -> None:
 
 
 async def _check_run(client: DaprClient, target: RunTarget) -> None:
-    body = run_body(target, "schedule-check", {})
     app = names.GATEWAY
     try:
-        resp = await client.invoke(app, gateway_api.RUNS_CHECK, json_body=body)
+        await GatewayClient(client.call).check_run(scheduled_run(target, "schedule-check", {}))
     except httpx.HTTPError as exc:
         raise DaprError(503, f"{app} cannot check the target now: {type(exc).__name__}") from None
-    if resp.status_code in REFUSALS:
-        raise ScheduleError(f"target: {_detail(resp)}")
-    if resp.status_code >= 300:
-        raise DaprError(503, f"{app} cannot check the target now ({resp.status_code})")
+    except InvokeError as exc:
+        if exc.status in REFUSALS:
+            raise ScheduleError(f"target: {exc.reason}") from None
+        raise DaprError(503, f"{app} cannot check the target now ({exc.status})") from None
 
 
 async def _check_workflow(client: DaprClient, target: WorkflowTarget) -> None:
@@ -95,9 +84,10 @@ async def _check_workflow(client: DaprClient, target: WorkflowTarget) -> None:
 async def start_run(client: DaprClient, target: RunTarget, rid: str, meta: dict[str, Any]) -> None:
     """The tick's run, created by the gateway (the tick's id: a repeated fire is the same
     run). Raises FireRefused for a refusal, DaprError when the gateway cannot answer."""
-    body = run_body(target, rid, meta)
-    resp = await client.invoke(names.GATEWAY, gateway_api.RUNS, json_body=body)
-    if resp.status_code in REFUSALS or resp.status_code == 429:
-        raise FireRefused(f"the gateway refused the run ({resp.status_code}): {_detail(resp)}")
-    if resp.status_code >= 300:
-        raise DaprError(resp.status_code, f"the gateway could not start the run: {_detail(resp)}")
+    try:
+        await GatewayClient(client.call).create_run(scheduled_run(target, rid, meta))
+    except InvokeError as exc:
+        if exc.status in REFUSALS or exc.status == 429:
+            raise FireRefused(f"the gateway refused the run ({exc.status}): {exc.reason}") from None
+        reason = f"the gateway could not start the run: {exc.reason}"
+        raise DaprError(exc.status, reason) from None

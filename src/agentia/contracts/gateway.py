@@ -12,7 +12,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentia.contracts import ID_PATTERN
+from agentia import names
+from agentia.contracts import ID_PATTERN, Call
 
 RUNS: Final = "internal/runs"
 RUNS_CHECK: Final = "internal/runs/check"
@@ -42,3 +43,25 @@ class BudgetAdmitted(BaseModel):
 
     key_id: str = Field(description="The key asked about.")
     admitted: Literal[True] = Field(default=True, description="Always true (else a 429).")
+
+
+class GatewayClient:
+    """The gateway's internal API through a :class:`Call` (it raises what the Call raises:
+    a refusal is an ``InvokeError`` with the status and reason a client would get)."""
+
+    def __init__(self, call: Call, app_id: str = names.GATEWAY) -> None:
+        self._call, self.app_id = call, app_id
+
+    async def create_run(self, run: ScheduledRun) -> dict[str, Any]:
+        """Create (or find: the same id) the run; the run as ``GET /runs/{id}`` shows it."""
+        return dict(await self._call(self.app_id, RUNS, body=run.model_dump(mode="json")))
+
+    async def check_run(self, run: ScheduledRun) -> None:
+        """Nothing when a run like ``run`` could be created now; else the refusal."""
+        await self._call(self.app_id, RUNS_CHECK, body=run.model_dump(mode="json"))
+
+    async def admit(self, key_id: str, agent_id: str | None = None) -> BudgetAdmitted:
+        """The key may start a run of ``agent_id`` now; else an ``InvokeError`` 429 (with
+        the reason) or 404 (no such key)."""
+        found = await self._call(self.app_id, budget_path(key_id, agent_id), http_method="GET")
+        return BudgetAdmitted.model_validate(found)

@@ -10,7 +10,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentia.events import RUNNER_FINAL, Kind, Status
+from agentia import names
+from agentia.contracts import Call
+from agentia.events import RUNNER_FINAL, Kind, RunRequested, Status
 
 WAIT: Final = "internal/runs/wait"
 AGENTS: Final = "internal/agents"
@@ -76,3 +78,30 @@ class CancelAnswer(BaseModel):
 
     run_id: str = Field(description="The run.")
     status: Literal["cancelling"] = Field(default="cancelling", description="Always cancelling.")
+
+
+class RunnerClient:
+    """agent-runner's run API through a :class:`Call` (it raises what the Call raises)."""
+
+    def __init__(self, call: Call, app_id: str = names.AGENT_RUNNER) -> None:
+        self._call, self.app_id = call, app_id
+
+    async def ledger(self, run_id: str) -> LedgerRecord:
+        """The run as the ledger has it (an ``InvokeError`` 404: never seen)."""
+        found = await self._call(self.app_id, run_path(run_id), http_method="GET")
+        return LedgerRecord.model_validate(found)
+
+    async def wait(self, request: RunRequested, timeout: float | None = None) -> LedgerRecord:
+        """Run ``request`` now and answer with its record (final, or pending: see
+        :class:`LedgerRecord`)."""
+        found = await self._call(
+            self.app_id, WAIT, body=request.model_dump(mode="json"), timeout=timeout
+        )
+        return LedgerRecord.model_validate(found)
+
+    async def cancel(self, run_id: str) -> CancelAnswer:
+        return CancelAnswer.model_validate(await self._call(self.app_id, cancel_path(run_id)))
+
+    async def agents(self) -> list[dict[str, Any]]:
+        """The agents agent-runner loaded, as its catalog lists them."""
+        return list(await self._call(self.app_id, AGENTS, http_method="GET"))
