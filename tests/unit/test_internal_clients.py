@@ -15,30 +15,7 @@ from agentia.contracts import InvokeError
 from agentia.contracts.gateway import BudgetAdmitted, GatewayClient, ScheduledRun
 from agentia.contracts.runner import CancelAnswer, LedgerRecord, RunnerClient
 from agentia.events import RunRequested, Status
-
-
-class FakeCall:
-    """A Call that records each call and answers from a list (an exception is raised)."""
-
-    def __init__(self, *answers: Any) -> None:
-        self.answers = list(answers)
-        self.calls: list[tuple[str, str, str, Any, float | None]] = []
-
-    async def __call__(
-        self,
-        app_id: str,
-        method: str,
-        *,
-        http_method: str = "POST",
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.calls.append((app_id, http_method, method, body, timeout))
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
+from tests.unit.fake_call import FakeCall
 
 LEDGER = {"run_id": "r1", "status": "success", "output": "hi", "thread_id": "t1"}
 

@@ -18,29 +18,10 @@ from agentia import names
 from agentia.contracts import InvokeError
 from agentia.contracts import memory as memory_api
 from agentia.dapr import DaprClient
+from tests.unit.fake_call import FakeCall
 from tests.unit.memory_fakes import ROUTERS, STAMP, memory_app, through_sidecar
 
 # -- what the client sends ----------------------------------------------------------------
-
-
-class Recorder:
-    """A Call that records what it was asked and answers ``answer``."""
-
-    def __init__(self, answer: Any = None) -> None:
-        self.answer = answer
-        self.calls: list[tuple[str, str, str, Any]] = []
-
-    async def __call__(
-        self,
-        app_id: str,
-        method: str,
-        *,
-        http_method: str = "POST",
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.calls.append((app_id, http_method, method, body))
-        return self.answer
 
 
 THREAD = {
@@ -283,9 +264,9 @@ def test_the_client_builds_each_call_and_reads_its_answer(
     answer: Any,
     model: type[pydantic.BaseModel] | None,
 ) -> None:
-    call = Recorder(answer)
+    call = FakeCall(always=answer)
     got: Any = asyncio.run(ask(memory_api.MemoryClient(call)))
-    assert call.calls == [(names.MEMORY, verb, path, body)]
+    assert call.asked() == [(names.MEMORY, verb, path, body)]
     if answer is None:
         assert got is None
     else:
@@ -302,7 +283,7 @@ def test_the_client_asks_the_app_it_was_given_and_passes_errors_on() -> None:
     async def refuse(app_id: str, method: str, **kw: Any) -> Any:
         raise InvokeError(app_id, 404, "no thread 't1'")
 
-    call = Recorder({"item_count": 0})
+    call = FakeCall(always={"item_count": 0})
     asyncio.run(
         memory_api.MemoryClient(call, "memory-b").truncate("t1", memory_api.Truncate(count=0))
     )

@@ -38,6 +38,7 @@ from agentia_gateway import crons_api, upstream
 from agentia_gateway.errors import Invalid
 from agentia_scheduler import routes
 from agentia_scheduler.schedules import build
+from tests.unit.fake_call import Called, FakeCall
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 28, 23, 58, 30, 250_000, tzinfo=UTC)
@@ -45,31 +46,6 @@ NOW = datetime(2026, 3, 28, 23, 58, 30, 250_000, tzinfo=UTC)
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-class FakeCall:
-    """A :class:`agentia.contracts.Call` that records each call and answers from a list."""
-
-    def __init__(self, *answers: Any) -> None:
-        self.answers = list(answers)
-        self.calls: list[dict[str, Any]] = []
-
-    async def __call__(
-        self,
-        app_id: str,
-        method: str,
-        *,
-        http_method: str = "POST",
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.calls.append(
-            {"app": app_id, "path": method, "method": http_method, "body": body, "timeout": timeout}
-        )
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def stored(**fields: Any) -> dict[str, Any]:
@@ -103,16 +79,10 @@ def test_create_posts_the_request_and_reads_the_view() -> None:
     )
     view = run(SchedulerClient(call).create(req))
     assert call.calls == [
-        {
-            "app": names.SCHEDULER,
-            "path": "internal/schedules",
-            "method": "POST",
-            "body": req.model_dump(mode="json"),
-            "timeout": None,
-        }
+        Called(names.SCHEDULER, "POST", "internal/schedules", req.model_dump(mode="json"), None)
     ]
     # What the scheduler reads back is the request sent.
-    assert ScheduleRequest.model_validate(call.calls[0]["body"]) == req
+    assert ScheduleRequest.model_validate(call.calls[0].body) == req
     assert isinstance(view, ScheduleView) and view.schedule_id == "nightly"
     assert view.next_run == datetime(2026, 3, 29, 2, tzinfo=UTC)
     assert view.last_error is not None and view.last_error.reason == "no thread"
@@ -144,16 +114,16 @@ def test_list_get_delete_and_drain_build_their_calls() -> None:
     one = run(client.get("nightly"))
     deleted = run(client.delete("nightly"))
     drained = run(client.drain(DrainRequest(batch_size=5)))
-    assert [(c["method"], c["path"]) for c in call.calls] == [
+    assert [(c.method, c.path) for c in call.calls] == [
         ("GET", "internal/schedules?agent_id=assistant&thread_id=t+1&limit=10&offset=0"),
         ("GET", "internal/schedules/nightly"),
         ("DELETE", "internal/schedules/nightly"),
         ("POST", "internal/drains"),
     ]
-    assert {c["app"] for c in call.calls} == {"other-scheduler"}
-    assert {c["timeout"] for c in call.calls} == {7.0}
-    assert [c["body"] for c in call.calls[:3]] == [None, None, None]
-    assert call.calls[3]["body"] == DrainRequest(batch_size=5).model_dump(mode="json")
+    assert {c.app for c in call.calls} == {"other-scheduler"}
+    assert {c.timeout for c in call.calls} == {7.0}
+    assert [c.body for c in call.calls[:3]] == [None, None, None]
+    assert call.calls[3].body == DrainRequest(batch_size=5).model_dump(mode="json")
     assert [v.as_json() for v in found] == [answered()]
     assert one.job == {"name": "nightly", "schedule": "CRON_TZ=UTC 0 0 2 * * *"}
     assert deleted == ScheduleDeleted(schedule_id="nightly")
@@ -178,8 +148,8 @@ def test_paths_quote_ids_and_a_bare_list_has_no_query() -> None:
     )
     assert run(SchedulerClient(call).list_schedules()) == []
     run(SchedulerClient(call).drain())
-    assert call.calls[0]["path"] == "internal/schedules"
-    assert call.calls[1]["body"] == DrainRequest().model_dump(mode="json")
+    assert call.calls[0].path == "internal/schedules"
+    assert call.calls[1].body == DrainRequest().model_dump(mode="json")
 
 
 def test_a_refusal_reaches_the_caller_as_its_call_raised_it() -> None:

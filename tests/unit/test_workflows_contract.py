@@ -29,37 +29,13 @@ from agentia.contracts.workflows import (
     WorkflowSteps,
 )
 from agentia_runner import workflow_ops
+from tests.unit.fake_call import FakeCall
 
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-class FakeCall:
-    """A :class:`agentia.contracts.Call` that records each call and answers from a list."""
-
-    def __init__(self, *answers: Any) -> None:
-        self.answers = list(answers)
-        self.calls: list[tuple[str, str, str, Any]] = []
-        self.timeouts: list[float | None] = []
-
-    async def __call__(
-        self,
-        app_id: str,
-        method: str,
-        *,
-        http_method: str = "POST",
-        body: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        self.calls.append((app_id, http_method, method, body))
-        self.timeouts.append(timeout)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def instance(**extra: Any) -> dict[str, Any]:
@@ -84,7 +60,7 @@ def test_start_and_check_post_the_request() -> None:
     req = StartWorkflow(workflow="AgentLoop", input={"agent_id": "a", "x": None})
     started = run(client.start(req.model_copy(update={"instance_id": "wf:1"})))
     assert run(client.check(req)) is None
-    assert call.calls == [
+    assert call.asked() == [
         (
             names.AGENT_RUNNER,
             "POST",
@@ -99,7 +75,7 @@ def test_start_and_check_post_the_request() -> None:
             {"workflow": "AgentLoop", "input": {"agent_id": "a", "x": None}},
         ),
     ]
-    assert call.timeouts == [None, None]
+    assert [c.timeout for c in call.calls] == [None, None]
     assert started == WorkflowStarted(instance_id="wf:1", workflow="AgentLoop")
 
 
@@ -143,7 +119,7 @@ def test_each_instance_call_builds_its_method_and_path() -> None:
         ("POST", "internal/workflows/wf:1/terminate", None),
         ("DELETE", "internal/workflows/wf:1", None),
     ]
-    assert {c[0] for c in call.calls} == {"runner-b"} and set(call.timeouts) == {3.0}
+    assert {c[0] for c in call.calls} == {"runner-b"} and {c.timeout for c in call.calls} == {3.0}
     assert status.status == "RUNNING" and not status.terminal
     assert status.created_at == datetime(2026, 3, 28, 23, 58, 30, 250_000, tzinfo=UTC)
     assert ledger.model_dump(mode="json") == steps  # what each step recorded rides along
