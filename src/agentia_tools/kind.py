@@ -253,7 +253,7 @@ def _up(overlay: str, build: bool, port: int) -> str:
         _kubectl("apply", "-f", "-"),
         stdin=_secrets_yaml(),
     )
-    infra, services = split_services(manifests)
+    infra, services = split_services(manifests, plan.sidecar_build)
     run(
         f"applying overlay '{overlay}': stores, brokers, Dapr resources",
         _kubectl("apply", "-f", "-"),

@@ -55,6 +55,8 @@ class Plan:
     load: list[str] = field(default_factory=list)  # images to load into the nodes
     dapr_chart: Path | None = None  # None: Dapr's Helm repository
     dapr_values: list[str] = field(default_factory=list)
+    # The daprd build the sidecars run, when built here (a new one rolls the service pods).
+    sidecar_build: str | None = None
     beyond_dev: list[str] = field(default_factory=list)  # images `policies` and `full` run
     # The policy engine's (overlays `policies` and `full`), loaded on the control plane too.
     every_node: list[str] = field(default_factory=list)
@@ -198,6 +200,7 @@ def _dapr(progress: Progress, plan: Plan) -> None:
     plan.load += sorted(images.values())
     plan.dapr_chart = kind_dapr_build.chart_dir(progress)
     plan.dapr_values = kind_dapr_build.chart_values()
+    plan.sidecar_build = kind_dapr_build.TOOL.out_dir().name
     plan.notes.append(f"Dapr: chart and images built from github.com/dapr/dapr ({plan.dapr_chart})")
 
 

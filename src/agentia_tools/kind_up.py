@@ -243,6 +243,9 @@ SERVICE_KINDS: Final = ("Deployment", "CronJob")
 
 
 CONFIG_HASH: Final = "agentia.dev/dapr-config-hash"
+# The build of daprd the sidecars run (its tag stays <version>-agentia while our patches
+# change it): a new build must roll the pods, since a sidecar is injected only at start.
+SIDECAR_BUILD: Final = "agentia.dev/daprd-build"
 
 
 def _template(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -254,10 +257,10 @@ def _template(doc: dict[str, Any]) -> dict[str, Any] | None:
     return template if isinstance(template, dict) else None
 
 
-def stamp_configs(docs: list[dict[str, Any]]) -> None:
+def stamp_configs(docs: list[dict[str, Any]], sidecar_build: str | None = None) -> None:
     """Put a hash of each pod's Dapr Configuration (its access policy and secret scopes) on
-    its template: a sidecar reads its Configuration only at start, so a changed one must
-    roll the pods that use it."""
+    its template, and the daprd build its sidecar runs: a sidecar reads its Configuration
+    and is injected only at start, so a changed one must roll the pods that use it."""
     configs = {
         d["metadata"]["name"]: hashlib.sha256(yaml.safe_dump(d["spec"]).encode()).hexdigest()[:16]
         for d in docs
@@ -271,16 +274,19 @@ def stamp_configs(docs: list[dict[str, Any]]) -> None:
         name = annotations.get("dapr.io/config")
         if name in configs:
             annotations[CONFIG_HASH] = configs[name]
+        if sidecar_build and annotations.get("dapr.io/enabled") == "true":
+            annotations[SIDECAR_BUILD] = sidecar_build
 
 
-def split_services(manifests: str) -> tuple[str, str]:
+def split_services(manifests: str, sidecar_build: str | None = None) -> tuple[str, str]:
     """(everything but the mesh's services, the services' Deployments and CronJobs): the
     brokers and stores first, so that no sidecar starts before them and backs off. Each
-    service's pods carry the hash of their Dapr Configuration (stamp_configs)."""
+    service's pods carry the hash of their Dapr Configuration and the daprd build
+    (stamp_configs)."""
     first: list[dict[str, Any]] = []
     then: list[dict[str, Any]] = []
     docs = [doc for doc in yaml.safe_load_all(manifests) if doc]
-    stamp_configs(docs)
+    stamp_configs(docs, sidecar_build)
     for doc in docs:
         component = doc.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
         late = doc["kind"] in SERVICE_KINDS and component != "infra"

@@ -283,6 +283,25 @@ def test_up_applies_stores_and_brokers_before_the_services() -> None:
     assert late == {("Deployment", a) for a in names.APP_IDS} | {("CronJob", "scheduler-drain")}
 
 
+def test_a_new_daprd_build_rolls_every_service_pod() -> None:
+    """The sidecar image keeps its tag across our patches: its build key is on the pods."""
+
+    def builds(sidecar_build: str) -> dict[str, str]:
+        _, then = kind_up.split_services(kind.render("dev"), sidecar_build)
+        out = {}
+        for doc in yaml.safe_load_all(then):
+            template = kind_up._template(doc)
+            assert template is not None
+            out[doc["metadata"]["name"]] = template["metadata"]["annotations"][
+                kind_up.SIDECAR_BUILD
+            ]
+        return out
+
+    assert set(builds("dapr-v1-a").values()) == {"dapr-v1-a"}
+    assert set(builds("dapr-v1-a")) == {*names.APP_IDS, "scheduler-drain"}
+    assert builds("dapr-v1-b") != builds("dapr-v1-a")
+
+
 def test_a_changed_dapr_configuration_rolls_the_pods_that_use_it() -> None:
     def hashes(manifests: str) -> dict[str, str]:
         _, then = kind_up.split_services(manifests)
