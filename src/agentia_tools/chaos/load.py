@@ -160,6 +160,8 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
         "completed": len(completed),
         "failed": sum(1 for s in status.values() if s in RUNNER_FINAL - {Status.SUCCESS}),
         "lost": sum(1 for s in status.values() if s not in RUNNER_FINAL),
+        # Named in the report (not only counted), with what the ledger said of each.
+        "lost_runs": {r: s for r, s in sorted(status.items()) if s not in RUNNER_FINAL},
         "duplicated": sum(1 for r in load.accepted if len(load.completions.get(r, ())) > 1),
         "recovery_s": load.recovery_s,
     }
