@@ -33,6 +33,7 @@ class Catalog:
 
     def __init__(self, client: DaprClient) -> None:
         self.client = client
+        self._runner = RunnerClient(Upstream(client))
         self._specs: list[dict[str, Any]] = []
         self._at = float("-inf")
         self._when = ""  # occurred_at of the catalog held
@@ -56,7 +57,7 @@ class Catalog:
 
     async def _ask_runner(self) -> None:
         try:
-            specs = await RunnerClient(Upstream(self.client)).agents()
+            specs = await self._runner.agents()
         except GatewayError as exc:
             raise Unavailable(
                 "no agent catalog yet: agent-runner has not published one and cannot be asked "

@@ -25,26 +25,9 @@ def refusal(exc: InvokeError) -> GatewayError:
     return Unavailable(f"{exc.app_id} unavailable ({exc.status}): {exc.reason}")
 
 
-async def call(
-    client: DaprClient,
-    app_id: str,
-    method: str,
-    *,
-    http_method: str = "POST",
-    body: Any = None,
-    timeout: float | None = None,
-) -> Any:
-    """The answer's JSON (None when empty); a refusal or an outage as a GatewayError."""
-    try:
-        return await client.call(
-            app_id, method, http_method=http_method, body=body, timeout=timeout
-        )
-    except InvokeError as exc:
-        raise refusal(exc) from None
-
-
 class Upstream:
-    """:func:`call` as a :class:`agentia.contracts.Call`, for the typed clients."""
+    """The gateway's :class:`agentia.contracts.Call`, for the typed clients: the answer's
+    JSON (None when empty); a refusal or an outage as a GatewayError."""
 
     def __init__(self, client: DaprClient) -> None:
         self.client = client
@@ -58,9 +41,12 @@ class Upstream:
         body: Any = None,
         timeout: float | None = None,
     ) -> Any:
-        return await call(
-            self.client, app_id, method, http_method=http_method, body=body, timeout=timeout
-        )
+        try:
+            return await self.client.call(
+                app_id, method, http_method=http_method, body=body, timeout=timeout
+            )
+        except InvokeError as exc:
+            raise refusal(exc) from None
 
 
 def request(model: type[Request], **fields: Any) -> Request:
