@@ -130,6 +130,7 @@ async def run_frames(
     pause = flow.settings.stream_poll_s
     finished = False
     patience = time.monotonic() + unrecorded_wait_s
+    settled_seen = 0.0  # when this stream first found the run settled with its log empty
     try:
         with flow.signals.watching(run_id):
             while not finished:
@@ -163,8 +164,15 @@ async def run_frames(
                 if order.sent < 0 and not events:  # nothing yet: is there a run, is its log gone?
                     if current is None and time.monotonic() < patience:
                         pass  # not started yet: its first event is on its way
-                    elif current is None or current.final:
-                        break  # settled with no log left (expired): nothing more will come
+                    elif current is None:
+                        break  # no run and no log: nothing will come
+                    elif current.final:
+                        # A run is settled just before its final event is appended, and its
+                        # other events may still be on redelivery: only a log still empty a
+                        # grace later is one that expired.
+                        settled_seen = settled_seen or time.monotonic()
+                        if time.monotonic() - settled_seen > GAP_GRACE_S:
+                            break
                 if time.monotonic() - last_io > KEEPALIVE_S:
                     yield ": keepalive\n\n"
                     last_io = time.monotonic()
