@@ -234,6 +234,18 @@ def scheduler_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
     )
 
 
+DAPRD_LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+def daprd_log_level() -> str:
+    """The sidecars' log level, ``AGENTIA_DAPRD_LOG_LEVEL`` (debug shows each delivery a
+    sidecar hands its app: for chasing a message that went missing)."""
+    level = os.environ.get("AGENTIA_DAPRD_LOG_LEVEL", "info").strip().lower()
+    if level not in DAPRD_LOG_LEVELS:
+        raise ValueError(f"AGENTIA_DAPRD_LOG_LEVEL must be one of {', '.join(DAPRD_LOG_LEVELS)}")
+    return level
+
+
 def sidecar_command(
     bins: DaprBinaries,
     app_id: str,
@@ -286,6 +298,8 @@ def sidecar_command(
         "--app-health-threshold",
         str(names.APP_HEALTH_THRESHOLD),
         "--log-as-json",
+        "--log-level",
+        daprd_log_level(),
     ]
     if mtls:
         # Sidecar-to-sidecar calls and the links to placement and the scheduler are mutual
