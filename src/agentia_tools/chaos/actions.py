@@ -217,6 +217,7 @@ def start_workflows(count: int = 6, pause_s: float = 3.0) -> str:
             timeout=30,
         )
         resp.raise_for_status()
+        load_mod.workflow_history().record("workflow_started", "load", instance=instance)
     load_mod.CURRENT_WORKFLOWS[:] = ids
     return f"started {count} workflows"
 

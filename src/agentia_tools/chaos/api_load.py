@@ -29,6 +29,9 @@ from typing import Any, Final
 import httpx
 
 from agentia.events import FINAL, FINAL_KINDS, Status
+from agentia.paths import agentia_home
+from agentia_tools.chaos.checker import check
+from agentia_tools.chaos.history import History, read
 
 RETRY_FOR_S: Final = 60.0  # a client keeps trying this long
 # Refusals a retry cannot fix; anything else (5xx, 429, a dropped connection) is retried.
@@ -58,6 +61,11 @@ class ApiLoad:
     sent: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    history: History | None = None  # what the clients did and saw, for the offline checker
+
+    def record(self, op: Any, process: str = "client", **fields: Any) -> None:
+        if self.history is not None:
+            self.history.record(op, process, **fields)
 
     def thread_id(self, i: int) -> str:
         return f"chaos-{self.tag}-{i:04d}"
@@ -83,30 +91,31 @@ def _submit(client: httpx.Client, load: ApiLoad, thread_id: str, text: str) -> N
         "metadata": {"chaos": load.tag},
     }
     load.inputs[thread_id] = text
+    load.record("requested", key=thread_id)
     deadline = time.monotonic() + load.retry_for_s
-    reason = "not tried"
+    reason, definite = "not tried", False
     while time.monotonic() < deadline:
         try:
             resp = client.post(f"/threads/{thread_id}/runs", json=body)
-            if resp.status_code == 200:
-                load.accepted[thread_id] = resp.json()["run_id"]
-                load.created_at[load.accepted[thread_id]] = time.time()
-                return
+            found = resp.json()["run_id"] if resp.status_code == 200 else None
             if resp.status_code == 409:  # busy: an earlier attempt got in after all
                 found = _existing_run(client, thread_id)
-                if found:
-                    load.accepted[thread_id] = found
-                    load.created_at[found] = time.time()
-                    return
+            if found:
+                load.accepted[thread_id] = found
+                load.created_at[found] = time.time()
+                load.record("accepted", key=thread_id, run=found)
+                return
             reason = f"{resp.status_code} {resp.text[:100]}"
             load.refusals.append((time.monotonic(), reason))
             if resp.status_code in PERMANENT:
+                definite = True
                 break
         except httpx.HTTPError as exc:
             reason = type(exc).__name__
             load.refusals.append((time.monotonic(), reason))
         time.sleep(0.5)
     load.refused[thread_id] = reason
+    load.record("refused", key=thread_id, why=reason, definite=definite)
 
 
 def _publish_all(gateway: Gateway, load: ApiLoad) -> None:
@@ -131,6 +140,10 @@ def _watch(gateway: Gateway, load: ApiLoad) -> None:
                     continue  # the gateway may be the fault under test
                 if resp.status_code == 200:
                     run = resp.json()
+                    if run["status"] != load.status.get(run_id):
+                        load.record(
+                            "observed", "watcher", run=run_id, status=run["status"], via="api"
+                        )
                     load.status[run_id] = run["status"]
                     if run["status"] in FINAL:
                         # When the gateway settled it (its clock: this machine's, or a kind
@@ -155,6 +168,7 @@ def start(
     """Start the load's publisher and watcher threads; they go on during the next steps."""
     gateway().close()  # no key, no gateway: fail here, before any fault is injected
     load = ApiLoad(runs, per_second, agent, text, retry_for_s=retry_for_s)
+    load.history = History(agentia_home() / "chaos" / "history" / f"api-{load.tag}.jsonl")
     threading.Thread(target=_publish_all, args=(gateway, load), daemon=True).start()
     threading.Thread(target=_watch, args=(gateway, load), daemon=True).start()
     return load
@@ -166,9 +180,9 @@ def seq_gaps(seqs: list[int]) -> int:
     return len(set(range(max(seqs, default=-1) + 1)) ^ set(seqs)) + len(seqs) - len(set(seqs))
 
 
-def _replayed(client: httpx.Client, thread_id: str, run_id: str) -> tuple[int, int]:
-    """The run's stream, replayed from its log: distinct final events (by seq), and how many
-    events are missing or repeated (``seq_gaps``). A refusal a retry can fix (429 over the
+def _replayed(client: httpx.Client, thread_id: str, run_id: str) -> tuple[int, list[int]]:
+    """The run's stream, replayed from its log: distinct final events (by seq), and the
+    events' seqs in the order the stream sent them. A refusal a retry can fix (429 over the
     key's rate, a 5xx), or a stream cut off (the gateway's sidecar restarted under it), is
     read again for up to ``RETRY_FOR_S``."""
     deadline = time.monotonic() + RETRY_FOR_S
@@ -183,7 +197,7 @@ def _replayed(client: httpx.Client, thread_id: str, run_id: str) -> tuple[int, i
 
 def _replayed_once(
     client: httpx.Client, thread_id: str, run_id: str, deadline: float
-) -> tuple[int, int]:
+) -> tuple[int, list[int]]:
     while True:
         finals: set[int] = set()
         seqs: list[int] = []
@@ -194,9 +208,9 @@ def _replayed_once(
                 if time.monotonic() < deadline:
                     time.sleep(min(float(resp.headers.get("retry-after") or 1), 5.0))
                     continue
-                return 0, 0
+                return 0, []
             if resp.status_code != 200:
-                return 0, 0
+                return 0, []
             for line in resp.iter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
@@ -205,7 +219,7 @@ def _replayed_once(
                     seqs.append(int(data.get("seq", -1)))
                     if data.get("kind") in FINAL_KINDS:
                         finals.add(int(data.get("seq", -1)))
-        return len(finals), seq_gaps(seqs)
+        return len(finals), seqs
 
 
 def _read(client: httpx.Client, path: str, **params: Any) -> Any:
@@ -264,9 +278,10 @@ def outcome(
             repeated += int(found["repeated"] > 0)
             wedged += int(found["busy"] and load.status.get(run_id) in FINAL)
         for thread_id, run_id in completed:
-            finals, gaps = _replayed(client, thread_id, run_id)
+            finals, seqs = _replayed(client, thread_id, run_id)
+            load.record("seqs", "replay", run=run_id, seqs=seqs)
             bad_streams += int(finals != 1)
-            gapped += int(gaps > 0)
+            gapped += int(seq_gaps(seqs) > 0)
     statuses = [load.status.get(r, "unseen") for r in load.accepted.values()]
     # How long each run took to end once both it existed and the faults were over.
     after = {
@@ -275,6 +290,11 @@ def outcome(
         if faults_ended is not None
     }
     slowest = sorted(after.items(), key=lambda kv: -kv[1])[:5]
+    checked: dict[str, Any] = {}
+    if load.history is not None:
+        load.history.close()
+        checked = {"checker": check(read(load.history.path)).summary()}
+        checked["history"] = str(load.history.path)
     return {
         "load": f"{load.runs} runs at {load.per_second:g}/s ({load.agent})",
         "sent": load.sent,
@@ -294,4 +314,5 @@ def outcome(
         "streams_with_seq_gaps": gapped,
         "final_s_after_faults": round(max(after.values()), 1) if after else None,
         "slowest_runs": [{"run_id": r, "s": round(t, 1)} for r, t in slowest],
+        **checked,
     }

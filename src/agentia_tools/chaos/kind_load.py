@@ -114,6 +114,7 @@ def nothing_lost(experiment: str, timeout: float = 240) -> dict[str, Any]:
         and result["streams_without_one_final_event"] == 0
         and result["streams_with_seq_gaps"] == 0
         and result["accepted"] == result["sent"] > 0
+        and result.get("checker", {}).get("ok", True)
     )
     _record(experiment, result)
     return result

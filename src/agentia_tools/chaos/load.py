@@ -23,6 +23,8 @@ from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.events import RUNNER_FINAL, Kind, Status
 from agentia.paths import agentia_home
+from agentia_tools.chaos.checker import check
+from agentia_tools.chaos.history import History, read
 from agentia_tools.runtime import infra
 from agentia_tools.runtime.secrets_file import read_secrets
 
@@ -45,11 +47,31 @@ class Load:
     done: threading.Event = field(default_factory=threading.Event)
     stop_watch: threading.Event = field(default_factory=threading.Event)
     queue: str = field(default_factory=lambda: f"chaos-watch-{uuid.uuid4().hex[:8]}")
+    history: History | None = None  # what the load did and saw, for the offline checker
+
+    @property
+    def prefix(self) -> str:
+        """Every run id of this load starts with it."""
+        return f"chaos-{self.queue[-8:]}-"
+
+    def record(self, op: Any, **fields: Any) -> None:
+        if self.history is not None:
+            self.history.record(op, "load", **fields)
 
 
 CURRENT: dict[str, Load] = {}
 CURRENT_POISON: list[str] = []  # run ids published to fail on every delivery
 CURRENT_WORKFLOWS: list[str] = []  # workflow instances started by the experiment
+WORKFLOW_HISTORY: dict[str, History] = {}
+
+
+def workflow_history() -> History:
+    """The history of the experiment's workflows (started, read, steps executed)."""
+    if "history" not in WORKFLOW_HISTORY:
+        tag = uuid.uuid4().hex[:8]
+        path = agentia_home() / "chaos" / "history" / f"workflows-{tag}.jsonl"
+        WORKFLOW_HISTORY["history"] = History(path)
+    return WORKFLOW_HISTORY["history"]
 
 
 def sidecar() -> tuple[str, dict[str, str]]:
@@ -62,8 +84,9 @@ def _publish_all(load: Load) -> None:
     base, headers = sidecar()
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for i in range(load.runs):
-            run_id = f"chaos-{load.queue[-8:]}-{i:04d}"
+            run_id = f"{load.prefix}{i:04d}"
             load.sent.append(run_id)
+            load.record("requested", key=run_id)
             body = {"run_id": run_id, "agent_id": load.agent, "input": load.text}
             deadline = time.monotonic() + 60  # a publisher keeps trying, like a real client
             while True:
@@ -73,12 +96,15 @@ def _publish_all(load: Load) -> None:
                     )
                     if resp.status_code == 204:
                         load.accepted.append(run_id)
+                        load.record("accepted", key=run_id, run=run_id)
                         break
                     reason = f"{resp.status_code} {resp.text[:100]}"
                 except httpx.HTTPError as exc:
                     reason = type(exc).__name__
                 if time.monotonic() > deadline:
                     load.refused[run_id] = reason
+                    # A refusal after a timeout may still have reached the broker.
+                    load.record("refused", key=run_id, why=reason, definite=False)
                     break
                 time.sleep(0.5)
             time.sleep(1 / load.per_second)
@@ -105,8 +131,10 @@ def _watch(load: Load) -> None:
                     continue
                 envelope = json.loads(body)
                 data = envelope.get("data") or {}
-                if data.get("kind") == Kind.RUN_COMPLETED:
-                    load.completions[data["run_id"]].add(envelope.get("id", ""))
+                run_id = str(data.get("run_id", ""))
+                if data.get("kind") == Kind.RUN_COMPLETED and run_id.startswith(load.prefix):
+                    load.completions[run_id].add(envelope.get("id", ""))
+                    load.record("completed", run=run_id, event_id=envelope.get("id", ""))
                 ch.basic_ack(method.delivery_tag)
             ch.queue_delete(load.queue)
             conn.close()
@@ -116,6 +144,7 @@ def _watch(load: Load) -> None:
 
 def start(runs: int, per_second: float, agent: str = "assistant", text: str = "hello") -> Load:
     load = Load(runs=runs, per_second=per_second, agent=agent, text=text)
+    load.history = History(agentia_home() / "chaos" / "history" / f"{load.queue}.jsonl")
     CURRENT["load"] = load
     threading.Thread(target=_watch, args=(load,), daemon=True).start()
     time.sleep(1)  # the watcher's queue exists before the first run can complete
@@ -144,7 +173,10 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     status: dict[str, str] = {}
     while time.monotonic() < deadline:
-        status = ledger_status(load.accepted)
+        before, status = status, ledger_status(load.accepted)
+        for rid, now in status.items():
+            if now != before.get(rid):  # each change of what the ledger says goes on record
+                load.record("observed", run=rid, status=now, via="ledger")
         done = all(s in RUNNER_FINAL for s in status.values())
         seen = all(load.completions.get(r) for r, s in status.items() if s == Status.SUCCESS)
         if done and seen:
@@ -152,6 +184,11 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
         time.sleep(1)
     load.stop_watch.set()
     completed = [r for r, s in status.items() if s == Status.SUCCESS]
+    checked: dict[str, Any] = {}
+    if load.history is not None:
+        load.history.close()
+        checked = {"checker": check(read(load.history.path)).summary()}
+        checked["history"] = str(load.history.path)
     return {
         "load": f"{load.runs} runs at {load.per_second:g}/s ({load.agent})",
         "sent": len(load.sent),
@@ -164,4 +201,5 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
         "lost_runs": {r: s for r, s in sorted(status.items()) if s not in RUNNER_FINAL},
         "duplicated": sum(1 for r in load.accepted if len(load.completions.get(r, ())) > 1),
         "recovery_s": load.recovery_s,
+        **checked,
     }

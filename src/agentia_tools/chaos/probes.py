@@ -15,6 +15,8 @@ from agentia.paths import agentia_home
 from agentia_tools.chaos import actions, api_load
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos import streams as streams_mod
+from agentia_tools.chaos.checker import check
+from agentia_tools.chaos.history import read
 from agentia_tools.runtime import health
 
 
@@ -42,7 +44,12 @@ def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:
     if load is None:
         raise RuntimeError("no load was started in this experiment")
     result = load_mod.outcome(load, timeout)
-    result["ok"] = result["lost"] == 0 and result["duplicated"] == 0 and result["refused"] == 0
+    result["ok"] = (
+        result["lost"] == 0
+        and result["duplicated"] == 0
+        and result["refused"] == 0
+        and result.get("checker", {}).get("ok", True)
+    )
     _record(experiment, result)
     return result
 
@@ -72,6 +79,7 @@ def clients_saw_nothing_lost(
         and result["streams_without_one_final_event"] == 0
         and result["streams_with_seq_gaps"] == 0
         and (late is None or late <= final_within_s)
+        and result.get("checker", {}).get("ok", True)
     )
     _record(experiment, result)
     return result
@@ -107,21 +115,38 @@ def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]
     url = f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/internal/workflows"
     deadline = time.monotonic() + timeout
     done: set[str] = set()
+    history = load_mod.workflow_history()
+    seen: dict[str, str] = {}
     while time.monotonic() < deadline and len(done) < len(ids):
         for instance in set(ids) - done:
             resp = httpx.get(f"{url}/{instance}", headers=headers, timeout=10)
-            if resp.status_code == 200 and resp.json().get("status") == "COMPLETED":
+            status = str(resp.json().get("status")) if resp.status_code == 200 else None
+            if status is not None and status != seen.get(instance):
+                seen[instance] = status
+                history.record("workflow_observed", "probe", instance=instance, status=status)
+            if status == "COMPLETED":
                 done.add(instance)
         time.sleep(1)
     repeated = 0
     for instance in done:
         steps = httpx.get(f"{url}/{instance}/steps", headers=headers, timeout=10).json()
-        repeated += sum(1 for s in steps["steps"] if s["kind"] == "tool" and s["executions"] > 1)
+        for step in steps["steps"]:
+            if step["kind"] != "tool":
+                continue
+            repeated += int(step["executions"] > 1)
+            for n in range(int(step["executions"])):  # each execution is the step's effect
+                key = f"{instance}:{step['step']}"
+                history.record("effect", "probe", run=instance, effect_key=key, event_id=str(n))
+    history.close()
+    load_mod.WORKFLOW_HISTORY.clear()
+    verdict = check(read(history.path)).summary()
     result = {
         "workflows": len(ids),
         "workflows_completed": len(done),
         "tool_steps_repeated": repeated,
-        "ok": len(done) == len(ids) and repeated == 0,
+        "workflow_checker": verdict,
+        "workflow_history": str(history.path),
+        "ok": len(done) == len(ids) and repeated == 0 and verdict["ok"],
     }
     _record(experiment, result)
     return result

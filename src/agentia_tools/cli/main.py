@@ -20,6 +20,8 @@ from rich.table import Table
 
 from agentia import names
 from agentia.paths import agentia_home
+from agentia_tools.chaos import checker as chaos_checker
+from agentia_tools.chaos import history as chaos_history
 from agentia_tools.chaos import runner as chaos_runner
 from agentia_tools.cli.console import console as console_command
 from agentia_tools.cli.keys import keys_app
@@ -352,6 +354,7 @@ def _print_chaos_table(reports: list[dict[str, Any]], target: str) -> None:
         "workflows",
         "streams",
         "recovery_s",
+        "checker",
         "verdict",
     )
     if target == "kind":  # what only the kind bookkeeping counts (see docs/kubernetes.md)
@@ -366,9 +369,38 @@ def _print_chaos_table(reports: list[dict[str, Any]], target: str) -> None:
             r = {**r, "workflows": f"{r.get('workflows_completed', 0)}/{r['workflows']}"}
         if "streams" in r:  # complete of started, for the experiments with streaming clients
             r = {**r, "streams": f"{r.get('streams_complete', 0)}/{r['streams']}"}
+        if isinstance(r.get("checker"), dict):  # the offline checker's verdict on the history
+            r = {**r, "checker": checker_cell(r["checker"])}
         table.add_row(*(str(r.get(c, "-")) for c in cols))
     # One line per experiment in logs too (off a terminal Rich assumes 80 columns).
     (console if console.is_terminal else Console(width=160)).print(fold(table))
+
+
+def checker_cell(verdict: dict[str, Any]) -> str:
+    """``ok``, or the checker's non-zero counts."""
+    faults = ("lost", "duplicated", "unexpected", "stale", "gapped", "stuck")
+    bad = [f"{name} {verdict[name]}" for name in faults if verdict.get(name)]
+    return ", ".join(bad) if bad else "ok"
+
+
+@chaos_app.command("check")
+def chaos_check(
+    history: Annotated[Path, typer.Argument(help="A history file a chaos load wrote (JSONL)")],
+) -> None:
+    """Check a history offline: lost, duplicated, unexpected, stale, gapped, stuck; exits 1
+    unless all are 0. Each experiment's report names its history (``history``)."""
+    try:
+        verdict = chaos_checker.check(chaos_history.read(history))
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), 2) from None
+    table = Table(title=f"history {history.name}")
+    table.add_column("count")
+    table.add_column("value")
+    for key, value in verdict.summary().items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+    if not verdict.ok:
+        raise typer.Exit(1)
 
 
 @chaos_app.command("report")
