@@ -65,6 +65,6 @@ def test_a_schedule_is_the_same_for_a_seed_and_fits_its_duration() -> None:
 
 def test_a_link_open_before_the_cut_is_marked_by_its_ports_from_either_end() -> None:
     out = rules([Cut("x", (5672,))], "both", [(40000, 5672)])
-    assert ["--sport", "40000", "--dport", "5672"] == out[0][8:12]
-    assert ["--sport", "5672", "--dport", "40000"] == out[1][8:12]
+    assert out[0][8:12] == ["--sport", "40000", "--dport", "5672"]
+    assert out[1][8:12] == ["--sport", "5672", "--dport", "40000"]
     assert len(out) == 4  # two for the open link, one for new links, the drop
