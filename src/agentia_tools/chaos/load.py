@@ -60,6 +60,7 @@ class Load:
 
 
 CURRENT: dict[str, Load] = {}
+UNREACHABLE = "unreachable"  # a ledger read that failed: no answer about the run
 CURRENT_POISON: list[str] = []  # run ids published to fail on every delivery
 CURRENT_WORKFLOWS: list[str] = []  # workflow instances started by the experiment
 WORKFLOW_HISTORY: dict[str, History] = {}
@@ -161,9 +162,12 @@ def ledger_status(run_ids: list[str]) -> dict[str, str]:
                 r = client.get(
                     f"/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.run_path(rid)}"
                 )
-                out[rid] = r.json().get("status", "missing") if r.status_code == 200 else "missing"
+                if r.status_code == 200:
+                    out[rid] = r.json().get("status", "missing")
+                else:  # not found, or a read that failed (not an answer about the run)
+                    out[rid] = "missing" if r.status_code == 404 else UNREACHABLE
             except httpx.HTTPError:
-                out[rid] = "unreachable"
+                out[rid] = UNREACHABLE
     return out
 
 
@@ -175,7 +179,8 @@ def outcome(load: Load, timeout: float) -> dict[str, Any]:
     while time.monotonic() < deadline:
         before, status = status, ledger_status(load.accepted)
         for rid, now in status.items():
-            if now != before.get(rid):  # each change of what the ledger says goes on record
+            # Each change of what the ledger says goes on record; a failed read says nothing.
+            if now != before.get(rid) and now != UNREACHABLE:
                 load.record("observed", run=rid, status=now, via="ledger")
         done = all(s in RUNNER_FINAL for s in status.values())
         seen = all(load.completions.get(r) for r, s in status.items() if s == Status.SUCCESS)

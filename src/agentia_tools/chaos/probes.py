@@ -30,9 +30,20 @@ def _record(experiment: str, result: dict[str, Any]) -> None:
     out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
 
 
-def mesh_healthy() -> bool:
-    """Every app, sidecar and control-plane process answers its health check."""
-    return all(p.ok for p in health.mesh_probes())
+def mesh_healthy(experiment: str | None = None, timeout: float = 120) -> bool:
+    """Every app, sidecar and control-plane process answers its health check, waited for up
+    to ``timeout`` (after a fault the mesh may still be coming back: never a single probe);
+    with ``experiment``, how long it took goes into its report (``healthy_after_s``)."""
+    start = time.monotonic()
+    while True:
+        healthy = all(p.ok for p in health.mesh_probes())
+        if healthy or time.monotonic() - start > timeout:
+            break
+        time.sleep(1)
+    if experiment is not None:
+        took = round(time.monotonic() - start, 1)
+        _record(experiment, {"healthy_after_s": took, "ok": healthy})
+    return healthy
 
 
 def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from agentia import names
 from agentia.paths import agentia_home, repo_root
 from agentia_tools import access
 from agentia_tools.net import free_ports
+from agentia_tools.runtime.clock import clock_environment
 from agentia_tools.runtime.daprbin import DaprBinaries
 from agentia_tools.runtime.programs import ProgramSpec
 
@@ -411,7 +412,7 @@ def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[Progra
                     "10",
                 ],
                 directory=home,
-                environment=env,
+                environment={**env, **clock_environment(home, app_id)},
                 priority=300,
             )
         )

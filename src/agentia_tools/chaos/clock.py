@@ -1,0 +1,131 @@
+"""Clock faults (``"module": "agentia_tools.chaos.clock"``): one Python service's wall clock
+skewed and jumping, forwards and back, while it serves (runtime/clock.py: libfaketime).
+
+An experiment first restarts the service under a fake clock set to the real time
+(:func:`fake_clock`, before its load starts, so the restart is not the fault under test),
+then moves it (:func:`clock_jumps`); the rollback restarts it on the real clock.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from agentia import names
+from agentia.contracts import runner as runner_api
+from agentia.paths import agentia_home
+from agentia_tools.chaos import load as load_mod
+from agentia_tools.chaos import probes
+from agentia_tools.runtime import orchestrate
+from agentia_tools.runtime.clock import clock_file
+from agentia_tools.runtime.supervisor import Supervisor
+
+MAX_JUMPS_S = 600.0  # a jump schedule never runs longer than this, whatever it is asked
+SEEN_WITHIN_S = 20.0  # a jump counts as seen when agent-runner's clock is this close to it
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+
+
+def runner_clock_offset() -> float | None:
+    """agent-runner's wall clock less the real one, read from a run of its ``now`` tool
+    (None when the run gives no time back)."""
+    base, headers = load_mod.sidecar()
+    body = {"run_id": f"clock-{uuid.uuid4().hex[:10]}", "agent_id": "assistant", "input": "now {}"}
+    url = f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.WAIT}"
+    try:
+        resp = httpx.post(url, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError:
+        return None
+    found = ISO.search(str(resp.json().get("output"))) if resp.status_code == 200 else None
+    if found is None:
+        return None
+    return datetime.fromisoformat(found.group()).timestamp() - time.time()
+
+
+def _seen(offset: int, timeout: float = 15) -> float | None:
+    """Wait until agent-runner's clock shows ``offset``; the offset it showed, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = runner_clock_offset()
+        if shown is not None and abs(shown - offset) <= SEEN_WITHIN_S:
+            return shown
+        time.sleep(0.5)
+    return None
+
+
+def _restart(home: Path, app_id: str) -> int:
+    """Restart ``app_id`` with the environment the mesh's plan now gives it; its new pid."""
+    plan = orchestrate.plan(home, lambda _: None)
+    sup = Supervisor(home)
+    sup.write(plan.specs)
+    sup.start_daemon()  # a running supervisord reloads: the changed program is replaced
+    sup.start(app_id)
+    if not probes.mesh_healthy(timeout=120):
+        raise RuntimeError(f"the mesh is not healthy 120 s after {app_id} restarted")
+    for proc in sup.processes():
+        if proc.name == app_id and proc.pid:
+            return proc.pid
+    raise RuntimeError(f"{app_id} is not running after its restart")
+
+
+def _write(path: Path, offset_s: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{offset_s:+d}\n")
+    tmp.replace(path)  # libfaketime never reads half a file
+
+
+def fake_clock(app_id: str) -> str:
+    """Restart ``app_id`` under a fake wall clock, at the real time for now."""
+    home = agentia_home()
+    path = clock_file(home, app_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, 0)
+    pid = _restart(home, app_id)
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    if not any(e.startswith(b"FAKETIME_TIMESTAMP_FILE=") for e in environ):
+        raise RuntimeError(f"{app_id} ({pid}) did not start under the fake clock")
+    return f"{app_id} ({pid}) runs under a fake clock ({path})"
+
+
+def clock_jumps(app_id: str, offsets_s: list[int], hold_s: float = 15) -> str:
+    """Move ``app_id``'s clock to each offset in turn (seconds from the real time), holding
+    each ``hold_s``; back to the real time at the end, however it ends. agent-runner's clock
+    is read back after each move (its ``now`` tool): a jump it never shows fails the action."""
+    path = clock_file(agentia_home(), app_id)
+    if not path.exists():
+        raise RuntimeError(f"{app_id} is not under a fake clock: run fake_clock first")
+    load = load_mod.CURRENT.get("load")
+    if load is not None:
+        load.fault_at = time.monotonic()
+    hold_s = min(hold_s, MAX_JUMPS_S / max(len(offsets_s), 1))
+    seen: list[str] = []
+    try:
+        for offset in offsets_s:
+            moved = time.monotonic()
+            _write(path, int(offset))
+            if app_id == names.AGENT_RUNNER:
+                shown = _seen(int(offset))
+                if shown is None:
+                    raise RuntimeError(f"{app_id}'s clock never showed {int(offset):+d}s")
+                seen.append(f"{int(offset):+d}s (read {shown:+.0f}s)")
+            else:
+                seen.append(f"{int(offset):+d}s")
+            time.sleep(max(0.0, moved + hold_s - time.monotonic()))
+    finally:
+        _write(path, 0)
+    return f"{app_id}'s clock moved {', '.join(seen)}, {hold_s:g}s each"
+
+
+def real_clock(app_id: str) -> str:
+    """Rollback: ``app_id`` restarted on the real clock."""
+    home = agentia_home()
+    path = clock_file(home, app_id)
+    if not path.exists():
+        return f"{app_id} was on the real clock"
+    path.unlink()
+    _restart(home, app_id)
+    return f"{app_id} back on the real clock"
