@@ -23,6 +23,8 @@ from agentia.paths import agentia_home
 from agentia_tools.chaos import checker as chaos_checker
 from agentia_tools.chaos import history as chaos_history
 from agentia_tools.chaos import runner as chaos_runner
+from agentia_tools.chaos import soak as soak_mod
+from agentia_tools.chaos.soak import DEFAULT_SET
 from agentia_tools.cli.console import console as console_command
 from agentia_tools.cli.keys import keys_app
 from agentia_tools.cli.schedules import schedules_app
@@ -374,6 +376,28 @@ def _print_chaos_table(reports: list[dict[str, Any]], target: str) -> None:
         table.add_row(*(str(r.get(c, "-")) for c in cols))
     # One line per experiment in logs too (off a terminal Rich assumes 80 columns).
     (console if console.is_terminal else Console(width=160)).print(fold(table))
+
+
+@app.command()
+def soak(
+    hours: Annotated[float, typer.Option(help="How long to go on (no new experiment after)")],
+    experiments: Annotated[
+        str | None, typer.Option(help="Comma-separated experiment names (default: the soak set)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the order of the experiments")] = 1,
+) -> None:
+    """Run fault experiments one after another for hours (seeded order), each judged by the
+    checker; totals and each process's memory go to .agentia/chaos/soak-*.json."""
+    names_ = [n.strip() for n in experiments.split(",")] if experiments else list(DEFAULT_SET)
+    try:
+        done, report = soak_mod.run(hours, names_, seed, lambda m: console.print(m))
+    except chaos_runner.ChaosError as exc:
+        raise _fail(str(exc), 2) from None
+    totals = done.totals()
+    console.print(json.dumps(totals, indent=1))
+    console.print(f"report: {report}")
+    if totals["failed"] or totals["lost"] or totals["duplicated"]:
+        raise typer.Exit(1)
 
 
 def checker_cell(verdict: dict[str, Any]) -> str:
