@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -146,10 +145,9 @@ def _watch(gateway: Gateway, load: ApiLoad) -> None:
                         )
                     load.status[run_id] = run["status"]
                     if run["status"] in FINAL:
-                        # When the gateway settled it (its clock: this machine's, or a kind
-                        # node's on it), not when this poll happened to see it.
-                        ended = datetime.fromisoformat(run["updated_at"]).timestamp()
-                        load.settled_at[run_id] = ended
+                        # When this client saw it settled (at most a poll late): not the
+                        # gateway's updated_at, whose clock a clock-fault experiment moves.
+                        load.settled_at[run_id] = time.time()
                         if run.get("error"):
                             load.errors[run_id] = str(run["error"])
                 elif resp.status_code == 404:

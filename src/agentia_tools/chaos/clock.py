@@ -8,49 +8,42 @@ then moves it (:func:`clock_jumps`); the rollback restarts it on the real clock.
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
-from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
 
 from agentia import names
-from agentia.contracts import runner as runner_api
 from agentia.paths import agentia_home
+from agentia_tools.chaos import actions, probes
 from agentia_tools.chaos import load as load_mod
-from agentia_tools.chaos import probes
 from agentia_tools.runtime import orchestrate
 from agentia_tools.runtime.clock import clock_file
 from agentia_tools.runtime.supervisor import Supervisor
 
 MAX_JUMPS_S = 600.0  # a jump schedule never runs longer than this, whatever it is asked
-SEEN_WITHIN_S = 20.0  # a jump counts as seen when agent-runner's clock is this close to it
-ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+SEEN_WITHIN_S = 20.0  # a jump counts as seen when the service's clock is this close to it
 
 
-def runner_clock_offset() -> float | None:
-    """agent-runner's wall clock less the real one, read from a run of its ``now`` tool
-    (None when the run gives no time back)."""
-    base, headers = load_mod.sidecar()
-    body = {"run_id": f"clock-{uuid.uuid4().hex[:10]}", "agent_id": "assistant", "input": "now {}"}
-    url = f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.WAIT}"
+def clock_offset(app_id: str) -> float | None:
+    """The service's wall clock less the real one, from the ``Date`` header its server
+    writes (uvicorn stamps each answer with its own clock); None when it does not answer."""
     try:
-        resp = httpx.post(url, json=body, headers=headers, timeout=30)
+        resp = httpx.get(f"http://127.0.0.1:{names.PORTS[app_id].app}/livez", timeout=5)
     except httpx.HTTPError:
         return None
-    found = ISO.search(str(resp.json().get("output"))) if resp.status_code == 200 else None
-    if found is None:
+    stamp = resp.headers.get("date")
+    if not stamp:
         return None
-    return datetime.fromisoformat(found.group()).timestamp() - time.time()
+    return parsedate_to_datetime(stamp).timestamp() - time.time()
 
 
-def _seen(offset: int, timeout: float = 15) -> float | None:
-    """Wait until agent-runner's clock shows ``offset``; the offset it showed, or None."""
+def _seen(app_id: str, offset: int, timeout: float = 15) -> float | None:
+    """Wait until the service's clock shows ``offset``; the offset it showed, or None."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        shown = runner_clock_offset()
+        shown = clock_offset(app_id)
         if shown is not None and abs(shown - offset) <= SEEN_WITHIN_S:
             return shown
         time.sleep(0.5)
@@ -93,8 +86,8 @@ def fake_clock(app_id: str) -> str:
 
 def clock_jumps(app_id: str, offsets_s: list[int], hold_s: float = 15) -> str:
     """Move ``app_id``'s clock to each offset in turn (seconds from the real time), holding
-    each ``hold_s``; back to the real time at the end, however it ends. agent-runner's clock
-    is read back after each move (its ``now`` tool): a jump it never shows fails the action."""
+    each ``hold_s``; back to the real time at the end, however it ends. The service's clock is
+    read back after each move (its answers' ``Date``): a jump it never shows fails the action."""
     path = clock_file(agentia_home(), app_id)
     if not path.exists():
         raise RuntimeError(f"{app_id} is not under a fake clock: run fake_clock first")
@@ -107,16 +100,14 @@ def clock_jumps(app_id: str, offsets_s: list[int], hold_s: float = 15) -> str:
         for offset in offsets_s:
             moved = time.monotonic()
             _write(path, int(offset))
-            if app_id == names.AGENT_RUNNER:
-                shown = _seen(int(offset))
-                if shown is None:
-                    raise RuntimeError(f"{app_id}'s clock never showed {int(offset):+d}s")
-                seen.append(f"{int(offset):+d}s (read {shown:+.0f}s)")
-            else:
-                seen.append(f"{int(offset):+d}s")
+            shown = _seen(app_id, int(offset))
+            if shown is None:
+                raise RuntimeError(f"{app_id}'s clock never showed {int(offset):+d}s")
+            seen.append(f"{int(offset):+d}s (read {shown:+.0f}s)")
             time.sleep(max(0.0, moved + hold_s - time.monotonic()))
     finally:
         _write(path, 0)
+        actions.FAULTS["ended"] = time.time()  # for the API load's "final within" check
     return f"{app_id}'s clock moved {', '.join(seen)}, {hold_s:g}s each"
 
 
