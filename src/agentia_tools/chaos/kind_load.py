@@ -17,7 +17,7 @@ import httpx
 
 from agentia.events import Status
 from agentia_tools.chaos import api_load, streams
-from agentia_tools.chaos.probes import _record
+from agentia_tools.chaos.probes import record_report
 from agentia_tools.kind import GATEWAY_URL, kind_key_path
 
 
@@ -116,7 +116,7 @@ def nothing_lost(experiment: str, timeout: float = 240) -> dict[str, Any]:
         and result["accepted"] == result["sent"] > 0
         and result.get("checker", {}).get("ok", True)
     )
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -159,7 +159,7 @@ def workflows_completed(experiment: str, timeout: float = 240) -> dict[str, Any]
         "tool_steps_repeated": repeated,
         "ok": len(done) == len(ids) and repeated == 0,
     }
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -173,5 +173,5 @@ def streams_complete(experiment: str, timeout: float = 240) -> dict[str, Any]:
     """Every streaming client got its run's every event exactly once, through reconnects."""
     result: dict[str, Any] = streams.outcome(timeout)
     result["ok"] = result["streams_complete"] == result["streams"]
-    _record(experiment, result)
+    record_report(experiment, result)
     return result

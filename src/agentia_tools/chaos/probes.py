@@ -20,7 +20,7 @@ from agentia_tools.chaos.history import read
 from agentia_tools.runtime import health
 
 
-def _record(experiment: str, result: dict[str, Any]) -> None:
+def record_report(experiment: str, result: dict[str, Any]) -> None:
     """Merge a probe's figures into ``$AGENTIA_HOME/chaos/<experiment>.json`` (the runner
     deletes it before each run); ``ok`` there is the AND of every probe's verdict."""
     out = agentia_home() / "chaos" / f"{experiment}.json"
@@ -42,7 +42,7 @@ def mesh_healthy(experiment: str | None = None, timeout: float = 120) -> bool:
         time.sleep(1)
     if experiment is not None:
         took = round(time.monotonic() - start, 1)
-        _record(experiment, {"healthy_after_s": took, "ok": healthy})
+        record_report(experiment, {"healthy_after_s": took, "ok": healthy})
     return healthy
 
 
@@ -61,7 +61,7 @@ def nothing_lost(experiment: str, timeout: float = 180) -> dict[str, Any]:
         and result["refused"] == 0
         and result.get("checker", {}).get("ok", True)
     )
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -92,7 +92,7 @@ def clients_saw_nothing_lost(
         and (late is None or late <= final_within_s)
         and result.get("checker", {}).get("ok", True)
     )
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -115,7 +115,7 @@ def poison_dead_lettered(experiment: str, timeout: float = 120) -> dict[str, Any
                 done.add(run_id)
         time.sleep(1)
     result = {"poison": len(ids), "dead_lettered": len(done), "ok": len(done) == len(ids)}
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -159,7 +159,7 @@ def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]
         "workflow_history": str(history.path),
         "ok": len(done) == len(ids) and repeated == 0 and verdict["ok"],
     }
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
 
 
@@ -167,5 +167,5 @@ def streams_complete(experiment: str, timeout: float = 180) -> dict[str, Any]:
     """Every streaming client got its run's every event exactly once, through reconnects."""
     result: dict[str, Any] = streams_mod.outcome(timeout)
     result["ok"] = result["streams_complete"] == result["streams"]
-    _record(experiment, result)
+    record_report(experiment, result)
     return result
