@@ -6,9 +6,13 @@ stays wiring only.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -55,6 +59,49 @@ async def keep_dead_letter_in(client: DaprClient, topic: str, envelope: dict[str
     key = f"dlq:{topic}:{envelope.get('id', 'no-id')}"
     await client.save_state(names.STATE_STORE, key, letter.model_dump(mode="json"))
     log.warning("dead letter kept", extra={"topic": topic, "event_id": envelope.get("id")})
+
+
+TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def event_traceparent(envelope: dict[str, Any]) -> str | None:
+    """The W3C trace context a CloudEvent carries, if it carries a well-formed one: a
+    producer's bad trace field (a number, an object, junk) starts a new trace, it does not
+    fail the event."""
+    value = envelope.get("traceparent")
+    return value if isinstance(value, str) and TRACEPARENT.fullmatch(value) else None
+
+
+def dead_letter_envelope(body: Any) -> dict[str, Any]:
+    """The event a dead-letter subscription was handed. Those subscriptions take the raw
+    bytes (``rawPayload``: components/subscriptions.yaml), so that bytes which are no
+    CloudEvent reach the app to be kept instead of failing in the sidecar on every
+    redelivery: the bytes come base64-encoded in a wrapper. A CloudEvent inside is returned
+    as it was sent; anything else as an envelope with no data, its id a digest of the bytes
+    (a redelivery keeps it once) and the bytes kept as ``data_base64``."""
+    if not isinstance(body, dict):
+        return {"id": "no-id", "data": None, "raw": repr(body)[:1000]}
+    encoded = body.get("data_base64")
+    if not isinstance(encoded, str):
+        return body  # a CloudEvent delivered as such
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raw = encoded.encode()
+    try:
+        inner = json.loads(raw)
+    except ValueError:
+        inner = None
+    if isinstance(inner, dict) and "specversion" in inner:
+        inner.setdefault("topic", body.get("topic", ""))
+        return inner
+    return {
+        "id": hashlib.sha256(raw).hexdigest()[:32],
+        "topic": body.get("topic", ""),
+        "datacontenttype": body.get("datacontenttype"),
+        "data": None,
+        "data_base64": encoded,
+    }
 
 
 async def event_data(request: Request, model: type[M]) -> tuple[dict[str, Any], M | None]:
@@ -222,7 +269,7 @@ def create_service_app(
 
     @app.post("/events/dead-letter", include_in_schema=False)
     async def dead_letter(request: Request) -> dict[str, str]:
-        envelope = await request.json()
+        envelope = dead_letter_envelope(await request.json())
         await keep_dead_letter(app, str(envelope.get("topic", "unknown")), envelope)
         return {"status": "SUCCESS"}
 

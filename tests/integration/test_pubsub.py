@@ -103,3 +103,35 @@ def test_invocation_without_the_dapr_api_token_is_refused(
     target = probe_apps("target")
     resp = httpx.get(f"{target.dapr}/v1.0/invoke/{target.app_id}/method/livez", timeout=10)
     assert resp.status_code == 401
+
+
+def test_an_event_whose_trace_fields_are_not_strings_is_delivered_not_fatal(
+    probe_apps: Callable[..., ProbeApp],
+) -> None:
+    """Dapr 1.18.0 panicked the subscriber's sidecar on such an event, again on every
+    redelivery (patches/dapr-pubsub-nonstring-trace.patch): the subscription was dead."""
+    sub = probe_apps("sub")
+    pub = probe_apps("pub", topic=sub.topic, subscribe=False)
+    odd = RunRequested(run_id="odd-trace", agent_id="echo")
+    cloud_event = {
+        "specversion": "1.0",
+        "id": odd.event_id,
+        "source": "a-careless-producer",
+        "type": "RunRequested",
+        "datacontenttype": "application/json",
+        "data": odd.model_dump(mode="json"),
+        "traceid": 12345,
+        "traceparent": {"not": "a string"},
+    }
+    resp = httpx.post(
+        f"{pub.dapr}/v1.0/publish/pubsub/{sub.topic}",
+        json=cloud_event,
+        headers={**pub.headers(), "content-type": "application/cloudevents+json"},
+        timeout=10,
+    )
+    assert resp.status_code == 204, resp.text
+    _publish(pub, sub.topic, RunRequested(run_id="after", agent_id="echo"))
+
+    wait_for(lambda: len(sub.received()["received"]) == 2, 30, "both events delivered")
+    ids = [e["data"]["run_id"] for e in sub.received()["received"]]
+    assert sorted(ids) == ["after", "odd-trace"]

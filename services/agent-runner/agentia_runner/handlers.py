@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,7 +26,13 @@ from agentia.contracts import runner as runner_api
 from agentia.contracts.runner import CancelAnswer, LedgerRecord
 from agentia.dapr import DaprClient, DaprError, ETagMismatch
 from agentia.events import AgentCatalog, Kind, RunRequested, Status
-from agentia.service import dapr_client, event_data, keep_dead_letter
+from agentia.service import (
+    dapr_client,
+    dead_letter_envelope,
+    event_data,
+    event_traceparent,
+    keep_dead_letter,
+)
 from agentia.telemetry import AGENT_ID, RUN_ID, THREAD_ID, tag_current_span, tracer
 from agentia_runner import attempts, ledger, metrics, sdk_tracing
 from agentia_runner.attempts import Attempt, Runner, cancel_key, ledger_key
@@ -164,7 +171,7 @@ async def on_run_requested(request: Request) -> dict[str, str]:
     if req is None:  # kept as a dead letter
         return {"status": "SUCCESS"}
     # The CloudEvent carries the trace of whoever asked for the run; its events join it.
-    done, _ = await attempts.handle(_runner(request.app), req, envelope.get("traceparent"))
+    done, _ = await attempts.handle(_runner(request.app), req, event_traceparent(envelope))
     return _ack(done)
 
 
@@ -173,17 +180,35 @@ async def on_run_dead_lettered(request: Request) -> dict[str, str]:
     """A run request whose deliveries ran out of retries: keep it; if the run is still being
     run it is re-published (it is not dead, it is long), else it ends failed (with its final
     event) so that whoever waits for it is not left waiting forever."""
-    envelope = await request.json()
+    envelope = dead_letter_envelope(await request.json())
     await keep_dead_letter(request.app, str(envelope.get("topic", "")), envelope)
     try:
         req = RunRequested.model_validate(envelope.get("data"))
     except pydantic.ValidationError:
         return {"status": "SUCCESS"}
-    await fail_dead_run(request.app, req, str(envelope.get("id", "")))
+    expired = expired_at(envelope)
+    await fail_dead_run(request.app, req, str(envelope.get("id", "")), expired)
     return {"status": "SUCCESS"}
 
 
-async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
+def expired_at(envelope: dict[str, Any]) -> str | None:
+    """The CloudEvent's ``expiration`` when it has passed (the sidecar dropped the event
+    unread and dead-lettered it), else None."""
+    value = envelope.get("expiration")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return value if when <= datetime.now(UTC) else None
+
+
+async def fail_dead_run(
+    app: FastAPI, req: RunRequested, event_id: str, expired: str | None = None
+) -> None:
     runner = _runner(app)
     key = ledger_key(req.run_id)
     item = await runner.client.get_state(names.STATE_STORE, key)
@@ -203,9 +228,11 @@ async def fail_dead_run(app: FastAPI, req: RunRequested, event_id: str) -> None:
         "owner": req.owner,
         "attempt": 0,
     }
+    kept = f"dlq:{names.dead_letter(names.TOPIC_RUNS_REQUESTED)}:{event_id}"
     why = (
-        f"dead-lettered: every delivery failed; the request is kept as "
-        f"dlq:{names.dead_letter(names.TOPIC_RUNS_REQUESTED)}:{event_id}"
+        f"dead-lettered: the request expired at {expired} before it was delivered; kept as {kept}"
+        if expired
+        else f"dead-lettered: every delivery failed; the request is kept as {kept}"
     )
     step = int(base.get("progress") or 0)
     final = ledger.final(base, {"status": Status.ERROR, "error": why}, step)

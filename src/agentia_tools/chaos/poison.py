@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +24,22 @@ import httpx
 from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.events import Status
+from agentia.paths import agentia_home
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos.probes import record_report
+from agentia_tools.runtime.mesh import sidecar_name
+from agentia_tools.runtime.supervisor import Supervisor
 
 CURRENT: dict[str, str] = {}  # kind -> the run id it carries ("malformed" carries none)
+LOG_MARK: dict[str, int] = {}  # agent-runner's sidecar log size when the events went out
+# What agent-runner's sidecar logs each time it cannot read an event on the dead-letter
+# topic: before the dead-letter subscriptions took raw bytes, malformed bytes were
+# redelivered there for ever (about 1,200 times a second).
+DLQ_UNREADABLE = "error deserializing cloud event in pubsub pubsub and topic runs.requested.dlq"
+
+
+def _sidecar_log() -> Path:
+    return Supervisor(agentia_home()).log_file(sidecar_name(names.AGENT_RUNNER))
 
 
 def _publish(body: bytes, content_type: str, raw: bool = False) -> None:
@@ -66,6 +79,8 @@ def publish_odd_events() -> str:
     )
     gone = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     _publish(_cloud_event(expired, expiration=gone), "application/cloudevents+json")
+    log = _sidecar_log()
+    LOG_MARK["size"] = log.stat().st_size if log.exists() else 0
     _publish(b"\x00 this is not a CloudEvent {", "application/octet-stream", raw=True)
     CURRENT.clear()
     CURRENT.update(trace=trace, expired=expired, malformed="")
@@ -93,14 +108,19 @@ def odd_events_handled(experiment: str, timeout: float = 120) -> dict[str, Any]:
         if trace.get("status") == Status.SUCCESS and expired.get("status") == Status.ERROR:
             break
         time.sleep(1)
+    with _sidecar_log().open("rb") as lines:
+        lines.seek(LOG_MARK.get("size", 0))
+        looped = sum(1 for line in lines if DLQ_UNREADABLE.encode() in line)
     result = {
+        "odd_malformed_redelivered": looped,
         "odd_trace_run": trace.get("status", "missing"),
         "odd_trace_attempts": trace.get("attempt"),
         "odd_expired_run": expired.get("status", "missing"),
         "odd_expired_error": str(expired.get("error", ""))[:120],
         "ok": trace.get("status") == Status.SUCCESS
         and expired.get("status") == Status.ERROR
-        and expired.get("output") is None,
+        and expired.get("output") is None
+        and looped == 0,
     }
     record_report(experiment, result)
     return result
