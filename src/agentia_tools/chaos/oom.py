@@ -11,17 +11,35 @@ v2's (``memory.max``). The OOM kill is the kernel's own, counted from the group'
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import httpx
+
+from agentia import names
+from agentia.contracts import memory_threads
+from agentia.contracts import workflows as workflows_api
 from agentia.paths import agentia_home
 from agentia_tools.chaos import actions, probes
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos.partition import cgroup_root
+from agentia_tools.runtime.secrets_file import read_secrets
 from agentia_tools.runtime.supervisor import Supervisor
 
 V1: Final = Path("/sys/fs/cgroup/memory")
+BALLAST_MIB: Final = 3
+# A request each service reads whole and checks without keeping anything (a 422 at most):
+# a service at rest allocates nothing new, so the experiment hands it work that does.
+BALLAST: Final[dict[str, tuple[str, Callable[[str], dict[str, Any]]]]] = {
+    names.AGENT_RUNNER: (
+        workflows_api.CHECK,
+        lambda big: {"workflow": "AgentLoop", "input": {"agent_id": "ballast", "messages": [big]}},
+    ),
+    names.MEMORY: (memory_threads.THREADS_SEARCH, lambda big: {"metadata": {"ballast": big}}),
+}
 GROUP: Final = "agentia-chaos-oom"
 MAX_ROUNDS: Final = 10
 
@@ -60,10 +78,36 @@ def _pid(app_id: str) -> int:
     raise OomError(f"{app_id} is not running")
 
 
+def _ballast(app_id: str) -> None:
+    """One heavy request straight to the service (its own port, its app token)."""
+    path, body = BALLAST[app_id]
+    token = read_secrets(agentia_home())[names.SECRET_APP_API_TOKEN]
+    with contextlib.suppress(httpx.HTTPError):  # the OOM killer may end it mid-answer
+        httpx.post(
+            f"http://127.0.0.1:{names.PORTS[app_id].app}/{path}",
+            json=body("x" * BALLAST_MIB * 1024 * 1024),
+            headers={"dapr-api-token": token},
+            timeout=30,
+        )
+
+
 def starve_once(app_id: str, margin_mib: int, timeout_s: float) -> float:
-    """Put ``app_id`` in a group ``margin_mib`` above its usage and wait until the kernel's
-    OOM killer ends it; the seconds that took."""
-    return starve(app_id, _pid(app_id), margin_mib, timeout_s)
+    """Put ``app_id`` in a group ``margin_mib`` above its usage and hand it heavy requests
+    until the kernel's OOM killer ends it; the seconds that took."""
+    if app_id not in BALLAST:
+        raise OomError(f"app_id must be one of {', '.join(BALLAST)}, not {app_id!r}")
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.wait(2.0):
+            _ballast(app_id)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        return starve(app_id, _pid(app_id), margin_mib, timeout_s)
+    finally:
+        stop.set()
 
 
 def starve(name: str, pid: int, margin_mib: int, timeout_s: float) -> float:
