@@ -77,8 +77,9 @@ def dead_letter_envelope(body: Any) -> dict[str, Any]:
     bytes (``rawPayload``: components/subscriptions.yaml), so that bytes which are no
     CloudEvent reach the app to be kept instead of failing in the sidecar on every
     redelivery: the bytes come base64-encoded in a wrapper. A CloudEvent inside is returned
-    as it was sent; anything else as an envelope with no data, its id a digest of the bytes
-    (a redelivery keeps it once) and the bytes kept as ``data_base64``."""
+    as it was sent, its ``topic`` the dead-letter topic it came from; anything else as an
+    envelope with no data, its id a digest of the bytes (a redelivery keeps it once) and the
+    bytes kept as ``data_base64``."""
     if not isinstance(body, dict):
         return {"id": "no-id", "data": None, "raw": repr(body)[:1000]}
     encoded = body.get("data_base64")
@@ -93,7 +94,10 @@ def dead_letter_envelope(body: Any) -> dict[str, Any]:
     except ValueError:
         inner = None
     if isinstance(inner, dict) and "specversion" in inner:
-        inner.setdefault("topic", body.get("topic", ""))
+        # Kept under the topic it was read from (dlq:<dead-letter topic>:<id>), whatever
+        # topic it was first sent to.
+        if body.get("topic"):
+            inner["topic"] = body["topic"]
         return inner
     return {
         "id": hashlib.sha256(raw).hexdigest()[:32],

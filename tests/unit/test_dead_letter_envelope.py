@@ -24,7 +24,11 @@ def wrapped(raw: bytes) -> dict[str, object]:
 
 def test_a_cloudevent_inside_comes_back_as_it_was_sent() -> None:
     event = {"specversion": "1.0", "id": "e1", "topic": "runs.requested", "data": {"run_id": "r"}}
-    assert dead_letter_envelope(wrapped(json.dumps(event).encode())) == event
+    # Under the dead-letter topic it was read from: kept as dlq:runs.requested.dlq:e1.
+    assert dead_letter_envelope(wrapped(json.dumps(event).encode())) == {
+        **event,
+        "topic": "runs.requested.dlq",
+    }
     assert dead_letter_envelope(event) == event  # delivered as a CloudEvent: unchanged
 
 
