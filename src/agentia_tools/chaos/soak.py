@@ -142,7 +142,10 @@ def run(
     deadline = started + hours * 3600
     while time.monotonic() < deadline:
         name = next_name()
-        result = runner.run(name)
+        try:
+            result = runner.run(name)
+        except runner.ChaosError as exc:  # counted as a failed experiment; the soak goes on
+            result = {"experiment": name, "verdict": "fail", "error": str(exc)[:500]}
         soak.experiments.append(result)
         sample(soak, Supervisor(home))
         if len(soak.experiments) == 1:  # the warm-up: memory is measured from here
