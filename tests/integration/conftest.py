@@ -227,3 +227,14 @@ def mesh_sidecar(infra: Infra, mesh_service: Callable[[str], None]) -> Callable[
         return Sidecar(app_id, names.PORTS[app_id], infra.tokens.dapr_api_token)
 
     return get
+
+
+@pytest.fixture
+def chat_ops(
+    mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]
+) -> Sidecar:
+    """The gateway's sidecar, with memory and agent-runner up: what workflows that keep a
+    transcript (the chat agent) need."""
+    for app_id in (names.MEMORY, names.AGENT_RUNNER):
+        mesh_service(app_id)
+    return mesh_sidecar(names.GATEWAY)

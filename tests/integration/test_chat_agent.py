@@ -5,7 +5,6 @@ events that arrive meanwhile, each tool body run once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,23 +18,16 @@ pytestmark = pytest.mark.integration
 CALC = 'calculator {"expression": "%d*%d"}'
 
 
-@pytest.fixture
-def ops(mesh_sidecar: Callable[[str], Sidecar], mesh_service: Callable[[str], None]) -> Sidecar:
-    for app_id in (names.MEMORY, names.AGENT_RUNNER):
-        mesh_service(app_id)
-    return mesh_sidecar(names.GATEWAY)
-
-
 def state(app: Sidecar, instance: str) -> dict[str, Any]:
     resp = app.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
+def test_a_long_chat_stays_in_order_across_generations(chat_ops: Sidecar) -> None:
     instance = f"chat-{uuid.uuid4().hex[:8]}"
     inp = {"agent_id": "assistant", "generation": 3, "context_items": 8}
-    resp = ops.invoke(
+    resp = chat_ops.invoke(
         names.AGENT_RUNNER,
         "POST",
         "internal/workflows",
@@ -44,7 +36,7 @@ def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
     assert resp.status_code == 201, resp.text
     texts = [CALC % (i, i) if i % 2 else f"hello {i}" for i in range(1, 8)]
     for text in texts:  # all at once: some arrive while the instance continues as new
-        raised = ops.invoke(
+        raised = chat_ops.invoke(
             names.AGENT_RUNNER,
             "POST",
             f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
@@ -53,12 +45,12 @@ def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
         assert raised.status_code == 200, raised.text
 
     def all_answered() -> bool:
-        resp = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+        resp = chat_ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
         custom = resp.json().get("custom_status") if resp.status_code == 200 else None
         return isinstance(custom, dict) and custom.get("messages_done") == len(texts)
 
     wait_for(all_answered, 90, "seven messages answered")
-    end = ops.invoke(
+    end = chat_ops.invoke(
         names.AGENT_RUNNER,
         "POST",
         f"internal/workflows/{instance}/events/{MESSAGE_EVENT}",
@@ -67,7 +59,7 @@ def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
     assert end.status_code == 200, end.text
     wait_for(
         lambda: (
-            ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
+            chat_ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}")
             .json()
             .get("status")
             == "COMPLETED"
@@ -75,16 +67,18 @@ def test_a_long_chat_stays_in_order_across_generations(ops: Sidecar) -> None:
         30,
         "ended",
     )
-    out = state(ops, instance)["output"]
+    out = state(chat_ops, instance)["output"]
     assert out["messages_done"] == 7 and out["ended"] == "end" and out["thread_id"] == instance
     assert out["last_answer"] == "[offline model] calculator returned: 49"
 
-    items = ops.invoke(names.MEMORY, "GET", f"internal/threads/{instance}/items").json()["items"]
+    thread_items = f"internal/threads/{instance}/items"
+    items = chat_ops.invoke(names.MEMORY, "GET", thread_items).json()["items"]
     users = [i["content"] for i in items if i.get("role") == "user"]
     assert users == texts, "every message once, in the order sent"
     outputs = [i["output"] for i in items if i.get("type") == "function_call_output"]
     assert outputs == [str(i * i) for i in (1, 3, 5, 7)]
 
-    steps = ops.invoke(names.AGENT_RUNNER, "GET", f"internal/workflows/{instance}/steps").json()
+    step_path = f"internal/workflows/{instance}/steps"
+    steps = chat_ops.invoke(names.AGENT_RUNNER, "GET", step_path).json()
     tools = [s for s in steps["steps"] if s["kind"] == "tool"]
     assert [s["executions"] for s in tools] == [1, 1, 1, 1]
