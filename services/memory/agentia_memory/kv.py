@@ -11,8 +11,9 @@ Rules (checked here, so every caller gets the same 422 reasons):
   objects. Order comparisons take a number or a string and match values of the same type.
 
 Vectors: items are embedded when put (``index``: None = the whole value, a list of field
-paths, or False = not searchable by meaning) and ranked by cosine similarity in Python
-over the rows the SQL prefilter (namespace, filter, expiry) leaves; see docs/memory.md.
+paths, or False = not searchable by meaning) and ranked by cosine similarity: in SQL through
+pgvector's HNSW index where the server has it (``vectors``), else exactly, in Python, over
+the rows the SQL prefilter (namespace, filter, expiry) leaves; see docs/memory.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     tuple_,
     update,
@@ -45,6 +47,7 @@ from sqlmodel import SQLModel
 from agentia.contracts.memory_store import MAX_DEPTH, MAX_KEY, MAX_TTL_MINUTES
 from agentia_memory.embeddings import Embedder, from_bytes, to_bytes
 from agentia_memory.tables import StoreItem
+from agentia_memory.vectors import COLUMN, Unindexed, VectorIndex, literal
 
 LABEL = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 MAX_VALUE_BYTES = 64 * 1024
@@ -261,11 +264,16 @@ _COLUMNS = (T.c.namespace, T.c.key, T.c.value, T.c.created_at, T.c.updated_at, T
 
 
 class KVStore:
-    """Store operations on one database; ``embedder`` embeds values and queries."""
+    """Store operations on one database; ``embedder`` embeds values and queries;
+    ``vectors`` is the pgvector index when the server has one (see :mod:`vectors`)."""
 
-    def __init__(self, engine: Engine, embedder: Embedder) -> None:
+    def __init__(
+        self, engine: Engine, embedder: Embedder, vectors: VectorIndex | Unindexed | None = None
+    ) -> None:
         self.engine = engine
         self.embedder = embedder
+        self.vectors = vectors if isinstance(vectors, VectorIndex) else None
+        self.unindexed = vectors.reason if isinstance(vectors, Unindexed) else None
 
     def embed_one(self, text: str) -> np.ndarray:
         return np.asarray(self.embedder.embed([text])[0])
@@ -291,7 +299,8 @@ class KVStore:
             if index is False
             else index_text(value, index if isinstance(index, list) else None)
         )
-        vector = to_bytes(self.embed_one(text)) if text else None
+        embedded = self.embed_one(text) if text else None
+        vector = None if embedded is None else to_bytes(embedded)
         now = _now()
         row = {
             "ns_path": ns_path(namespace),
@@ -311,10 +320,15 @@ class KVStore:
             set_={k: stmt.excluded[k] for k in row if k not in ("ns_path", "key", "created_at")},
         )
         if conn is not None:
-            conn.execute(stmt)
+            self._write(conn, stmt, row, embedded)
             return
         with self.engine.begin() as c:
-            c.execute(stmt)
+            self._write(c, stmt, row, embedded)
+
+    def _write(self, c: Connection, stmt: Any, row: dict[str, Any], vec: np.ndarray | None) -> None:
+        c.execute(stmt)
+        if self.vectors is not None:  # always: a replaced item may have lost its vector
+            self.vectors.write(c, row["ns_path"], row["key"], vec)
 
     def get(self, namespace: list[str], key: str, refresh_ttl: bool = True) -> Item:
         check_namespace(namespace)
@@ -404,26 +418,66 @@ class KVStore:
             self._refresh(c, ttl_keys, now)
         return items
 
+    def _exact(
+        self, c: Connection, where: ColumnElement[bool], want: int, query: str
+    ) -> list[tuple[tuple[str, str], float | None]]:
+        """Exact cosine ranking in Python over the prefiltered vectors (the fallback when
+        pgvector is absent): read (path, key, vector), score with one matrix product."""
+        # In key order, so the stable sort breaks ties the way the indexed path does.
+        candidates = c.execute(
+            select(T.c.ns_path, T.c.key, T.c.embedding)
+            .where(where, T.c.embedding.is_not(None))
+            .order_by(T.c.ns_path, T.c.key)
+        ).all()
+        if not candidates:
+            return []
+        q = self.embed_one(query)
+        scores = from_bytes([r.embedding for r in candidates], q.shape[0]) @ q
+        top = np.argsort(-scores, kind="stable")[:want]
+        return [((candidates[i].ns_path, candidates[i].key), float(scores[i])) for i in top]
+
+    def _indexed(
+        self, c: Connection, vectors: VectorIndex, where: ColumnElement[bool], want: int, query: str
+    ) -> list[tuple[tuple[str, str], float | None]]:
+        """Approximate ranking through the HNSW index, in SQL. The score is the dot product
+        (``<#>`` is its negation), the same number the exact path gives."""
+        q = literal(self.embed_one(query))
+        vec: ColumnElement[Any] = literal_column(COLUMN)
+        distance = vec.op("<#>")(text("CAST(:q AS vector)").bindparams(q=q))
+        ranked_query = (
+            select(T.c.ns_path, T.c.key, distance.label("d"))
+            .where(where, vec.is_not(None))
+            .order_by(distance)
+            .limit(want)
+        )
+        vectors.configure(c, want)
+        rows = c.execute(ranked_query).all()
+        if len(rows) < want:
+            # Short: fewer rows pass the WHERE clause than asked for, or the iterative scan
+            # gave up on a very narrow one. Either way, rank those rows exactly in SQL.
+            vectors.exact(c)
+            rows = c.execute(ranked_query).all()
+        # An iterative scan returns rows in relaxed order: sort them exactly.
+        ranked = sorted(rows, key=lambda r: (float(r.d), r.ns_path, r.key))
+        return [((r.ns_path, r.key), -float(r.d)) for r in ranked]
+
     def _ranked(
         self, c: Connection, where: ColumnElement[bool], limit: int, offset: int, query: str
     ) -> tuple[list[Item], list[tuple[str, str]]]:
-        """Exact cosine ranking in Python over the prefiltered vectors (the fallback when
-        pgvector is absent): read (path, key, vector), score with one matrix product, then
-        read the full rows of the page only."""
+        """The page of items most similar to ``query``: rank (through the index, or exactly
+        in Python), then read the full rows of the page only."""
         want = offset + limit
-        candidates = c.execute(
-            select(T.c.ns_path, T.c.key, T.c.embedding).where(where, T.c.embedding.is_not(None))
-        ).all()
-        page: list[tuple[tuple[str, str], float | None]] = []
-        if candidates:
-            q = self.embed_one(query)
-            scores = from_bytes([r.embedding for r in candidates], q.shape[0]) @ q
-            top = np.argsort(-scores, kind="stable")[:want]
-            page = [((candidates[i].ns_path, candidates[i].key), float(scores[i])) for i in top]
+        page: list[tuple[tuple[str, str], float | None]]
+        if self.vectors is not None:
+            page = self._indexed(c, self.vectors, where, want, query)
+            unranked = literal_column(COLUMN).is_(None)
+        else:
+            page = self._exact(c, where, want, query)
+            unranked = T.c.embedding.is_(None)
         if len(page) < want:
             rest = c.execute(
                 select(T.c.ns_path, T.c.key)
-                .where(where, T.c.embedding.is_(None))
+                .where(where, unranked)
                 .order_by(T.c.updated_at.desc(), T.c.ns_path, T.c.key)
                 .limit(want - len(page))
             ).all()

