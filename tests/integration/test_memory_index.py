@@ -134,20 +134,22 @@ def test_an_existing_store_moves_to_the_index_and_ranks_as_the_exact_path(engine
     indexed_kv = KVStore(engine, EMBEDDER, vectors)
 
     before = index_scans(engine)
-    recalls = []
     for q in ["coffee and sushi", "piano jazz novels", "hiking in lisbon", "rust python chess"]:
         got = indexed_kv.search(["users", "big"], query=q, limit=10)
         want = exact.search(["users", "big"], query=q, limit=10)
         assert len(got) == 10
-        # Ties are common with a hashing embedder: compare scores, not only keys.
+        # The same scores in the same order. A hashing embedder gives many equal scores, so
+        # at the cut-off either path may pick other items of that score; above it, the
+        # same items.
         assert [round(i.score or 0, 4) for i in got] == [round(i.score or 0, 4) for i in want]
-        recalls.append(len({i.key for i in got} & {i.key for i in want}) / 10)
+        cut = (want[-1].score or 0) + 1e-4
+        above = {i.key for i in want if (i.score or 0) > cut}
+        assert {i.key for i in got if (i.score or 0) > cut} == above
     # Each backend flushes its statistics within about 10 s of going idle.
     deadline = time.monotonic() + 30
     while index_scans(engine) <= before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert index_scans(engine) > before, "the big namespace was searched through HNSW"
-    assert min(recalls) >= 0.5 and sum(recalls) / len(recalls) >= 0.7, recalls
 
     # A narrow namespace (40 ranked items and one unranked) in a 6,000-row table: every row
     # comes back, ranked exactly, and the unindexed item follows with no score.
