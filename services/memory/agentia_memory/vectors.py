@@ -202,7 +202,7 @@ def copy_rows(c: Connection, target: str, keys: list[tuple[str, ...]], vectors: 
     for row, vec in zip(keys, body, strict=True):
         out.append(head)
         for field in row:
-            raw = field.encode()
+            raw = field if isinstance(field, bytes) else field.encode()
             out.append(struct.pack(">i", len(raw)) + raw)
         out.append(vec_head + vec.tobytes())
     out.append(struct.pack(">h", -1))
