@@ -27,6 +27,7 @@ from agentia_tools.chaos import soak as soak_mod
 from agentia_tools.chaos.soak import DEFAULT_SET
 from agentia_tools.cli.console import console as console_command
 from agentia_tools.cli.keys import keys_app
+from agentia_tools.cli.postgres import postgres_app
 from agentia_tools.cli.schedules import schedules_app
 from agentia_tools.cli.tables import fold
 from agentia_tools.cli.trace import trace
@@ -267,6 +268,7 @@ def dapr() -> None:
 
 app.add_typer(kind_app, name="kind")
 app.add_typer(keys_app, name="keys")
+app.add_typer(postgres_app, name="postgres")
 app.add_typer(schedules_app, name="schedules")
 app.command("usage")(usage)
 app.command("console")(console_command)

@@ -289,7 +289,14 @@ def bootstrap_after_start(
             if not conn.execute(
                 "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
             ).fetchone():
-                progress("postgres: pgvector is not installed on this server (optional)")
+                hint = ""
+                if not settings.external("postgres") and servers.bundled_pg_bindir():
+                    hint = ": `agentia down && agentia postgres upgrade` moves this cluster to "
+                    hint += "the bundled PostgreSQL 16 with pgvector"
+                progress(
+                    "postgres: pgvector is not installed on this server; memory search ranks "
+                    f"exactly in the service{hint}"
+                )
                 return
             try:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

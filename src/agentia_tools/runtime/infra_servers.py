@@ -210,6 +210,12 @@ def _pg_options(options: dict[str, str]) -> list[str]:
     return [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
 
 
+def initdb_command(bindir: Path, data: Path) -> list[str]:
+    """initdb as every cluster of the mesh is made (pg_upgrade needs old and new alike)."""
+    cmd = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8"]
+    return [*cmd, "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
+
+
 def _init_postgres(
     data: Path, sock: Path, port: int, password: str, user: str | None, progress: Progress
 ) -> None:
@@ -222,9 +228,7 @@ def _init_postgres(
     _own_dir(data, user)
     bindir = pg_bindir()
     log = sock / "setup.log"
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8"]
-    initdb += ["--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
-    _run(_as_user(user, initdb), "initdb")
+    _run(_as_user(user, initdb_command(bindir, data)), "initdb")
     # Started once on its private socket only (no TCP) to create the role and database.
     private = _pg_options(
         {"listen_addresses": "", "port": str(port), "unix_socket_directories": str(sock)}

@@ -16,6 +16,7 @@ from agentia_tools.runtime.infra_servers import (
     ServerSetupError,
     _as_user,
     _own_dir,
+    initdb_command,
     pg_bindir,
     run_as,
 )
@@ -38,10 +39,9 @@ def scratch_postgres(
     options = {"listen_addresses": "", "unix_socket_directories": str(sock), "port": str(PORT)}
     options.update(settings or {})
     opts = " ".join(f"-c {k}={v}" for k, v in options.items())
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8"]
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log)]
     try:
-        _check(_as_user(user, [*initdb, "--locale=C.UTF-8", "--auth-local=trust"]), "initdb")
+        _check(_as_user(user, initdb_command(bindir, data)), "initdb")
         _check(_as_user(user, [*pg_ctl, "-o", opts, "-w", "-t", "60", "start"]), f"start ({log})")
         yield f"postgresql://postgres@/postgres?host={sock}&port={PORT}"
     finally:
