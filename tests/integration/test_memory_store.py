@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from agentia import names
+from agentia.paths import agentia_home
+from agentia_tools.runtime.secrets_file import read_secrets
 
 from .conftest import Sidecar
 
@@ -144,3 +147,28 @@ def test_bad_input_gets_a_4xx_with_a_reason(caller: Sidecar) -> None:
         resp = store(caller, path, body)
         assert resp.status_code == status, (path, body, resp.text)
         assert reason in str(resp.json()["detail"]), (path, body, resp.text)
+
+
+def test_semantic_search_ranks_through_the_index_where_the_server_has_pgvector(
+    caller: Sidecar,
+) -> None:
+    info = httpx.get(
+        f"{caller.dapr}/v1.0/invoke/{names.MEMORY}/method/internal/info",
+        headers=caller.headers(),
+        timeout=30,
+    ).json()
+    url = read_secrets(agentia_home())[names.SECRET_POSTGRES_URL]
+    with psycopg.connect(url, connect_timeout=10) as c:
+        has = c.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    search = info["semantic_search"]
+    if has:  # the bundled PostgreSQL 16 that `make up` runs for a new cluster
+        assert search == {"ranking": "hnsw", "dim": 384}, search
+    else:
+        assert search["ranking"] == "exact" and "not installed" in search["reason"], search
+    # Either way the ranking is by meaning, through the real service.
+    ns = ["users", f"idx-{uuid.uuid4().hex[:8]}"]
+    put(caller, ns, "a", {"content": "I drink green tea every morning"})
+    put(caller, ns, "b", {"content": "my car is a red hatchback"})
+    resp = store(caller, "items/search", {"namespace_prefix": ns, "query": "hot beverages"})
+    assert resp.status_code == 200, resp.text
+    assert [i["key"] for i in resp.json()["items"]] == ["a", "b"]
