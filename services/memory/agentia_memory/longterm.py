@@ -54,7 +54,7 @@ async def start(app: FastAPI, engine: Engine) -> None:
     vectors = await asyncio.to_thread(open_index, engine, embedder.dim, MIGRATION_LOCK)
     if isinstance(vectors, Unindexed):
         log.warning("semantic search ranks in the service", extra={"reason": vectors.reason})
-        search = {"ranking": "exact", "reason": vectors.reason}
+        search: dict[str, str | int] = {"ranking": "exact", "reason": vectors.reason}
     else:
         log.info("semantic search uses the pgvector HNSW index", extra={"dim": vectors.dim})
         search = {"ranking": "hnsw", "dim": vectors.dim}
