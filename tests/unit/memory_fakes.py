@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from agentia import names
 from agentia_memory import kv_routes, memory_routes, routes
 from agentia_memory.kv import Item
-from agentia_memory.kv import NotFound as NoItem
+from agentia_memory.kv_rules import NotFound as NoItem
 from agentia_memory.store import Conflict
 from agentia_memory.store import NotFound as NoThread
 

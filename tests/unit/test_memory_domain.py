@@ -7,7 +7,7 @@ import pytest
 
 from agentia_memory.embeddings import HashEmbedder, MiniLMEmbedder, from_bytes, to_bytes
 from agentia_memory.extraction import Candidate, HeuristicExtractor, parse_model_output
-from agentia_memory.kv import (
+from agentia_memory.kv_rules import (
     InvalidInput,
     TooLarge,
     check_key,

@@ -19,7 +19,8 @@ from agentia.contracts.memory_store import (
     StoreItem,
 )
 from agentia_memory.embeddings import EmbeddingError
-from agentia_memory.kv import InvalidInput, KVStore, NotFound, TooLarge
+from agentia_memory.kv import KVStore
+from agentia_memory.kv_rules import InvalidInput, NotFound, TooLarge
 
 router = APIRouter(prefix=f"/{STORE}")
 

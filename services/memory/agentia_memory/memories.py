@@ -21,7 +21,8 @@ from sqlmodel import SQLModel
 
 from agentia.contracts.memory_store import MEMORY_KINDS as KINDS
 from agentia_memory.extraction import Candidate, Extractor
-from agentia_memory.kv import InvalidInput, Item, KVStore, check_namespace, ns_path
+from agentia_memory.kv import Item, KVStore
+from agentia_memory.kv_rules import InvalidInput, check_namespace, ns_path
 from agentia_memory.tables import MemoryExtraction
 
 INDEX = ["content"]

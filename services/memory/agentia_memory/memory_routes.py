@@ -30,8 +30,8 @@ from agentia.events import Kind as RunKind
 from agentia.events import RunEvent
 from agentia.service import dapr_client, entries_answer, event_entries
 from agentia_memory.embeddings import EmbeddingError
-from agentia_memory.kv import InvalidInput, NotFound
 from agentia_memory.kv_routes import bad_input, unavailable
+from agentia_memory.kv_rules import InvalidInput, NotFound
 from agentia_memory.memories import MemoryStore, memory_namespace
 
 log = logging.getLogger(__name__)
