@@ -80,7 +80,7 @@ class Unindexed:
     reason: str
 
 
-def _column_dim(c: Connection) -> int | None:
+def column_dim(c: Connection) -> int | None:
     """The declared dimension of ``embedding_vec``, 0 if it has none, None if absent."""
     row = c.execute(
         text(
@@ -116,7 +116,7 @@ def prepare(c: Connection, dim: int, progress: Progress | None = None) -> Vector
     why = _enable(c)
     if why:
         return Unindexed(why)
-    have = _column_dim(c)
+    have = column_dim(c)
     if have is not None and have != dim:
         # Another embedder wrote these: rebuild from the bytes of this dimension.
         say(f"memory index: vectors were {have}-dimensional, now {dim}: rebuilding")
