@@ -111,6 +111,35 @@ def clock_jumps(app_id: str, offsets_s: list[int], hold_s: float = 15) -> str:
     return f"{app_id}'s clock moved {', '.join(seen)}, {hold_s:g}s each"
 
 
+def clock_skew(skews_s: dict[str, int], hold_s: float = 60) -> str:
+    """Hold several services' clocks apart at once (``{"gateway": -7200, "agent-runner":
+    7200}``: four hours between them) for ``hold_s``, then all back to the real time. Each
+    skew is read back from its service before the hold starts."""
+    home = agentia_home()
+    paths = {app: clock_file(home, app) for app in skews_s}
+    missing = [app for app, path in paths.items() if not path.exists()]
+    if missing:
+        raise RuntimeError(f"not under a fake clock: {missing} (run fake_clock first)")
+    load = load_mod.CURRENT.get("load")
+    if load is not None:
+        load.fault_at = time.monotonic()
+    seen: list[str] = []
+    try:
+        for app, offset in skews_s.items():
+            _write(paths[app], int(offset))
+        for app, offset in skews_s.items():
+            shown = _seen(app, int(offset))
+            if shown is None:
+                raise RuntimeError(f"{app}'s clock never showed {int(offset):+d}s")
+            seen.append(f"{app} {int(offset):+d}s (read {shown:+.0f}s)")
+        time.sleep(min(hold_s, MAX_JUMPS_S))
+    finally:
+        for path in paths.values():
+            _write(path, 0)
+        actions.FAULTS["ended"] = time.time()
+    return f"clocks held apart for {min(hold_s, MAX_JUMPS_S):g}s: {', '.join(seen)}"
+
+
 def real_clock(app_id: str) -> str:
     """Rollback: ``app_id`` restarted on the real clock."""
     home = agentia_home()
