@@ -82,9 +82,8 @@ def test_a_streamed_run_sends_deltas_as_the_model_writes(
     assert len(deltas) >= 3, f"the answer came in {len(deltas)} pieces: {deltas}"
     (completed,) = [e for e in events if e["kind"] == "message.completed"]
     assert "".join(deltas) == completed["data"]["text"] and completed["data"]["text"].strip()
-    record = client.get(f"/runs/{run_id}").json()
-    assert record["status"] == "success", record
-    usage = record["usage"]
+    assert client.get(f"/runs/{run_id}").json()["status"] == "success"
+    usage = events[-1]["data"]["usage"]  # what the model server reported, on the final event
     assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0 and usage["requests"] == 1
     print(f"\nstreamed run: first delta after {first:.2f}s, {len(deltas)} deltas, usage {usage}")
 
@@ -92,7 +91,7 @@ def test_a_streamed_run_sends_deltas_as_the_model_writes(
 def test_a_forced_tool_call_reaches_the_tool(new_key: Callable[..., httpx.Client]) -> None:
     client = new_key()
     body = {"assistant_id": "local-calculator", "input": "What is 12 times 7?"}
-    run_id, events, _, _ = stream(client, body)
+    _, events, _, _ = stream(client, body)
     calls = [e["data"] for e in events if e["kind"] == "tool.call"]
     results = [e["data"] for e in events if e["kind"] == "tool.result"]
     assert calls, f"no tool call in {kinds(events)}"
@@ -101,9 +100,8 @@ def test_a_forced_tool_call_reaches_the_tool(new_key: Callable[..., httpx.Client
     assert isinstance(json.loads(calls[0]["arguments"]), dict), calls[0]
     assert results and results[0]["call_id"] == calls[0]["call_id"], results
     assert kinds(events)[-1] == "run.completed", events[-1]
-    record = client.get(f"/runs/{run_id}").json()
     # One model turn: the agent ends its run with the first tool's output (stop_on_first_tool).
-    assert record["usage"]["requests"] == 1, record
+    assert events[-1]["data"]["usage"]["requests"] == 1, events[-1]
     print(f"\nforced call: {calls[0]['arguments']} -> {results[0]['output']!r}")
 
 
@@ -136,17 +134,15 @@ def test_usage_is_counted_once_priced_and_the_cost_budget_refuses(
     # 1000 µUSD a day: the suite prices the model at 100 µUSD per input token, so one run
     # uses it up.
     client = new_key(cost_budget_micro_usd_per_day=1000)
-    first = client.post("/runs/wait", json={"assistant_id": "local", "input": "Hello!"})
-    assert first.status_code == 200, first.text
-    run = first.json()["run"]
-    assert run["status"] == "success", run
+    _, events, _, _ = stream(client, {"assistant_id": "local", "input": "Hello!"})
+    assert events[-1]["kind"] == "run.completed", events[-1]
+    reported = events[-1]["data"]["usage"]
     wait_for(lambda: counted_runs(client) == 1, 60, "the run's usage counted")
-    record = client.get(f"/runs/{run['run_id']}").json()
     today = usage_today(client)
     (row,) = today["days"][0]["models"]
     assert row["model"] == MODEL and row["priced"] and row["runs"] == 1, row
-    assert row["input_tokens"] == record["usage"]["input_tokens"] > 0
-    assert row["output_tokens"] == record["usage"]["output_tokens"] > 0
+    assert row["input_tokens"] == reported["input_tokens"] > 0
+    assert row["output_tokens"] == reported["output_tokens"] > 0
     assert row["cost_micro_usd"] == 100 * row["input_tokens"] + 200 * row["output_tokens"]
     assert today["cost_used_today_micro_usd"] == row["cost_micro_usd"]
 
@@ -199,7 +195,7 @@ def test_the_model_server_killed_mid_run(
         "llama-server restarted",
     )
     assert after != before
-    usage = record.get("usage") or {}
+    usage = final["data"].get("usage") or {}
     if usage:
         wait_for(lambda: counted_runs(client) == 1, 60, "the run's usage counted")
     today = usage_today(client)
