@@ -1,5 +1,5 @@
 # The README's two commands are `make up` and `make test`; the rest are for developers.
-.PHONY: up down status test check lint types unit dapr venv bench kind-build test-kind
+.PHONY: up down status test check lint types unit dapr venv bench kind-build test-kind model-build test-model
 
 venv:
 	@scripts/bootstrap.sh
@@ -45,3 +45,9 @@ kind-build: venv    ## build (or find cached) everything the kind cluster needs,
 
 test-kind: venv     ## the kind end-to-end suite: `agentia kind up` (reused if up), then tests/kind_e2e
 	@scripts/test-kind.sh
+
+model-build: venv   ## build (or find cached) llama-server and the local model (docs/models.md)
+	@.venv/bin/agentia model build
+
+test-model: venv    ## the local-model suite: a real llama-server behind the mesh (not in `make test`)
+	@scripts/test-model.sh

@@ -148,3 +148,6 @@ TRACESTORE: Final = "tracestore"
 TRACE_SAMPLING_ENV: Final = "AGENTIA_TRACE_SAMPLING"
 TRACESTORE_PORT: Final = 4318
 WATCHDOG_METRICS_PORT: Final = 9192  # queue lag per subscribed queue (runtime/watchdog.py)
+# The local model profile's llama-server (`agentia up --model local`), on loopback only.
+MODEL_SERVER: Final = "model-server"
+MODEL_SERVER_PORT: Final = 8094

@@ -61,6 +61,11 @@ class AgentSpec(BaseModel):
         description="'offline', 'openai:<model>' or 'compatible:<model>' (AGENTIA_MODEL_BASE_URL).",
     )
     model_settings: dict[str, Any] = Field(default_factory=dict, description="SDK ModelSettings.")
+    tool_use_behavior: Literal["run_llm_again", "stop_on_first_tool"] = Field(
+        default="run_llm_again",
+        description="After a tool call: ask the model again (default), or end the run with the "
+        "first tool's output as the answer (SDK's tool_use_behavior).",
+    )
     builtin_tools: list[str] = Field(default_factory=list, description="Local function tools.")
     mcp_servers: list[ToolServer] = Field(default_factory=list, description="MCP tool servers.")
     handoffs: list[str] = Field(default_factory=list, description="Agents it may hand off to.")
@@ -189,6 +194,7 @@ class Registry:
                 instructions=spec.instructions,
                 model=spec.model,
                 model_settings=ModelSettings(**spec.model_settings),
+                tool_use_behavior=spec.tool_use_behavior,
                 tools=[BUILTIN_TOOLS[t] for t in spec.builtin_tools],
                 input_guardrails=[_input_guardrail(g) for g in spec.input_guardrails],
                 output_guardrails=[_output_guardrail(g) for g in spec.output_guardrails],

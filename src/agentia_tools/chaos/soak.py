@@ -38,6 +38,8 @@ DEFAULT_SET: Final = (
     "partition-runner-control-plane",
     "partition-runner-app",
     "clock-runner-jumps",
+    "clock-skew-gateway-runner",
+    "wal-disk-full-postgres",
 )
 MAX_HOURS: Final = 48.0
 

@@ -27,6 +27,7 @@ from agentia_tools.chaos import soak as soak_mod
 from agentia_tools.chaos.soak import DEFAULT_SET
 from agentia_tools.cli.console import console as console_command
 from agentia_tools.cli.keys import keys_app
+from agentia_tools.cli.model import model_app
 from agentia_tools.cli.postgres import postgres_app
 from agentia_tools.cli.schedules import schedules_app
 from agentia_tools.cli.tables import fold
@@ -89,20 +90,29 @@ def _table(probes: list[Probe]) -> Table:
     return fold(table)
 
 
-def _mesh_up() -> list[Probe]:
+def _mesh_up(model: str | None = None) -> list[Probe]:
     """Start whatever of the mesh is not running; a start-up error is a CLI error."""
     try:
-        return orchestrate.up(agentia_home(), _progress)
+        return orchestrate.up(agentia_home(), _progress, model)
     except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
         raise _fail(str(exc)) from None
 
 
 @app.command()
-def up() -> None:
+def up(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model profile: offline (no model server) or local (llama-server with the "
+            "model `agentia model build` cached, for agents on compatible:smollm2-135m). "
+            "Default: $AGENTIA_MODEL_PROFILE, else offline.",
+        ),
+    ] = None,
+) -> None:
     """Start everything: RabbitMQ, PostgreSQL, Redis, Dapr's control plane, the five services
     and their sidecars (installing what is missing), then show what is up."""
     home = agentia_home()
-    probes = _mesh_up()
+    probes = _mesh_up(model)
     console.print(_table(probes))
     console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
     console.print(
@@ -268,6 +278,7 @@ def dapr() -> None:
 
 app.add_typer(kind_app, name="kind")
 app.add_typer(keys_app, name="keys")
+app.add_typer(model_app, name="model")
 app.add_typer(postgres_app, name="postgres")
 app.add_typer(schedules_app, name="schedules")
 app.command("usage")(usage)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agentia import names
-from agentia_tools.runtime import health, infra, mesh
+from agentia_tools import model_build
+from agentia_tools.runtime import health, infra, mesh, model_server
 from agentia_tools.runtime.daprbin import DaprBinaries, ensure_dapr_binaries
 from agentia_tools.runtime.local_keys import ensure_local_key
 from agentia_tools.runtime.programs import ProgramSpec
@@ -38,9 +39,14 @@ class MeshPlan:
     specs: list[ProgramSpec]
 
 
-def plan(home: Path, progress: Progress) -> MeshPlan:
-    """Install what is missing and decide the processes to run (starts nothing)."""
+def plan(home: Path, progress: Progress, model: str = "offline") -> MeshPlan:
+    """Install what is missing and decide the processes to run (starts nothing). ``model``:
+    the model profile (``local`` adds the model server: runtime/model_server.py)."""
     home.mkdir(parents=True, exist_ok=True)
+    try:
+        local = model_build.find() if model == "local" else None
+    except model_build.ModelBuildError as exc:  # said before anything is installed or started
+        raise MeshError(str(exc)) from None
     settings = infra.InfraSettings.from_env()
     infra.ensure_packages(settings, progress)
     bins = ensure_dapr_binaries(progress)
@@ -62,12 +68,18 @@ def plan(home: Path, progress: Progress) -> MeshPlan:
         *mesh.service_specs(bins, home, tokens),
         mesh.watchdog_spec(home),
     ]
+    if local is not None:
+        specs = model_server.with_profile(home, specs, model)
+        url = model_server.base_url()
+        progress(f"model profile local: {local.name} ({local.gguf.name}) at {url}")
     return MeshPlan(bins, tokens, settings, creds, specs)
 
 
-def start_infra(home: Path, progress: Progress) -> tuple[Supervisor, MeshPlan]:
+def start_infra(
+    home: Path, progress: Progress, model: str = "offline"
+) -> tuple[Supervisor, MeshPlan]:
     """Infrastructure and the Dapr control plane only (what the integration tests need)."""
-    p = plan(home, progress)
+    p = plan(home, progress, model)
     sup = Supervisor(home)
     sup.write(p.specs)
     sup.start_daemon()
@@ -89,22 +101,28 @@ def start_infra(home: Path, progress: Progress) -> tuple[Supervisor, MeshPlan]:
     return sup, p
 
 
-def up(home: Path, progress: Progress) -> list[health.Probe]:
-    """Bring the whole mesh up and return the health of every part."""
+def up(home: Path, progress: Progress, model: str | None = None) -> list[health.Probe]:
+    """Bring the whole mesh up and return the health of every part. ``model``: the model
+    profile, ``offline`` or ``local`` (default: ``$AGENTIA_MODEL_PROFILE``, else offline)."""
     started = time.monotonic()
     try:
         mesh.trace_sampling()  # a bad setting is named before anything starts
+        chosen = model_server.profile(model)
     except ValueError as exc:
         raise MeshError(str(exc)) from None
     try:
-        sup, p = start_infra(home, progress)
+        sup, p = start_infra(home, progress, chosen)
+        for spec in p.specs:
+            if spec.group == model_server.GROUP:
+                progress(f"starting {spec.name} (llama-server)")
+                sup.start(spec.name, wait=False)
         for spec in p.specs:
             if spec.group == "app":
                 progress(f"starting {spec.name} and its sidecar")
                 sup.start(spec.name, wait=False)
                 sup.start(mesh.sidecar_name(spec.name), wait=False)
         sup.start("watchdog", wait=False)
-        wait_until(lambda: _all_ok(health.mesh_probes()), 180, "services and sidecars", 0.5)
+        wait_until(lambda: _all_ok(_probes(home)), 180, "services and sidecars", 0.5)
     except (infra.InfraError, SupervisorError) as exc:
         raise MeshError(f"{exc}\nlogs: {home / 'logs'}") from exc
     progress(f"mesh up in {time.monotonic() - started:.1f}s")
@@ -118,7 +136,7 @@ def down(home: Path, progress: Progress) -> None:
         progress("nothing running")
         return
     # Apps and sidecars first, infrastructure last, so nothing logs errors about a lost broker.
-    order = {"app": 0, "sidecar": 1, "control-plane": 2, "infra": 3}
+    order = {"app": 0, "sidecar": 1, model_server.GROUP: 1, "control-plane": 2, "infra": 3}
     procs = sorted(sup.processes(), key=lambda p: order.get(p.group, 9))
     for proc in procs:
         if proc.state in ("RUNNING", "STARTING", "BACKOFF"):
@@ -142,7 +160,7 @@ def status(home: Path) -> list[health.Probe]:
         probes += [
             health.Probe(h.name, "infra", h.ok, h.detail) for h in infra.check(settings, creds)
         ]
-    probes += health.mesh_probes()
+    probes += _probes(home)
     states = {p.name: p for p in Supervisor(home).processes()}
     out = []
     for probe in probes:
@@ -153,6 +171,14 @@ def status(home: Path) -> list[health.Probe]:
             )
         out.append(probe)
     return out
+
+
+def _probes(home: Path) -> list[health.Probe]:
+    """The mesh's probes, with the model server's when the mesh runs one."""
+    probes = health.mesh_probes()
+    if names.MODEL_SERVER in Supervisor(home).groups():
+        probes.append(model_server.probe())
+    return probes
 
 
 def gateway_url() -> str:
