@@ -190,3 +190,24 @@ def test_a_schedule_fires(gateway: httpx.Client) -> None:
         assert run_id.startswith(f"sched-{cron_id}-")
     finally:
         assert gateway.delete(f"/runs/crons/{cron_id}").status_code == 200
+
+
+def test_memory_search_ranks_through_the_pgvector_index(gateway: httpx.Client) -> None:
+    """The cluster's PostgreSQL (Debian trixie's 17) has pgvector: every memory pod builds
+    or finds the HNSW index at start, and a search by meaning through the public API ranks
+    the closer item first."""
+    pods = kubectl_json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=memory")
+    running = [p for p in pods["items"] if p["status"]["phase"] == "Running"]
+    assert running
+    for pod in running:
+        logs = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "memory")
+        assert "semantic search uses the pgvector HNSW index" in logs, pod["metadata"]["name"]
+    ns = ["kind", uuid.uuid4().hex[:8]]
+    for key, text in (("a", "I drink green tea every morning"), ("b", "my car is a red hatchback")):
+        resp = gateway.put("/store/items", json={"namespace": ns, "key": key, "value": {"t": text}})
+        assert resp.status_code in (200, 204), resp.text
+    found = gateway.post(
+        "/store/items/search", json={"namespace_prefix": ns, "query": "hot drinks"}
+    )
+    assert found.status_code == 200, found.text
+    assert [i["key"] for i in found.json()["items"]] == ["a", "b"]
