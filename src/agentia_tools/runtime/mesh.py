@@ -7,6 +7,7 @@ Everything here is a :class:`ProgramSpec`; the supervisor runs them. Ports come 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -197,9 +198,27 @@ def placement_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
     )
 
 
+def prune_identity_versions(target: Path, older_than_s: float = 600) -> int:
+    """Remove the versioned folders an identity symlink no longer points to. The scheduler
+    writes its identity as ``<nanos>-<name>/`` beside ``<name>`` (a symlink it swaps) and
+    removes the version it replaced only on its next write in the same process, so each
+    restart leaves one behind. Recent ones stay: a write may be under way."""
+    current = target.resolve() if target.is_symlink() else None
+    cutoff = time.time() - older_than_s
+    gone = 0
+    for version in target.parent.glob(f"*-{target.name}"):
+        if version == current or not version.name.split("-", 1)[0].isdigit():
+            continue
+        if version.is_dir() and version.stat().st_mtime < cutoff:
+            shutil.rmtree(version, ignore_errors=True)
+            gone += 1
+    return gone
+
+
 def scheduler_spec(bins: DaprBinaries, home: Path) -> ProgramSpec:
     data = home / "data" / "scheduler"
     data.mkdir(parents=True, exist_ok=True)
+    prune_identity_versions(home / "data" / "scheduler-identity")
     return ProgramSpec(
         name="dapr-scheduler",
         group="control-plane",
