@@ -1,5 +1,5 @@
 # The README's two commands are `make up` and `make test`; the rest are for developers.
-.PHONY: up down status test check lint types unit dapr venv bench kind-build test-kind model-build test-model
+.PHONY: up down status test check lint types unit dapr venv bench kind-build test-kind test-kind-model model-build test-model
 
 venv:
 	@scripts/bootstrap.sh
@@ -51,3 +51,8 @@ model-build: venv   ## build (or find cached) llama-server and the local model (
 
 test-model: venv    ## the local-model suite: a real llama-server behind the mesh (not in `make test`)
 	@scripts/test-model.sh
+
+test-kind-model: venv  ## the local model server on kind: model build, `kind up --overlay local-model`, its test
+	@.venv/bin/agentia model build
+	@.venv/bin/agentia kind up --overlay local-model
+	@AGENTIA_KIND_E2E=1 AGENTIA_KIND_LOCAL_MODEL=1 .venv/bin/pytest -q -p no:cacheprovider tests/kind_e2e/test_local_model.py

@@ -16,6 +16,9 @@ collect_ignore = [] if os.environ.get("AGENTIA_KIND_E2E") == "1" else ["kind_e2e
 # the first time): its own command, `make test-model`, which sets AGENTIA_MODEL_E2E=1.
 if os.environ.get("AGENTIA_MODEL_E2E") != "1":
     collect_ignore.append("model_e2e")
+# The kind model-server test needs the `local-model` overlay: `make test-kind-model`.
+if os.environ.get("AGENTIA_KIND_LOCAL_MODEL") != "1":
+    collect_ignore.append("kind_e2e/test_local_model.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

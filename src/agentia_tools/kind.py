@@ -66,8 +66,8 @@ from agentia_tools.kind_up import (
 
 KUSTOMIZE_VERSION: Final = "v5.7.1"
 KIND_VERSION: Final = "v0.33.0"  # its default node image is the one cluster.yaml pins
-OVERLAYS: Final = ("dev", "policies", "full")
-ENFORCED: Final = ("policies", "full")  # the overlays that run the policy engine
+OVERLAYS: Final = ("dev", "policies", "full", "local-model")
+ENFORCED: Final = ("policies", "full", "local-model")  # the overlays with the policy engine
 # The cluster gateway's default URL; `gateway_url()` reads the running cluster's mapping.
 GATEWAY_URL: Final = f"http://127.0.0.1:{DEFAULT_GATEWAY_PORT}"
 KIND_KEY_NAME: Final = "kind-local"  # the write key `agentia kind up` makes for this machine
@@ -229,6 +229,8 @@ def _up(overlay: str, build: bool, port: int) -> str:
     plan = _plan()
     for note in plan.notes:
         say(f"• {note}")
+    if overlay == "local-model" and plan.model_server is None:
+        raise KindError("overlay local-model: run `agentia model build` first")
     if cluster_exists():
         say(f"• kind cluster '{CLUSTER}' exists; reusing it")
     else:
@@ -236,6 +238,8 @@ def _up(overlay: str, build: bool, port: int) -> str:
     keda = _keda_images() if overlay == "full" else {}
     tagged = build_service_images(plan.python_image) if build else _existing_tags()
     extra = plan.beyond_dev if overlay in ENFORCED else []
+    if overlay == "local-model" and plan.model_server:
+        extra = [*extra, plan.model_server]
     load_images([*plan.load, *extra, *keda.values(), *tagged.values()])
     if overlay in ENFORCED and plan.every_node:
         load_images(plan.every_node, every_node=True)

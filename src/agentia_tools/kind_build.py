@@ -23,7 +23,7 @@ from typing import Final, TypeVar
 import yaml
 
 from agentia.paths import repo_root
-from agentia_tools import kind_dapr_build, kind_engine, kind_node
+from agentia_tools import kind_dapr_build, kind_engine, kind_node, model_build
 from agentia_tools.kind_gobuild import TOOLS, go_build
 from agentia_tools.kind_images import (
     binary_image,
@@ -60,6 +60,8 @@ class Plan:
     beyond_dev: list[str] = field(default_factory=list)  # images `policies` and `full` run
     # The policy engine's (overlays `policies` and `full`), loaded on the control plane too.
     every_node: list[str] = field(default_factory=list)
+    # The local model server's (overlay `local-model`), when `agentia model build` has run.
+    model_server: str | None = None
     tools: dict[str, Path] = field(default_factory=dict)  # tool -> binary
     notes: list[str] = field(default_factory=list)  # what was chosen, for the user
 
@@ -204,6 +206,24 @@ def _dapr(progress: Progress, plan: Plan) -> None:
     plan.notes.append(f"Dapr: chart and images built from github.com/dapr/dapr ({plan.dapr_chart})")
 
 
+MODEL_SERVER_IMAGE: Final = "agentia/model-server:dev"  # components/local-model's
+
+
+def _model_server(progress: Progress, plan: Plan) -> None:
+    """llama-server and SmolLM2-135M from the local model cache, on Debian bookworm."""
+    try:
+        model = model_build.find()
+    except model_build.ModelBuildError:
+        plan.notes.append("local model: not built (`agentia model build`); overlay local-model off")
+        return
+    files = {"llama-server": model.server, "model.gguf": model.gguf}
+    files["chat-template.jinja"] = model.template
+    base = debian_base("bookworm", progress)
+    built = dockerfile_image("model-server", base, progress, files=files, tags=[MODEL_SERVER_IMAGE])
+    plan.model_server = MODEL_SERVER_IMAGE
+    plan.notes.append(f"local model: {MODEL_SERVER_IMAGE} built here ({built})")
+
+
 def dapr_repo_reachable() -> bool:
     """Dapr's published images are pullable (then its Helm repository is used too)."""
     return pullable(f"ghcr.io/dapr/daprd:{DAPR_VERSION}")
@@ -230,6 +250,7 @@ def build(progress: Progress, timings: dict[str, float] | None = None) -> Plan:
     step.run("infrastructure images", lambda: _infra(progress, plan))
     step.run("OpenTelemetry collector", lambda: _otel_collector(progress, plan))
     step.run("policy engine (kube-router)", lambda: _policy_engine(progress, plan))
+    step.run("local model server", lambda: _model_server(progress, plan))
     if dapr_repo_reachable():
         plan.notes.append("Dapr: its Helm repository and published images")
     else:
