@@ -17,6 +17,7 @@ import pytest
 
 from agentia import names
 from agentia_tools.runtime import local_keys
+from tests.sse import sse
 
 from .conftest import Infra, wait_for
 
@@ -40,21 +41,6 @@ def _thread(api: httpx.Client, **meta: Any) -> str:
     resp = api.post("/threads", json={"metadata": meta})
     assert resp.status_code == 200, resp.text
     return str(resp.json()["thread_id"])
-
-
-def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    event: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if event:
-                yield event
-            event = {}
-        elif line.startswith("event: "):
-            event["event"] = line[7:]
-        elif line.startswith("data: "):
-            event["data"] = json.loads(line[6:])
-        elif line.startswith("id: "):
-            event["id"] = line[4:]
 
 
 def test_no_key_or_a_bad_key_is_refused(api: httpx.Client) -> None:
@@ -155,7 +141,7 @@ def test_stream_then_resume_with_last_event_id(api: httpx.Client) -> None:
             "text/event-stream"
         )
         run_id = resp.headers["content-location"].rsplit("/", 1)[-1]
-        for event in _sse(resp.iter_lines()):
+        for event in sse(resp.iter_lines()):
             first.append(event)
             if "id" in event:
                 break  # drop the connection after the first run event
@@ -165,7 +151,7 @@ def test_stream_then_resume_with_last_event_id(api: httpx.Client) -> None:
     url = f"/threads/{tid}/runs/{run_id}/stream"
     with api.stream("GET", url, headers={"Last-Event-ID": last_id}) as resp:
         assert resp.status_code == 200
-        rest = list(_sse(resp.iter_lines()))
+        rest = list(sse(resp.iter_lines()))
     ids = [int(e["id"]) for e in rest if "id" in e]
     assert ids and min(ids) > int(last_id), "only what was missed is sent again"
     kinds = [e["data"]["kind"] for e in rest if e["event"] == "events"]
@@ -253,7 +239,7 @@ def test_streams_opened_while_runs_start_never_skip_or_reorder(api: httpx.Client
             own.stream("POST", "/runs/stream", json=body) as resp,
         ):
             assert resp.status_code == 200
-            return list(_sse(resp.iter_lines()))
+            return list(sse(resp.iter_lines()))
 
     with ThreadPoolExecutor(max_workers=streams) as pool:
         per_stream = list(pool.map(one, range(streams)))
@@ -267,5 +253,5 @@ def test_streams_opened_while_runs_start_never_skip_or_reorder(api: httpx.Client
     tid = _thread(api)
     body = {"input": "hello there", "stream_mode": ["values"]}
     with api.stream("POST", f"/threads/{tid}/runs/stream", json=body) as resp:
-        values = [e["data"] for e in _sse(resp.iter_lines()) if e.get("event") == "values"]
+        values = [e["data"] for e in sse(resp.iter_lines()) if e.get("event") == "values"]
     assert values and values[0]["messages"][0]["content"] == "hello there", values[:1]

@@ -17,9 +17,9 @@ import pytest
 from agentia import names
 from agentia_tools.runtime import local_keys
 from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT, CHAT_AGENT, MESSAGE_EVENT
+from tests.sse import sse
 
 from .conftest import Infra, wait_for
-from .test_gateway_api import _sse
 
 pytestmark = pytest.mark.integration
 GATEWAY = f"http://127.0.0.1:{names.PORTS[names.GATEWAY].app}"
@@ -145,13 +145,13 @@ def test_a_chat_message_streams_as_it_is_produced_and_resumes(api: httpx.Client)
             json={"text": CALC % "6*7", "id": "q1"},
         )
         assert raised.status_code == 200, raised.text
-        for event in _sse(resp.iter_lines()):
+        for event in sse(resp.iter_lines()):
             first.append(event)
             if event["event"] == "messages":
                 break  # drop the connection after the first model delta
     last_id = first[-1]["id"]
     with api.stream("GET", url, headers={"Last-Event-ID": last_id}) as resp:
-        rest = list(_sse(resp.iter_lines()))
+        rest = list(sse(resp.iter_lines()))
     assert rest and min(int(e["id"]) for e in rest) > int(last_id), "only what was missed"
     frames = first + rest
     text = "".join(e["data"][0]["content"] for e in frames if e["event"] == "messages")

@@ -8,7 +8,6 @@ Ready on the three nodes; a run completes; a streamed run streams; a long-lived 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from agentia import names
 from agentia_workflows.contracts import AGENT_LOOP, APPROVAL_EVENT
+from tests.sse import sse
 
 from .conftest import NAMESPACE, kubectl, kubectl_json, wait_for
 
@@ -82,21 +82,6 @@ def test_a_run_completes_through_the_gateway(gateway: httpx.Client) -> None:
     assert roles == ["user", "assistant"]
 
 
-def _sse(lines: Any) -> Any:
-    event: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if event:
-                yield event
-            event = {}
-        elif line.startswith("event: "):
-            event["event"] = line[7:]
-        elif line.startswith("data: "):
-            event["data"] = json.loads(line[6:])
-        elif line.startswith("id: "):
-            event["id"] = line[4:]
-
-
 def test_a_streamed_run_streams(gateway: httpx.Client) -> None:
     """Events arrive while the run is still going (the ~3 s tool), not all at its end."""
     thread = gateway.post("/threads", json={}).json()["thread_id"]
@@ -106,7 +91,7 @@ def test_a_streamed_run_streams(gateway: httpx.Client) -> None:
     with gateway.stream("POST", f"/threads/{thread}/runs/stream", json=body) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
-        for event in _sse(resp.iter_lines()):
+        for event in sse(resp.iter_lines()):
             arrivals.append((time.monotonic() - started, event))
     kinds = [e["data"]["kind"] for _, e in arrivals if e.get("event") == "events"]
     assert arrivals[0][1]["event"] == "metadata"

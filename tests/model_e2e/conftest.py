@@ -49,22 +49,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
     raise TimeoutError(f"{what} not within {timeout:.0f}s (last error: {last})")
 
 
-def sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """Server-sent events as dicts: ``event``, ``data`` (JSON) and ``id``."""
-    event: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if event:
-                yield event
-            event = {}
-        elif line.startswith("event: "):
-            event["event"] = line[7:]
-        elif line.startswith("data: "):
-            event["data"] = json.loads(line[6:])
-        elif line.startswith("id: "):
-            event["id"] = line[4:]
-
-
 @pytest.fixture(scope="session")
 def local_mesh() -> Supervisor:
     """The mesh with the local model profile, brought up (or reconfigured) if need be."""

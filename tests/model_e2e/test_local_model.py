@@ -21,8 +21,9 @@ from agentia import names
 from agentia_tools.runtime import model_server
 from agentia_tools.runtime.supervisor import Supervisor
 from agentia_workflows.contracts import AGENT_LOOP
+from tests.sse import sse
 
-from .conftest import MODEL, sse, wait_for
+from .conftest import MODEL, wait_for
 
 pytestmark = pytest.mark.integration
 FINAL = ("run.completed", "run.failed", "run.cancelled")
