@@ -31,7 +31,7 @@ class DiskAlarmError(RuntimeError):
     """The broker could not be told, or its alarm did not go up or down."""
 
 
-def rabbitmq_tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     settings = InfraSettings.from_env()
     env = {
         **os.environ,
@@ -47,15 +47,12 @@ def rabbitmq_tool(name: str, *args: str, check: bool = True) -> subprocess.Compl
 
 def alarm_up() -> bool:
     """Whether the broker has a local alarm (disk or memory) raised."""
-    return (
-        rabbitmq_tool("rabbitmq-diagnostics", "check_local_alarms", "-q", check=False).returncode
-        != 0
-    )
+    return _tool("rabbitmq-diagnostics", "check_local_alarms", "-q", check=False).returncode != 0
 
 
 def _set_limit(limit: str, want_alarm: bool, timeout_s: float = 30) -> float:
     started = time.monotonic()
-    rabbitmq_tool("rabbitmqctl", "set_disk_free_limit", limit, "-q")
+    _tool("rabbitmqctl", "set_disk_free_limit", limit, "-q")
     while time.monotonic() - started < timeout_s:
         if alarm_up() == want_alarm:
             return time.monotonic() - started
