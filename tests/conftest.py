@@ -12,7 +12,7 @@ from agentia_tools.runtime import mesh
 # engine): it is its own command, `make test-kind`, which sets AGENTIA_KIND_E2E=1. Left out
 # of the normal suite's collection rather than collected and skipped.
 collect_ignore = [] if os.environ.get("AGENTIA_KIND_E2E") == "1" else ["kind_e2e"]
-# The local-model suite needs llama-server and the model `agentia model build` makes (17 min
+# The local-model suite needs llama-server and the model `agentia model build` makes (6 min
 # the first time): its own command, `make test-model`, which sets AGENTIA_MODEL_E2E=1.
 if os.environ.get("AGENTIA_MODEL_E2E") != "1":
     collect_ignore.append("model_e2e")
