@@ -115,6 +115,22 @@ def _wait_healthy(timeout: float) -> float:
     raise RuntimeError(f"mesh not healthy {timeout:.0f}s after the fault")
 
 
+def restart_with_plan(name: str) -> int:
+    """Restart the supervised program ``name`` as the mesh's plan now has it (a changed
+    environment or command line); waits for a healthy mesh. Its new pid."""
+    home = agentia_home()
+    plan = orchestrate.plan(home, lambda _: None)
+    sup = Supervisor(home)
+    sup.write(plan.specs)
+    sup.start_daemon()  # a running supervisord reloads: the changed program is replaced
+    sup.start(name)
+    _wait_healthy(120)
+    for proc in sup.processes():
+        if proc.name == name and proc.pid:
+            return proc.pid
+    raise RuntimeError(f"{name} is not running after its restart")
+
+
 def kill_process(name: str, signal: str = "KILL", recover_timeout: float = 120) -> str:
     """kill -9 one supervised process; the supervisor restarts it. Records recovery time."""
     load = load_mod.CURRENT.get("load")

@@ -16,11 +16,9 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions, probes
+from agentia_tools.chaos import actions
 from agentia_tools.chaos import load as load_mod
-from agentia_tools.runtime import orchestrate
 from agentia_tools.runtime.clock import clock_file
-from agentia_tools.runtime.supervisor import Supervisor
 
 MAX_JUMPS_S = 600.0  # a jump schedule never runs longer than this, whatever it is asked
 SEEN_WITHIN_S = 20.0  # a jump counts as seen when the service's clock is this close to it
@@ -50,21 +48,6 @@ def _seen(app_id: str, offset: int, timeout: float = 15) -> float | None:
     return None
 
 
-def _restart(home: Path, app_id: str) -> int:
-    """Restart ``app_id`` with the environment the mesh's plan now gives it; its new pid."""
-    plan = orchestrate.plan(home, lambda _: None)
-    sup = Supervisor(home)
-    sup.write(plan.specs)
-    sup.start_daemon()  # a running supervisord reloads: the changed program is replaced
-    sup.start(app_id)
-    if not probes.mesh_healthy(timeout=120):
-        raise RuntimeError(f"the mesh is not healthy 120 s after {app_id} restarted")
-    for proc in sup.processes():
-        if proc.name == app_id and proc.pid:
-            return proc.pid
-    raise RuntimeError(f"{app_id} is not running after its restart")
-
-
 def _write(path: Path, offset_s: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{offset_s:+d}\n")
@@ -77,7 +60,7 @@ def fake_clock(app_id: str) -> str:
     path = clock_file(home, app_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, 0)
-    pid = _restart(home, app_id)
+    pid = actions.restart_with_plan(app_id)
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     if not any(e.startswith(b"FAKETIME_TIMESTAMP_FILE=") for e in environ):
         raise RuntimeError(f"{app_id} ({pid}) did not start under the fake clock")
@@ -147,5 +130,5 @@ def real_clock(app_id: str) -> str:
     if not path.exists():
         return f"{app_id} was on the real clock"
     path.unlink()
-    _restart(home, app_id)
+    actions.restart_with_plan(app_id)
     return f"{app_id} back on the real clock"

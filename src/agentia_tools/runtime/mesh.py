@@ -342,6 +342,18 @@ def sidecar_command(
     return command
 
 
+def resources_override(home: Path, app_id: str) -> Path:
+    """A folder that, while it exists, replaces ``components/`` for ``app_id``'s sidecar:
+    chaos experiments put a changed copy of the resources there (one sidecar's component
+    scopes narrowed, say) and restart that sidecar."""
+    return home / "run" / "resources" / app_id
+
+
+def sidecar_resources(home: Path, app_id: str) -> list[Path] | None:
+    override = resources_override(home, app_id)
+    return [override] if override.is_dir() else None
+
+
 def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[str, str]:
     """Environment shared by an app and its sidecar: ids, ports and the two tokens."""
     return {
@@ -440,7 +452,11 @@ def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[Progra
                 name=sidecar_name(app_id),
                 group="sidecar",
                 command=sidecar_command(
-                    bins, app_id, ports, config=app_configuration_file(home, app_id)
+                    bins,
+                    app_id,
+                    ports,
+                    resources=sidecar_resources(home, app_id),
+                    config=app_configuration_file(home, app_id),
                 ),
                 directory=home,
                 environment=env,
