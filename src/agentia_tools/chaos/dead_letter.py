@@ -2,33 +2,45 @@
 
 agent-runner's sidecar is restarted with a copy of the resources whose pub/sub component
 no longer lets agent-runner publish to ``runs.requested.dlq`` (its publishing scope
-narrowed; runtime/mesh.py's resources override), before the load starts. Poison run
-requests (failing on every delivery) are then published: when Dapr gives up on one, its
-dead-letter publish is refused. Dapr 1.18.0 then nacks the message back to its queue (read
-in its subscription code) rather than acknowledging it, so it comes back and is retried.
-After the hold the sidecar is restarted with the real resources; every poison request
-must then end dead-lettered and failed, none acked and dropped on the way.
+narrowed; runtime/mesh.py's resources override), before the load starts. Then three
+poison run requests (failing on every delivery) and one request in a CloudEvent that has
+already expired are published, and held 30 s:
+
+- the poison requests never need Dapr's dead-letter publish: agent-runner dead-letters them
+  itself at its retry budget (keeps the request, fails the run), so they must end failed
+  whatever the broker's dead-letter path does;
+- the expired one is dropped unread by the sidecar, which then tries its dead-letter copy:
+  that publish is refused (the fault hits, and the sidecar logs it). Dapr 1.18.0
+  acknowledges a dropped event whose copy fails, so it is gone: reported, not gated on
+  (an upstream limit; a run created through the gateway is re-published by the gateway's
+  reconciler, so only events published around the gateway are affected).
+
+After the hold the sidecar is restarted with the real resources.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import yaml
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions
+from agentia_tools.chaos import actions, poison, probes
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime import mesh
 
 APP: Final = names.AGENT_RUNNER
 DEAD_LETTER_TOPIC: Final = names.dead_letter(names.TOPIC_RUNS_REQUESTED)
 MAX_HOLD_S: Final = 300.0
-FAILED_PUBLISH: Final = "error sending message to dead letter"
+# Both ways the sidecar says a dead-letter copy failed: a delivery's, and a dropped event's.
+FAILED_PUBLISH: Final = ("error sending message to dead letter", "failed to send dropped message")
+EXPIRED: dict[str, str] = {}
 
 
 def _sidecar_log() -> Path:
@@ -89,25 +101,48 @@ def _failed_publishes(since: int) -> int:
         return 0
     with path.open("rb") as fh:
         fh.seek(min(since, path.stat().st_size))
-        return fh.read().decode(errors="replace").count(FAILED_PUBLISH)
+        text = fh.read().decode(errors="replace")
+    return sum(text.count(marker) for marker in FAILED_PUBLISH)
 
 
 def poison_while_dead_letters_fail(count: int = 3, seconds: float = 30) -> str:
-    """Publish ``count`` poison run requests while dead letters are refused, hold
-    ``seconds``, then let them through. Fails unless the sidecar logged a refused
-    dead-letter publish (the fault really hit)."""
+    """Publish ``count`` poison run requests and one expired request while dead letters
+    are refused, hold ``seconds``, then let them through. Fails unless the sidecar logged a
+    refused dead-letter publish (the fault really hit)."""
     load = load_mod.CURRENT.get("load")
     offset = _log_size()
     if load is not None:
         load.fault_at = time.monotonic()
     said = actions.publish_poison(count)
+    expired = f"dlq-expired-{uuid.uuid4().hex[:8]}"
+    gone = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    event = poison.cloud_event(expired, expiration=gone)
+    poison.publish_event(event, "application/cloudevents+json")
     time.sleep(min(seconds, MAX_HOLD_S))
     failed = _failed_publishes(offset)
     accept_dead_letters()
     actions.FAULTS["ended"] = time.time()
+    EXPIRED["run_id"] = expired
     if failed == 0:
         raise RuntimeError(f"no dead-letter publish failed in {seconds:g}s: the fault never hit")
     return (
-        f"{said}; {failed} dead-letter publishes refused in {seconds:g}s (each message "
-        "nacked back and retried); the sidecar then restarted on the real resources"
+        f"{said} and an expired one ({expired}); {failed} dead-letter publishes refused in "
+        f"{seconds:g}s; the sidecar then restarted on the real resources"
     )
+
+
+def expired_request_fate(experiment: str, timeout: float = 30) -> dict[str, Any]:
+    """What became of the expired request whose dead-letter copy was refused: its ledger
+    record (``missing`` when nobody ever learnt of it). Reported, never failing."""
+    run_id = EXPIRED.get("run_id", "")
+    deadline = time.monotonic() + timeout
+    status = "missing"
+    while time.monotonic() < deadline:
+        record = poison.ledger_record(run_id) if run_id else {}
+        status = str(record.get("status") or "missing")
+        if status != "missing":
+            break
+        time.sleep(1)
+    result = {"expired_request": run_id, "expired_request_status": status, "ok": True}
+    probes.record_report(experiment, result)
+    return result

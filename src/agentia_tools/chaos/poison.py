@@ -42,7 +42,7 @@ def _sidecar_log() -> Path:
     return Supervisor(agentia_home()).log_file(sidecar_name(names.AGENT_RUNNER))
 
 
-def _publish(body: bytes, content_type: str, raw: bool = False) -> None:
+def publish_event(body: bytes, content_type: str, raw: bool = False) -> None:
     base, headers = load_mod.sidecar()
     url = f"{base}/v1.0/publish/pubsub/{names.TOPIC_RUNS_REQUESTED}"
     resp = httpx.post(
@@ -56,7 +56,7 @@ def _publish(body: bytes, content_type: str, raw: bool = False) -> None:
         raise RuntimeError(f"the broker did not take the odd event: {resp.status_code} {resp.text}")
 
 
-def _cloud_event(run_id: str, **extra: Any) -> bytes:
+def cloud_event(run_id: str, **extra: Any) -> bytes:
     data = {"run_id": run_id, "agent_id": "assistant", "input": 'calculator {"expression": "6*7"}'}
     event = {
         "specversion": "1.0",
@@ -73,21 +73,21 @@ def _cloud_event(run_id: str, **extra: Any) -> bytes:
 def publish_odd_events() -> str:
     """Publish one event of each odd kind."""
     trace, expired = f"odd-trace-{uuid.uuid4().hex[:8]}", f"odd-expired-{uuid.uuid4().hex[:8]}"
-    _publish(
-        _cloud_event(trace, traceid=12345, traceparent={"not": "a string"}, tracestate=7),
+    publish_event(
+        cloud_event(trace, traceid=12345, traceparent={"not": "a string"}, tracestate=7),
         "application/cloudevents+json",
     )
     gone = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    _publish(_cloud_event(expired, expiration=gone), "application/cloudevents+json")
+    publish_event(cloud_event(expired, expiration=gone), "application/cloudevents+json")
     log = _sidecar_log()
     LOG_MARK["size"] = log.stat().st_size if log.exists() else 0
-    _publish(b"\x00 this is not a CloudEvent {", "application/octet-stream", raw=True)
+    publish_event(b"\x00 this is not a CloudEvent {", "application/octet-stream", raw=True)
     CURRENT.clear()
     CURRENT.update(trace=trace, expired=expired, malformed="")
     return f"published 3 odd events ({trace}, {expired}, malformed bytes)"
 
 
-def _ledger(run_id: str) -> dict[str, Any]:
+def ledger_record(run_id: str) -> dict[str, Any]:
     base, headers = load_mod.sidecar()
     url = f"{base}/v1.0/invoke/{names.AGENT_RUNNER}/method/{runner_api.run_path(run_id)}"
     try:
@@ -104,7 +104,7 @@ def odd_events_handled(experiment: str, timeout: float = 120) -> dict[str, Any]:
     trace: dict[str, Any] = {}
     expired: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        trace, expired = _ledger(CURRENT["trace"]), _ledger(CURRENT["expired"])
+        trace, expired = ledger_record(CURRENT["trace"]), ledger_record(CURRENT["expired"])
         if trace.get("status") == Status.SUCCESS and expired.get("status") == Status.ERROR:
             break
         time.sleep(1)
