@@ -40,6 +40,7 @@ DEFAULT_SET: Final = (
     "clock-runner-jumps",
     "clock-skew-gateway-runner",
     "wal-disk-full-postgres",
+    "dead-letter-publish-fails",
 )
 MAX_HOURS: Final = 48.0
 
