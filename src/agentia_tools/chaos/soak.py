@@ -126,17 +126,22 @@ def order(names: list[str], seed: int) -> Callable[[], str]:
     return next_name
 
 
-def run(
-    hours: float, names: list[str], seed: int, progress: Callable[[str], None]
-) -> tuple[Soak, Path]:
-    """Soak for ``hours`` (no new experiment starts after that); returns the soak and the
-    path of its report, which is rewritten after every experiment."""
+def validate(hours: float, names: list[str]) -> None:
+    """:class:`runner.ChaosError` naming what is wrong with the soak's arguments."""
     if not 0 < hours <= MAX_HOURS:
         raise runner.ChaosError(f"--hours must be more than 0 and at most {MAX_HOURS:g}")
     known = {e.name for e in runner.experiments()}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise runner.ChaosError(f"unknown experiment(s): {', '.join(unknown)}")
+
+
+def run(
+    hours: float, names: list[str], seed: int, progress: Callable[[str], None]
+) -> tuple[Soak, Path]:
+    """Soak for ``hours`` (no new experiment starts after that); returns the soak and the
+    path of its report, which is rewritten after every experiment."""
+    validate(hours, names)
     home = agentia_home()
     report = home / "chaos" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report.parent.mkdir(parents=True, exist_ok=True)

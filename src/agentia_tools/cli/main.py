@@ -402,6 +402,10 @@ def soak(
     """Run fault experiments one after another for hours (seeded order), each judged by the
     checker; totals and each process's memory go to .agentia/chaos/soak-*.json."""
     names_ = [n.strip() for n in experiments.split(",")] if experiments else list(DEFAULT_SET)
+    try:
+        soak_mod.validate(hours, names_)
+    except chaos_runner.ChaosError as exc:
+        raise _fail(str(exc), 2) from None
     probes = _mesh_up()  # as `chaos run`: the first experiment starts from a healthy mesh
     if not all(p.ok for p in probes):
         console.print(_table(probes))
