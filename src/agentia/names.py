@@ -146,6 +146,9 @@ TRACESTORE: Final = "tracestore"
 # The share of runs traced (0 to 1), read by the apps and written into their sidecars'
 # Configuration by the local mesh: 1 keeps every run findable by `agentia trace`.
 TRACE_SAMPLING_ENV: Final = "AGENTIA_TRACE_SAMPLING"
+# The queue type the apps ask the broker for (quorum on a RabbitMQ cluster), where they
+# declare queues themselves: the scheduler's drains.
+BROKER_QUEUE_TYPE_ENV: Final = "AGENTIA_BROKER_QUEUE_TYPE"
 TRACESTORE_PORT: Final = 4318
 WATCHDOG_METRICS_PORT: Final = 9192  # queue lag per subscribed queue (runtime/watchdog.py)
 # The local model profile's llama-server (`agentia up --model local`), on loopback only.

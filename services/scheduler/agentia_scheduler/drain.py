@@ -128,23 +128,27 @@ def _text(event: Delivery) -> Any:
         return None
 
 
-def stream(grpc_address: str, api_token: str | None, topic: str) -> TopicStream:
-    """The streaming subscription a drain of ``topic`` reads, on its one durable queue."""
-    return TopicStream(
-        grpc_address,
-        api_token,
-        names.PUBSUB_DRAIN,
-        topic,
-        metadata={"queueName": names.drain_queue(topic)},
-    )
+def stream(
+    grpc_address: str, api_token: str | None, topic: str, queue_type: str = "classic"
+) -> TopicStream:
+    """The streaming subscription a drain of ``topic`` reads, on its one durable queue
+    (``queue_type`` as the broker declared it: a quorum queue on a RabbitMQ cluster)."""
+    metadata = {"queueName": names.drain_queue(topic)}
+    if queue_type != "classic":
+        metadata["queueType"] = queue_type
+    return TopicStream(grpc_address, api_token, names.PUBSUB_DRAIN, topic, metadata=metadata)
 
 
 async def drain_once(
-    client: DaprClient, grpc_address: str, api_token: str | None, req: DrainRequest
+    client: DaprClient,
+    grpc_address: str,
+    api_token: str | None,
+    req: DrainRequest,
+    queue_type: str = "classic",
 ) -> DrainReport:
     """Drain ``req.topic``'s backlog in batches, within the request's limits."""
     try:
-        async with stream(grpc_address, api_token, req.topic) as source:
+        async with stream(grpc_address, api_token, req.topic, queue_type) as source:
             report = await drain(source, _Sink(client, req.topic), req)
     except StreamClosed as exc:
         report = DrainReport(
@@ -196,7 +200,8 @@ async def _main(req: DrainRequest) -> DrainReport:
     async with DaprClient(http, token.get_secret_value(), app_id, timeout=20) as client:
         await client.wait_outbound()
         grpc_address = f"{host}:{_env('DAPR_GRPC_PORT')}"
-        return await drain_once(client, grpc_address, token.get_secret_value(), req)
+        queue_type = os.environ.get(names.BROKER_QUEUE_TYPE_ENV, "classic")
+        return await drain_once(client, grpc_address, token.get_secret_value(), req, queue_type)
 
 
 def main(argv: list[str] | None = None) -> int:

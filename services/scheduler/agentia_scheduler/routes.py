@@ -206,7 +206,9 @@ def drainer(app: FastAPI) -> Drainer:
         if lock.locked():
             raise DrainBusy()
         async with lock:
-            report = await drain_once(dapr_client(app), settings.dapr_grpc_address, token, req)
+            report = await drain_once(
+                dapr_client(app), settings.dapr_grpc_address, token, req, settings.broker_queue_type
+            )
         metrics.DRAINS.labels(report.stopped.split(":")[0]).inc()
         metrics.DRAINED.labels(report.topic).inc(report.started)
         if report.stopped != "idle":

@@ -98,14 +98,14 @@ def kill_loop(name: str, every_s: float, for_s: float, recover_timeout: float = 
             skipped += 1  # not running at that moment (still restarting): next time
         time.sleep(every_s)
     FAULTS["ended"] = time.time()
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     return (
         f"{name} SIGKILLed {kills} times (every {every_s:g}s for {for_s:g}s, {skipped} "
         f"skipped while it restarted); mesh healthy again {took:.1f}s after the last"
     )
 
 
-def _wait_healthy(timeout: float) -> float:
+def wait_healthy(timeout: float) -> float:
     started = time.monotonic()
     deadline = started + timeout
     while time.monotonic() < deadline:
@@ -124,7 +124,7 @@ def restart_with_plan(name: str) -> int:
     sup.write(plan.specs)
     sup.start_daemon()  # a running supervisord reloads: the changed program is replaced
     sup.start(name)
-    _wait_healthy(120)
+    wait_healthy(120)
     for proc in sup.processes():
         if proc.name == name and proc.pid:
             return proc.pid
@@ -138,7 +138,7 @@ def kill_process(name: str, signal: str = "KILL", recover_timeout: float = 120) 
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     if load:
         load.recovery_s = round(took + 1, 2)
     return f"{name} killed with SIG{signal}; mesh healthy again after {took + 1:.1f}s"
@@ -155,7 +155,7 @@ def kill_everything(recover_timeout: float = 240) -> str:
     if load:
         load.fault_at = time.monotonic()
     time.sleep(2)
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     if load:
         load.recovery_s = round(took + 2, 2)
     return f"killed {len(running)} processes; mesh healthy again after {took + 2:.1f}s"
@@ -170,7 +170,7 @@ def stop_process(name: str, seconds: float = 30, recover_timeout: float = 180) -
         load.fault_at = time.monotonic()
     time.sleep(seconds)
     sup.start(name, wait=False)
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     if load:
         load.recovery_s = round(took, 2)
     return f"{name} stopped for {seconds:g}s; mesh healthy {took:.1f}s after the restart"
@@ -185,7 +185,7 @@ def freeze_process(name: str, recover_timeout: float = 180) -> str:
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     if load:
         load.recovery_s = round(took + 1, 2)
     return f"{name} frozen with SIGSTOP; restarted and healthy again after {took + 1:.1f}s"
@@ -247,7 +247,7 @@ def kill_processes(names_: list[str], recover_timeout: float = 120) -> str:
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)
-    took = _wait_healthy(recover_timeout)
+    took = wait_healthy(recover_timeout)
     if load:
         load.recovery_s = round(took + 1, 2)
     return f"{', '.join(names_)} killed; mesh healthy again after {took + 1:.1f}s"

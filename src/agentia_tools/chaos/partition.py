@@ -262,7 +262,7 @@ def peer_cuts(app_id: str, peer: str) -> list[Cut]:
     raise PartitionError(f"peer must be one of {', '.join(PEERS)}, not {peer!r}")
 
 
-def _pid_of(name: str) -> int:
+def pid_of(name: str) -> int:
     for proc in Supervisor(agentia_home()).processes():
         if proc.name == name and proc.state == "RUNNING" and proc.pid:
             return proc.pid
@@ -288,7 +288,7 @@ def partition(
     load = load_mod.CURRENT.get("load")
     if load is not None:
         load.fault_at = time.monotonic()
-    held = run_schedule(windows, peer_cuts(app_id, peer), direction, _pid_of)
+    held = run_schedule(windows, peer_cuts(app_id, peer), direction, pid_of)
     return (
         f"{app_id} cut from {peer} ({direction}) {len(windows)} times, "
         f"{held:.1f}s in all (seed {seed})"

@@ -82,7 +82,7 @@ def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
     wal.rename(data / "pg_wal.ondisk")
     wal.symlink_to(fs / "pg_wal")
     sup.start("postgres", wait=False)
-    took = actions._wait_healthy(120)
+    took = actions.wait_healthy(120)
     return f"pg_wal moved onto a {size_mb} MB tmpfs ({fs}); mesh healthy after {took:.1f}s"
 
 
@@ -149,7 +149,7 @@ def wal_disk_full(seconds: float = 20) -> str:
     sup = Supervisor(agentia_home())
     if not any(p.name == "postgres" and p.state == "RUNNING" for p in sup.processes()):
         sup.start("postgres", wait=False)
-    took = actions._wait_healthy(180)
+    took = actions.wait_healthy(180)
     actions.FAULTS["ended"] = time.time()
     if load is not None:
         load.recovery_s = round(took, 2)
@@ -178,5 +178,5 @@ def wal_back_on_disk() -> str:
     shutil.rmtree(data / "pg_wal.ondisk", ignore_errors=True)
     _sh("umount", str(fs))
     sup.start("postgres", wait=False)
-    took = actions._wait_healthy(180)
+    took = actions.wait_healthy(180)
     return f"pg_wal back on the real disk; mesh healthy after {took:.1f}s"

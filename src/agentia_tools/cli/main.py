@@ -90,10 +90,10 @@ def _table(probes: list[Probe]) -> Table:
     return fold(table)
 
 
-def _mesh_up(model: str | None = None) -> list[Probe]:
+def _mesh_up(model: str | None = None, broker: str | None = None) -> list[Probe]:
     """Start whatever of the mesh is not running; a start-up error is a CLI error."""
     try:
-        return orchestrate.up(agentia_home(), _progress, model)
+        return orchestrate.up(agentia_home(), _progress, model, broker)
     except (MeshError, InfraError, DaprBinariesError, SupervisorError) as exc:
         raise _fail(str(exc)) from None
 
@@ -108,11 +108,19 @@ def up(
             "Default: $AGENTIA_MODEL_PROFILE, else offline.",
         ),
     ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="Broker profile: single (one RabbitMQ) or cluster (three nodes with quorum "
+            "queues behind one port; docs/chaos.md). Default: $AGENTIA_BROKER_PROFILE, else "
+            "the running mesh's, else single.",
+        ),
+    ] = None,
 ) -> None:
     """Start everything: RabbitMQ, PostgreSQL, Redis, Dapr's control plane, the five services
     and their sidecars (installing what is missing), then show what is up."""
     home = agentia_home()
-    probes = _mesh_up(model)
+    probes = _mesh_up(model, broker)
     console.print(_table(probes))
     console.print(f"gateway: [bold]{orchestrate.gateway_url()}[/bold]   logs: {home / 'logs'}")
     console.print(

@@ -20,6 +20,7 @@ import psycopg
 
 from agentia.paths import agentia_home
 from agentia_tools.runtime import infra_servers as servers
+from agentia_tools.runtime import rabbitmq_cluster
 from agentia_tools.runtime.infra_checks import (
     Health,
     check_postgres,
@@ -165,11 +166,13 @@ def prepare(
     creds: Credentials,
     progress: Progress,
     managed: set[str] | None = None,
+    broker: str = "single",
 ) -> list[ProgramSpec]:
     """Specs for the servers the mesh runs itself: not external, not already answering
     (unless our own supervisor runs it: ``managed``). Each runs in the foreground.
     A server already answering is reused if it takes agentia's login (PostgreSQL's role
-    and database are created on it when its superuser is reachable by peer)."""
+    and database are created on it when its superuser is reachable by peer). ``broker``
+    ``cluster``: three RabbitMQ nodes behind a front (runtime/rabbitmq_cluster.py)."""
     managed = managed or set()
     todo: list[str] = []
     for name in SERVERS:
@@ -207,6 +210,9 @@ def prepare(
                 specs.append(servers.postgres_spec(root, host, port, pw, progress))
             elif name == "redis":
                 specs.append(servers.redis_spec(root, host, port, creds.redis_password))
+            elif broker == "cluster":
+                pw = creds.rabbitmq_password
+                specs += rabbitmq_cluster.node_specs(root, port, host, pw)
             else:
                 specs.append(servers.rabbitmq_spec(root, host, port, creds.rabbitmq_password))
     except (servers.ServerSetupError, OSError, psycopg.Error) as exc:

@@ -359,13 +359,20 @@ def rabbitmq_spec(root: Path, host: str, port: int, password: str) -> ProgramSpe
 
 def rabbitmq_env(root: Path, port: int, host: str = "127.0.0.1") -> dict[str, str]:
     """Environment for rabbitmq-server (and rabbitmqctl): node name, files, cookie home."""
-    base = root / "data" / "rabbitmq"
-    run = root / "run" / "rabbitmq"
+    base, run = root / "data" / "rabbitmq", root / "run" / "rabbitmq"
+    return rabbitmq_node_env(base, run, rabbitmq_nodename(port), port, host)
+
+
+def rabbitmq_node_env(
+    base: Path, run: Path, nodename: str, port: int, host: str = "127.0.0.1"
+) -> dict[str, str]:
+    """One RabbitMQ node's environment: its data in ``base``, its config files in ``run``
+    (the single broker's, and each node of the local cluster: runtime/rabbitmq_cluster)."""
     dist_port = port + 20000 if port <= 45535 else port - 20000
     ip = "{" + host.replace(".", ",") + "}"
     return {
         "HOME": str(base / "home"),  # Erlang keeps its cookie in $HOME/.erlang.cookie
-        "RABBITMQ_NODENAME": rabbitmq_nodename(port),
+        "RABBITMQ_NODENAME": nodename,
         "RABBITMQ_NODE_IP_ADDRESS": host,
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(dist_port),
@@ -417,7 +424,10 @@ def rabbitmq_password_hash(password: str, salt: bytes | None = None) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def render_rabbitmq_definitions(password: str) -> str:
+def render_rabbitmq_definitions(password: str, queue_type: str = "classic") -> str:
+    """Users, permissions and the drain queues (``queue_type``: quorum on the local
+    cluster, where Dapr is asked for quorum queues too)."""
+    queue_args = {} if queue_type == "classic" else {"x-queue-type": queue_type}
     return json.dumps(
         {
             "users": [
@@ -453,7 +463,7 @@ def render_rabbitmq_definitions(password: str) -> str:
                     "vhost": "/",
                     "durable": True,
                     "auto_delete": False,
-                    "arguments": {},
+                    "arguments": queue_args,
                 }
                 for topic in names.DRAINABLE_TOPICS
             ],

@@ -20,6 +20,7 @@ from agentia import names
 from agentia.paths import agentia_home, repo_root
 from agentia_tools import access
 from agentia_tools.net import free_ports
+from agentia_tools.runtime import rabbitmq_cluster
 from agentia_tools.runtime.clock import clock_environment
 from agentia_tools.runtime.daprbin import DaprBinaries
 from agentia_tools.runtime.programs import ProgramSpec
@@ -349,9 +350,15 @@ def resources_override(home: Path, app_id: str) -> Path:
     return home / "run" / "resources" / app_id
 
 
-def sidecar_resources(home: Path, app_id: str) -> list[Path] | None:
+def sidecar_resources(home: Path, app_id: str, broker: str = "single") -> list[Path] | None:
+    """A chaos experiment's override, else the cluster profile's quorum copy, else None
+    (``components/``)."""
     override = resources_override(home, app_id)
-    return [override] if override.is_dir() else None
+    if override.is_dir():
+        return [override]
+    if broker == "cluster":
+        return [rabbitmq_cluster.quorum_resources(home, components_dir())]
+    return None
 
 
 def app_environment(app_id: str, ports: names.AppPorts, tokens: Tokens) -> dict[str, str]:
@@ -406,24 +413,32 @@ def otlp_endpoint() -> str:
     return os.environ.get("AGENTIA_OTLP_ENDPOINT") or f"http://127.0.0.1:{names.TRACESTORE_PORT}"
 
 
-def watchdog_spec(home: Path) -> ProgramSpec:
+def watchdog_spec(home: Path, broker: str = "single") -> ProgramSpec:
     """Restarts a sidecar whose broker subscriptions died (see runtime/watchdog.py)."""
     return ProgramSpec(
         name="watchdog",
         group="watchdog",
         command=[sys.executable, "-m", "agentia_tools.runtime.watchdog"],
         directory=home,
-        environment={"PYTHONUNBUFFERED": "1", "AGENTIA_HOME": str(home)},
+        environment={
+            "PYTHONUNBUFFERED": "1",
+            "AGENTIA_HOME": str(home),
+            rabbitmq_cluster.PROFILE_ENV: broker,  # which broker it asks for queue counts
+        },
         priority=600,
     )
 
 
-def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[ProgramSpec]:
-    """Each service and its sidecar, as two separately supervised processes."""
+def service_specs(
+    bins: DaprBinaries, home: Path, tokens: Tokens, broker: str = "single"
+) -> list[ProgramSpec]:
+    """Each service and its sidecar, as two separately supervised processes (``broker``:
+    the broker profile, runtime/rabbitmq_cluster.py)."""
     specs: list[ProgramSpec] = []
     for app_id, module in names.SERVICE_MODULES.items():
         ports = names.PORTS[app_id]
         env = {**app_environment(app_id, ports, tokens), **access.app_env(app_id)}
+        env[names.BROKER_QUEUE_TYPE_ENV] = rabbitmq_cluster.queue_type(broker)
         specs.append(
             ProgramSpec(
                 name=app_id,
@@ -455,7 +470,7 @@ def service_specs(bins: DaprBinaries, home: Path, tokens: Tokens) -> list[Progra
                     bins,
                     app_id,
                     ports,
-                    resources=sidecar_resources(home, app_id),
+                    resources=sidecar_resources(home, app_id, broker),
                     config=app_configuration_file(home, app_id),
                 ),
                 directory=home,

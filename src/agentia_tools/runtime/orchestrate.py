@@ -6,6 +6,7 @@ sidecar. Each step waits until what it started answers, and says what it is doin
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,7 +14,14 @@ from pathlib import Path
 
 from agentia import names
 from agentia_tools import model_build
-from agentia_tools.runtime import health, infra, mesh, model_server
+from agentia_tools.runtime import (
+    health,
+    infra,
+    infra_servers,
+    mesh,
+    model_server,
+    rabbitmq_cluster,
+)
 from agentia_tools.runtime.daprbin import DaprBinaries, ensure_dapr_binaries
 from agentia_tools.runtime.local_keys import ensure_local_key
 from agentia_tools.runtime.programs import ProgramSpec
@@ -37,12 +45,48 @@ class MeshPlan:
     infra_settings: infra.InfraSettings
     credentials: infra.Credentials
     specs: list[ProgramSpec]
+    broker: str = "single"
 
 
-def plan(home: Path, progress: Progress, model: str = "offline") -> MeshPlan:
+def running_broker(home: Path) -> str | None:
+    """The broker profile of the mesh the supervisor runs now (None: none runs)."""
+    sup = Supervisor(home)
+    if not sup.running():
+        return None
+    found = {p.name for p in sup.processes()}
+    if rabbitmq_cluster.FRONT in found:
+        return "cluster"
+    return "single" if "rabbitmq" in found else None
+
+
+def broker_profile(home: Path, asked: str | None = None) -> str:
+    """``asked`` (``--broker``), else ``$AGENTIA_BROKER_PROFILE``, else the running mesh's,
+    else ``single``. A profile other than the running mesh's is refused: its broker holds
+    the queues, so switching is `agentia down` first."""
+    running = running_broker(home)
+    try:
+        if asked or os.environ.get(rabbitmq_cluster.PROFILE_ENV):
+            chosen = rabbitmq_cluster.profile(asked)
+        else:
+            chosen = running or "single"
+    except ValueError as exc:
+        raise MeshError(str(exc)) from None
+    if running and chosen != running:
+        raise MeshError(
+            f"the mesh runs the {running} broker; `agentia down` first to start it with "
+            f"the {chosen} broker (what waits in one broker's queues stays in that broker)"
+        )
+    return chosen
+
+
+def plan(
+    home: Path, progress: Progress, model: str = "offline", broker: str | None = None
+) -> MeshPlan:
     """Install what is missing and decide the processes to run (starts nothing). ``model``:
-    the model profile (``local`` adds the model server: runtime/model_server.py)."""
+    the model profile (``local`` adds the model server: runtime/model_server.py);
+    ``broker``: the broker profile (``cluster``: runtime/rabbitmq_cluster.py)."""
     home.mkdir(parents=True, exist_ok=True)
+    chosen_broker = broker_profile(home, broker)
     try:
         local = model_build.find() if model == "local" else None
     except model_build.ModelBuildError as exc:  # said before anything is installed or started
@@ -58,37 +102,49 @@ def plan(home: Path, progress: Progress, model: str = "offline") -> MeshPlan:
     managed = {
         p.name for p in sup.processes() if p.group == "infra" and p.state in ("RUNNING", "STARTING")
     }
-    infra_specs = infra.prepare(home, settings, creds, progress, managed=managed)
+    if managed & {*rabbitmq_cluster.process_names(), rabbitmq_cluster.FRONT}:
+        managed.add("rabbitmq")
+    infra_specs = infra.prepare(home, settings, creds, progress, managed, chosen_broker)
     specs = [
         *infra_specs,
         mesh.sentry_spec(bins, home),
         mesh.placement_spec(bins, home),
         mesh.scheduler_spec(bins, home),
         mesh.tracestore_spec(home),
-        *mesh.service_specs(bins, home, tokens),
-        mesh.watchdog_spec(home),
+        *mesh.service_specs(bins, home, tokens, chosen_broker),
+        mesh.watchdog_spec(home, chosen_broker),
     ]
     if local is not None:
         specs = model_server.with_profile(home, specs, model)
         url = model_server.base_url()
         progress(f"model profile local: {local.name} ({local.gguf.name}) at {url}")
-    return MeshPlan(bins, tokens, settings, creds, specs)
+    return MeshPlan(bins, tokens, settings, creds, specs, chosen_broker)
 
 
 def start_infra(
-    home: Path, progress: Progress, model: str = "offline"
+    home: Path, progress: Progress, model: str = "offline", broker: str | None = None
 ) -> tuple[Supervisor, MeshPlan]:
     """Infrastructure and the Dapr control plane only (what the integration tests need)."""
-    p = plan(home, progress, model)
+    p = plan(home, progress, model, broker)
     sup = Supervisor(home)
     sup.write(p.specs)
     sup.start_daemon()
+    settings = p.infra_settings
+    root = infra_servers.server_root(home)
+    cluster = {*rabbitmq_cluster.process_names(), rabbitmq_cluster.FRONT}
     for spec in p.specs:
-        if spec.group == "infra":
+        if spec.group == "infra" and spec.name not in cluster:
             progress(f"starting {spec.name}")
             sup.start(spec.name)
-    infra.wait_ready(p.infra_settings, p.credentials, 120, progress)
-    infra.bootstrap_after_start(p.infra_settings, p.credentials, progress)
+    try:
+        if any(spec.name in cluster for spec in p.specs):
+            rabbitmq_cluster.start(sup, root, settings.rabbitmq_port, settings.host, progress)
+        infra.wait_ready(settings, p.credentials, 120, progress)
+        if p.broker == "cluster":
+            rabbitmq_cluster.settle(root, settings.rabbitmq_port, settings.host, progress)
+    except rabbitmq_cluster.ClusterError as exc:
+        raise MeshError(f"{exc}\nlogs: {home / 'logs'}") from None
+    infra.bootstrap_after_start(settings, p.credentials, progress)
     # Sentry first: placement, the scheduler and every sidecar ask it for their identity.
     progress("starting sentry")
     sup.start("sentry")
@@ -101,9 +157,12 @@ def start_infra(
     return sup, p
 
 
-def up(home: Path, progress: Progress, model: str | None = None) -> list[health.Probe]:
+def up(
+    home: Path, progress: Progress, model: str | None = None, broker: str | None = None
+) -> list[health.Probe]:
     """Bring the whole mesh up and return the health of every part. ``model``: the model
-    profile, ``offline`` or ``local`` (default: ``$AGENTIA_MODEL_PROFILE``, else offline)."""
+    profile, ``offline`` or ``local`` (default: ``$AGENTIA_MODEL_PROFILE``, else offline);
+    ``broker``: ``single`` or ``cluster`` (see :func:`broker_profile`)."""
     started = time.monotonic()
     try:
         mesh.trace_sampling()  # a bad setting is named before anything starts
@@ -111,7 +170,7 @@ def up(home: Path, progress: Progress, model: str | None = None) -> list[health.
     except ValueError as exc:
         raise MeshError(str(exc)) from None
     try:
-        sup, p = start_infra(home, progress, chosen)
+        sup, p = start_infra(home, progress, chosen, broker)
         for spec in p.specs:
             if spec.group == model_server.GROUP:
                 progress(f"starting {spec.name} (llama-server)")
@@ -143,7 +202,7 @@ def down(home: Path, progress: Progress) -> None:
             progress(f"stopping {proc.name}")
             sup.stop(proc.name)
     sup.shutdown()
-    if any(p.name == "rabbitmq" for p in procs):
+    if any(p.name.startswith("rabbitmq") for p in procs):
         infra.stop_leftovers(progress)
     progress("mesh down")
 
@@ -160,6 +219,12 @@ def status(home: Path) -> list[health.Probe]:
         probes += [
             health.Probe(h.name, "infra", h.ok, h.detail) for h in infra.check(settings, creds)
         ]
+    if running_broker(home) == "cluster":
+        for node in rabbitmq_cluster.NODES:
+            port = rabbitmq_cluster.node_port(settings.rabbitmq_port, node)
+            ok = infra.answering(settings.host, port)
+            detail = f"quorum node on {settings.host}:{port}" if ok else "not answering"
+            probes.append(health.Probe(rabbitmq_cluster.process_name(node), "infra", ok, detail))
     probes += _probes(home)
     states = {p.name: p for p in Supervisor(home).processes()}
     out = []

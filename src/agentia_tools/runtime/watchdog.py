@@ -33,6 +33,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from agentia import names
 from agentia.logging import setup_logging
 from agentia.paths import agentia_home
+from agentia_tools.runtime import rabbitmq_cluster
 from agentia_tools.runtime.infra_config import InfraSettings, load_or_create_credentials
 from agentia_tools.runtime.infra_servers import RABBITMQ_BIN, rabbitmq_env, server_root
 from agentia_tools.runtime.mesh import components_dir, sidecar_name
@@ -144,6 +145,15 @@ def _list_queues(column: str) -> dict[str, int]:
     list queues). Empty when it cannot be asked (a broker not run here)."""
     settings = InfraSettings.from_env()
     root = server_root(agentia_home())
+    if rabbitmq_cluster.profile() == "cluster":  # any node that answers
+        port, host = settings.rabbitmq_port, settings.host
+        try:
+            rows = rabbitmq_cluster.ctl_json(
+                root, port, host, ["rabbitmqctl", "list_queues", "name", column]
+            )
+            return {q["name"]: int(q[column]) for q in rows or []}
+        except (rabbitmq_cluster.ClusterError, ValueError, KeyError, TypeError):
+            return {}
     env = {**os.environ, **rabbitmq_env(root, settings.rabbitmq_port, settings.host)}
     cmd = [str(RABBITMQ_BIN / "rabbitmqctl"), "list_queues", "name", column]
     try:
