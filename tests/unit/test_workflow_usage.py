@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from agents import Agent, Model
 
 from agentia.paths import repo_root
@@ -17,7 +18,12 @@ from agentia_runner.offline_model import OfflineModelProvider
 from agentia_runner.registry import Registry
 from agentia_workflows.activities import AgentActivities
 from agentia_workflows.chat_activities import ChatActivities
-from agentia_workflows.contracts import ChatTurnInput, ModelTurnInput
+from agentia_workflows.contracts import (
+    ChatTurnInput,
+    ModelTurnInput,
+    ToolCallInput,
+    ToolCallRequest,
+)
 
 REGISTRY = Registry.load(repo_root() / "agents")
 
@@ -112,3 +118,35 @@ def test_a_turn_adds_usage_but_no_run() -> None:
     row = {"input_tokens": 5, "output_tokens": 2, "requests": 1}
     day = added(None, row, {"offline": row}, runs=0)
     assert day["runs"] == 0 and day["requests"] == 1 and day["models"]["offline"]["runs"] == 0
+
+
+@dataclass
+class FlakyLedger(Ledger):
+    """Refuses the first ``refusals`` saves of a finished step (the store down)."""
+
+    refusals: int = 2
+    refused: int = 0
+
+    async def save(self, key: str, value: dict[str, Any]) -> None:
+        if value.get("done") and self.refused < self.refusals:
+            self.refused += 1
+            raise ConnectionError("state store unavailable")
+        await super().save(key, value)
+
+
+def test_a_tool_that_ran_is_recorded_through_a_refusing_store_and_never_runs_again() -> None:
+    call = ToolCallRequest(call_id="c1", name="calculator", arguments='{"expression": "6*7"}')
+    inp = ToolCallInput(instance_id="wf1", step=2, agent_id="assistant", call=call)
+    ledger = FlakyLedger()
+    activities = AgentActivities(Catalog(), ledger, record_deadline_s=30)
+    out = asyncio.run(activities.tool_call(inp))
+    assert ledger.refused == 2 and out.executions == 1 and "42" in out.output
+    again = asyncio.run(activities.tool_call(inp))  # the engine retries: a replay
+    assert again.replayed and again.executions == 1
+
+
+def test_a_store_refusing_past_the_deadline_fails_the_activity() -> None:
+    ledger = FlakyLedger(refusals=100)
+    activities = AgentActivities(Catalog(), ledger, record_deadline_s=0.1)
+    with pytest.raises(ConnectionError):
+        asyncio.run(activities.model_turn(_turn()))

@@ -9,7 +9,10 @@ actually started (so a test, or an operator, can see a repeated side effect).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -51,6 +54,12 @@ class UsageReports(Protocol):
     async def report(
         self, usage_id: str, instance_id: str, model: str, usage: dict[str, int]
     ) -> None: ...
+
+
+log = logging.getLogger("agentia.workflows")
+# How long a finished step's record is retried against a store that refuses it (PostgreSQL
+# down, its disk full) before the activity fails and the engine runs the step again.
+RECORD_DEADLINE_S = 600.0
 
 
 class StepLedger(Protocol):
@@ -106,11 +115,35 @@ class AgentActivities:
     """Model turns and tool calls of the durable agent loop."""
 
     def __init__(
-        self, catalog: Catalog, ledger: StepLedger, usage: UsageReports | None = None
+        self,
+        catalog: Catalog,
+        ledger: StepLedger,
+        usage: UsageReports | None = None,
+        record_deadline_s: float = RECORD_DEADLINE_S,
     ) -> None:
         self.catalog = catalog
         self.ledger = ledger
         self.usage = usage
+        self.record_deadline_s = record_deadline_s
+
+    async def record(self, key: str, value: dict[str, Any]) -> None:
+        """Save the record of a step whose body has run, retried until the store takes it
+        (up to ``record_deadline_s``): an activity failed here is run again, and its body
+        with it (a tool's side effect twice, a model turn paid twice)."""
+        delay, deadline = 0.5, time.monotonic() + self.record_deadline_s
+        while True:
+            try:
+                await self.ledger.save(key, value)
+                return
+            except Exception as exc:  # the store's client raises its own types
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "step record not saved yet; retrying, so the step does not run again",
+                    extra={"step_key": key, "error": type(exc).__name__},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def turn_usage(self, key: str, agent_id: str, used: dict[str, int]) -> dict[str, Any]:
         """What a turn's ledger record keeps of its usage: the model, the counts, and an id
@@ -201,7 +234,7 @@ class AgentActivities:
         calls, text, produced, used = await self.ask(inp.agent_id, list(inp.items))
         result = ModelTurnOutput(items=produced, tool_calls=calls, text=text)
         record = model_step_record(inp.agent_id, result, self.turn_usage(key, inp.agent_id, used))
-        await self.ledger.save(key, record)
+        await self.record(key, record)
         await self.report(key, inp.instance_id, record)
         return result
 
@@ -230,7 +263,5 @@ class AgentActivities:
                 tool_arguments=call.arguments,
             )
             output = str(await tool.on_invoke_tool(ctx, call.arguments))
-        await self.ledger.save(
-            key, {**base, "executions": executions, "done": True, "output": output}
-        )
+        await self.record(key, {**base, "executions": executions, "done": True, "output": output})
         return ToolCallOutput(output=output, executions=executions, replayed=False)

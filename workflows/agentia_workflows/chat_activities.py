@@ -135,7 +135,7 @@ class ChatActivities:
         record = model_step_record(
             inp.agent_id, result, self.agent.turn_usage(key, inp.agent_id, used)
         )
-        await self.agent.ledger.save(key, record)
+        await self.agent.record(key, record)
         await self.agent.report(key, inp.instance_id, record)
         return result
 
