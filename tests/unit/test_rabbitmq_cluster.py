@@ -110,3 +110,11 @@ def test_a_minority_partition_cuts_every_link_from_either_end() -> None:
         "rabbitmq-rq1": (25682,),
         "rabbitmq-rq3": (25682,),
     }
+
+
+def test_the_quorum_copy_is_not_touched_when_nothing_changed(tmp_path: Path) -> None:
+    """Sidecars watch the folder: a rewrite of the same text would reload (restart) them."""
+    out = rc.quorum_resources(tmp_path, mesh.components_dir())
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.yaml")}
+    rc.quorum_resources(tmp_path, mesh.components_dir())
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.yaml")} == before

@@ -274,21 +274,31 @@ def quorum_queues(root: Path, front_port: int, host: str) -> list[dict[str, Any]
 
 def quorum_resources(home: Path, components: Path) -> Path:
     """A copy of ``components/`` whose subscriptions ask Dapr for quorum queues (Dapr 1.18's
-    RabbitMQ component takes ``queueType`` only per subscription). Rewritten at each plan."""
+    RabbitMQ component takes ``queueType`` only per subscription). Made at each plan, but a
+    file is only written when its text changes: running sidecars watch the folder and
+    reload (a restart, for some kinds) on every change they see."""
     out = home / "run" / "resources-quorum"
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.yaml"):
-        old.unlink()
+    wanted: dict[str, str] = {}
     for path in sorted(components.glob("*.yaml")):
-        docs = list(yaml.safe_load_all(path.read_text()))
-        if not any(isinstance(d, dict) and d.get("kind") == "Subscription" for d in docs):
-            (out / path.name).write_text(path.read_text())
-            continue
-        for doc in docs:
-            if isinstance(doc, dict) and doc.get("kind") == "Subscription":
-                doc["spec"].setdefault("metadata", {})["queueType"] = "quorum"
-        header = f"# Generated from components/{path.name} for the cluster broker profile.\n"
-        (out / path.name).write_text(header + yaml.safe_dump_all(docs, sort_keys=False))
+        text = path.read_text()
+        docs = list(yaml.safe_load_all(text))
+        if any(isinstance(d, dict) and d.get("kind") == "Subscription" for d in docs):
+            for doc in docs:
+                if isinstance(doc, dict) and doc.get("kind") == "Subscription":
+                    doc["spec"].setdefault("metadata", {})["queueType"] = "quorum"
+            header = f"# Generated from components/{path.name} for the cluster broker profile.\n"
+            text = header + yaml.safe_dump_all(docs, sort_keys=False)
+        wanted[path.name] = text
+    for old in out.glob("*.yaml"):
+        if old.name not in wanted:
+            old.unlink()
+    for name, text in wanted.items():
+        target = out / name
+        if not target.is_file() or target.read_text() != text:
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(target)  # a watcher never reads half a file
     return out
 
 
