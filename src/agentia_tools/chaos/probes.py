@@ -157,7 +157,7 @@ def workflows_completed(experiment: str, timeout: float = 180) -> dict[str, Any]
         "tool_steps_repeated": repeated,
         "workflow_checker": verdict,
         "workflow_history": str(history.path),
-        "ok": len(done) == len(ids) and repeated == 0 and verdict["ok"],
+        "ok": 0 < len(done) == len(ids) and repeated == 0 and verdict["ok"],
     }
     record_report(experiment, result)
     return result

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Final
@@ -42,6 +43,24 @@ def is_connection_start(frame: bytes) -> bool:
         return False
     kind, channel, _size, class_id, method_id = struct.unpack("!BHIHH", frame[:11])
     return bool(kind == 1 and channel == 0 and class_id == 10 and method_id == 10)
+
+
+def answers_amqp(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """The probe, blocking: the node at ``host:port`` answers the protocol header with
+    connection.start (it serves clients: not down, frozen or paused)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(PROTOCOL_HEADER)
+            frame = b""
+            while len(frame) < 11:
+                chunk = sock.recv(11 - len(frame))
+                if not chunk:
+                    return False
+                frame += chunk
+    except OSError:
+        return False
+    return is_connection_start(frame)
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -33,6 +33,7 @@ from typing import Any, Final
 import yaml
 
 from agentia import names
+from agentia_tools.runtime import broker_front
 from agentia_tools.runtime import infra_servers as servers
 from agentia_tools.runtime.programs import ProgramSpec
 from agentia_tools.runtime.supervisor import Supervisor
@@ -234,6 +235,46 @@ def ctl_json(root: Path, front_port: int, host: str, args: list[str]) -> Any:
 def running_nodes(root: Path, front_port: int, host: str) -> list[str]:
     status = ctl_json(root, front_port, host, ["rabbitmq-diagnostics", "cluster_status"])
     return sorted(status.get("running_nodes", []))
+
+
+def node_status(root: Path, front_port: int, host: str, node: str) -> dict[str, Any] | None:
+    """``node``'s own view of the cluster (running nodes, partitions); None if it does not
+    answer."""
+    args = ["rabbitmq-diagnostics", "cluster_status", "--formatter", "json", "-q"]
+    try:
+        proc = ctl(root, front_port, host, args, node)
+        status = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def split_off(root: Path, front_port: int, host: str) -> list[str]:
+    """Nodes (rq1..rq3) outside the majority's running set that still serve clients and
+    see a partition: a node frozen and thawed (SIGSTOP, a suspended VM) comes back
+    believing the others left, which ``pause_minority`` does not catch (it pauses a node
+    that sees the others go, not one that was gone). RabbitMQ's remedy is to restart that
+    node; it joins the majority again as it boots. A node paused as a real minority serves
+    nobody, so it is not named: it resumes by itself once the partition heals."""
+    views = {node: node_status(root, front_port, host, node) for node in NODES}
+    majority = next(
+        (
+            set(v.get("running_nodes") or [])
+            for v in views.values()
+            if v and len(v.get("running_nodes") or []) * 2 > len(NODES)
+        ),
+        None,
+    )
+    if majority is None:
+        return []
+    return [
+        n
+        for n, own in views.items()
+        if own is not None
+        and nodename(n, front_port) not in majority
+        and own.get("partitions")
+        and broker_front.answers_amqp(host, node_port(front_port, n))
+    ]
 
 
 def settle(

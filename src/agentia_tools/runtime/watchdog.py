@@ -55,6 +55,7 @@ STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
 UNACKED_EVERY_S = 15.0  # at most this often ask rabbitmqctl for unacknowledged counts
 TELL_EVERY_S = 60.0
+HEAL_EVERY_S = 15.0  # how often the cluster broker is asked for nodes split off (CLI calls)
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,22 @@ def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> l
     return [name]
 
 
+def heal_split(sup: Supervisor) -> list[str]:
+    """On the cluster broker: restart a node the majority counts out while it still serves
+    (runtime/rabbitmq_cluster.split_off); it joins the majority again as it boots."""
+    settings = InfraSettings.from_env()
+    root = server_root(agentia_home())
+    restarted = []
+    for node in rabbitmq_cluster.split_off(root, settings.rabbitmq_port, settings.host):
+        name = rabbitmq_cluster.process_name(node)
+        log.warning("broker node split from the cluster: restarting it", extra={"node": name})
+        sup.stop(name)
+        sup.start(name, wait=False)
+        RESTARTS.labels(name).inc()
+        restarted.append(name)
+    return restarted
+
+
 def main() -> None:
     setup_logging("watchdog", "INFO")
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # a failed probe is handled here
@@ -349,10 +366,15 @@ def main() -> None:
     app_token = ensure_tokens(home).app_api_token
     memory = Memory()
     start_http_server(names.WATCHDOG_METRICS_PORT, addr="127.0.0.1")
+    cluster = rabbitmq_cluster.profile() == "cluster"
+    healed_at = 0.0
     while True:
         try:
             check_once(sup, creds.rabbitmq_url, app_token, subs, memory)
             check_drains(sup, creds.rabbitmq_url, app_token, memory)
+            if cluster and time.monotonic() - healed_at > HEAL_EVERY_S:
+                healed_at = time.monotonic()
+                heal_split(sup)
         except (SupervisorError, OSError) as exc:
             log.warning("check failed", extra={"why": str(exc)})
         time.sleep(INTERVAL_S)
