@@ -15,7 +15,7 @@ import yaml
 from agentia import names
 from agentia_scheduler.drain import stream
 from agentia_tools.chaos import broker_cluster
-from agentia_tools.runtime import broker_front, infra_servers, mesh
+from agentia_tools.runtime import broker_front, infra_servers, mesh, orchestrate
 from agentia_tools.runtime import rabbitmq_cluster as rc
 
 
@@ -118,3 +118,11 @@ def test_the_quorum_copy_is_not_touched_when_nothing_changed(tmp_path: Path) -> 
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.yaml")}
     rc.quorum_resources(tmp_path, mesh.components_dir())
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.yaml")} == before
+
+
+def test_the_cluster_profile_is_refused_beside_an_external_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTIA_RABBITMQ_URL", "amqp://someone:pw@127.0.0.1:5999/")
+    with pytest.raises(orchestrate.MeshError, match="unset AGENTIA_RABBITMQ_URL"):
+        orchestrate.plan(tmp_path, print, broker="cluster")

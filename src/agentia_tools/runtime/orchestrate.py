@@ -92,6 +92,11 @@ def plan(
     except model_build.ModelBuildError as exc:  # said before anything is installed or started
         raise MeshError(str(exc)) from None
     settings = infra.InfraSettings.from_env()
+    if chosen_broker == "cluster" and settings.external("rabbitmq"):
+        raise MeshError(
+            "the cluster broker profile runs RabbitMQ nodes of its own: unset "
+            "AGENTIA_RABBITMQ_URL, or use --broker single"
+        )
     infra.ensure_packages(settings, progress)
     bins = ensure_dapr_binaries(progress)
     progress(f"dapr runtime {bins.version} ({bins.source}): {bins.daprd.parent}")
