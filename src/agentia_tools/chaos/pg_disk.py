@@ -1,7 +1,8 @@
 """PostgreSQL's WAL disk fills up (``"module": "agentia_tools.chaos.pg_disk"``).
 
 The local cluster's ``pg_wal`` is moved onto a small tmpfs of its own (:func:`wal_on_small_disk`,
-before the load starts, so that restart is not the fault under test). Then
+before the load starts, so that restart is not the fault under test), with max_wal_size
+below that disk's size so checkpoints keep the WAL within it. Then
 (:func:`wal_disk_full`) a ballast file takes every free byte and WAL segment switches are
 forced until PostgreSQL needs a new segment file: it cannot create one, PANICs, and cannot
 finish crash recovery (recovery writes WAL too) for as long as the disk stays full. The
@@ -38,6 +39,10 @@ from agentia_tools.runtime.infra_servers import (
 from agentia_tools.runtime.supervisor import Supervisor
 
 WAL_FS_MB: Final = 160
+# Checkpoints must recycle WAL well before the small disk fills on its own: with the default
+# max_wal_size (1 GB) a busy mesh refilled the 160 MB disk after it was freed, and
+# PostgreSQL crash-looped until the rollback (seen in a two-hour soak).
+SMALL_WAL_SETTINGS: Final = {"max_wal_size": "64MB", "min_wal_size": "32MB"}
 MAX_HOLD_S: Final = 300.0
 MAX_SWITCHES: Final = 64  # 16 MB segments: more than a 160 MB disk can hold
 
@@ -71,6 +76,7 @@ def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
     if wal.is_symlink():
         return f"pg_wal already on {os.readlink(wal)}"
     user = run_as("postgres")
+    _small_wal_settings(on=True)
     sup = Supervisor(agentia_home())
     sup.stop("postgres")
     fs.mkdir(parents=True, exist_ok=True)
@@ -83,7 +89,11 @@ def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
     wal.symlink_to(fs / "pg_wal")
     sup.start("postgres", wait=False)
     took = actions.wait_healthy(120)
-    return f"pg_wal moved onto a {size_mb} MB tmpfs ({fs}); mesh healthy after {took:.1f}s"
+    sizes = ", ".join(f"{k} {v}" for k, v in SMALL_WAL_SETTINGS.items())
+    return (
+        f"pg_wal moved onto a {size_mb} MB tmpfs ({fs}) with {sizes}; "
+        f"mesh healthy after {took:.1f}s"
+    )
 
 
 def _fill(path: Path) -> int:
@@ -111,16 +121,36 @@ def _fill(path: Path) -> int:
     return written
 
 
-def _switch_wal() -> bool:
-    """Write one WAL record and switch segments, as the superuser over the unix socket;
-    whether the server answered."""
+def _psql(*statements: str) -> subprocess.CompletedProcess[str]:
+    """Run each statement on its own (ALTER SYSTEM refuses a transaction block), as the
+    superuser over the unix socket."""
     settings = InfraSettings.from_env()
     sock = postgres_socket_dir(server_root(agentia_home()), settings.postgres_port)
-    psql = [str(pg_bindir(_paths()[0]) / "psql"), "-X", "-q", "-h", str(sock)]
-    psql += ["-p", str(settings.postgres_port), "-U", "postgres", "-d", "postgres", "-c"]
-    sql = "SELECT pg_logical_emit_message(false, 'agentia-chaos', 'x'); SELECT pg_switch_wal();"
-    proc = subprocess.run(
-        _as_user(run_as("postgres"), [*psql, sql]), capture_output=True, text=True, timeout=30
+    psql = [str(pg_bindir(_paths()[0]) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql += ["-h", str(sock), "-p", str(settings.postgres_port), "-U", "postgres"]
+    psql += ["-d", "postgres"]
+    for sql in statements:
+        psql += ["-c", sql]
+    return subprocess.run(
+        _as_user(run_as("postgres"), psql), capture_output=True, text=True, timeout=30
+    )
+
+
+def _small_wal_settings(on: bool) -> None:
+    """Set (or reset) the WAL sizes for the small disk; they take effect on reload."""
+    if on:
+        sql = [f"ALTER SYSTEM SET {k} = '{v}'" for k, v in SMALL_WAL_SETTINGS.items()]
+    else:
+        sql = [f"ALTER SYSTEM RESET {k}" for k in SMALL_WAL_SETTINGS]
+    proc = _psql(*sql, "SELECT pg_reload_conf()")
+    if proc.returncode != 0:
+        raise WalDiskError(f"WAL settings: {(proc.stderr or proc.stdout).strip()}")
+
+
+def _switch_wal() -> bool:
+    """Write one WAL record and switch segments; whether the server answered."""
+    proc = _psql(
+        "SELECT pg_logical_emit_message(false, 'agentia-chaos', 'x')", "SELECT pg_switch_wal()"
     )
     return proc.returncode == 0
 
@@ -166,6 +196,7 @@ def wal_back_on_disk() -> str:
     if not wal.is_symlink():
         if _mounted(fs):
             _sh("umount", str(fs))
+        _small_wal_settings(on=False)
         return "pg_wal is on the real disk"
     sup = Supervisor(agentia_home())
     (fs / "ballast").unlink(missing_ok=True)
@@ -179,4 +210,5 @@ def wal_back_on_disk() -> str:
     _sh("umount", str(fs))
     sup.start("postgres", wait=False)
     took = actions.wait_healthy(180)
-    return f"pg_wal back on the real disk; mesh healthy after {took:.1f}s"
+    _small_wal_settings(on=False)
+    return f"pg_wal back on the real disk, default WAL sizes; mesh healthy after {took:.1f}s"
