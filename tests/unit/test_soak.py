@@ -20,9 +20,34 @@ def test_the_order_is_seeded_and_runs_each_once_per_round() -> None:
     assert sorted(first[:4]) == names and sorted(first[4:]) == names
 
 
-def test_growth_is_measured_only_for_a_process_never_restarted() -> None:
-    assert Memory(1, 100_000, 105_000).growth() == pytest.approx(0.05)
-    assert Memory(1, 100_000, 105_000, restarts=1).growth() is None
+def _memory(*readings: tuple[int, int, float]) -> Memory:
+    memory = Memory()
+    for pid, kib, at in readings:
+        memory.read(pid, kib, at)
+    return memory
+
+
+def test_growth_is_measured_per_life_from_its_second_reading() -> None:
+    # The first reading of a life is still warming up; a life of two readings has no figure.
+    assert _memory((1, 50_000, 0), (1, 100_000, 60)).growth() is None
+    steady = _memory((1, 50_000, 0), (1, 100_000, 60), (1, 105_000, 120))
+    assert steady.growth() == pytest.approx(0.05) and steady.restarts == 0
+
+
+def test_a_restarted_process_is_judged_by_its_longest_life() -> None:
+    memory = _memory(
+        (1, 90_000, 0),
+        (1, 100_000, 60),
+        (1, 110_000, 600),  # 9 min, +10%
+        (2, 10_000, 700),
+        (2, 80_000, 760),
+        (2, 80_800, 3760),  # 50 min, +1%
+        (3, 10_000, 3800),  # started over, not measured yet
+    )
+    assert memory.restarts == 2
+    life = memory.longest()
+    assert life is not None and life.pid == 2 and life.span_s() == 3000
+    assert memory.growth() == pytest.approx(0.01)
 
 
 def test_totals_sum_the_checkers_verdicts() -> None:
@@ -37,10 +62,14 @@ def test_totals_sum_the_checkers_verdicts() -> None:
             "checker": {"lost": 1},
         },
     ]
-    soak.memory = {"x": Memory(1, 100, 120), "y": Memory(2, 100, 300, restarts=2)}
+    soak.memory = {
+        "x": _memory((1, 50, 0), (1, 100, 1), (1, 120, 2)),
+        "y": _memory((2, 100, 0), (2, 100, 1), (3, 300, 2)),
+    }
     totals = soak.totals()
     assert totals["passed"] == 1 and totals["failed"] == ["b"] and totals["lost"] == 1
     assert totals["runs_completed"] == 4 and totals["max_rss_growth"] == pytest.approx(0.2)
+    assert totals["rss_measured"] == "1 of 2 processes"
 
 
 def test_rss_of_this_process_and_of_none() -> None:

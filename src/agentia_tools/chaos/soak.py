@@ -3,9 +3,10 @@ mesh; the checker's verdict of every one summed, and each process's memory (RSS)
 
 Not in ``make test`` (``agentia soak --hours N``). Each experiment brings its own load and
 fault and is judged as in ``agentia chaos run``; between two, every supervised process's RSS
-is read from /proc. A process that was never restarted (same pid throughout) has its growth
-from its first reading after the warm-up (the first experiment) to its last; one that a fault
-restarted is named as such (its memory started over).
+is read from /proc. Faults restart most processes now and then, and a restart starts memory
+over, so growth is measured per life (one pid): from its second reading (after one
+experiment's traffic has warmed it up) to its last. A process's figure is that of its longest
+measured life, reported with how long that life was and how many restarts there were.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from agentia.paths import agentia_home
 from agentia_tools.chaos import runner
 from agentia_tools.runtime.supervisor import Supervisor
 
-# Faults that take a minute or two each and leave the mesh as they found it (the loops and
-# kill-everything are longer; run them with `agentia chaos run`).
+# Every local experiment that takes a few minutes and leaves the mesh as it found it (the
+# loops and kill-everything are longer, network-broker needs Toxiproxy, kind a cluster: run
+# them with `agentia chaos run`). The quorum-* ones move the mesh onto the cluster and back.
 DEFAULT_SET: Final = (
     "kill-runner",
     "kill-runner-sidecar",
@@ -41,24 +43,72 @@ DEFAULT_SET: Final = (
     "clock-skew-gateway-runner",
     "wal-disk-full-postgres",
     "dead-letter-publish-fails",
+    "stop-postgres",
+    "stop-rabbitmq",
+    "freeze-runner-sidecar",
+    "clock-gateway-jumps",
+    "poison-envelopes",
+    "disk-alarm-rabbitmq",
+    "oom-memory",
+    "oom-runner",
+    "quorum-kill-leader",
+    "quorum-freeze-leader",
+    "quorum-partition-leader",
+    "quorum-rolling-restart",
 )
 MAX_HOURS: Final = 48.0
 
 
 @dataclass
-class Memory:
-    """One process's RSS over the soak."""
+class Life:
+    """One life (pid) of a process: its RSS from its second reading to its last."""
 
     pid: int
-    first_kib: int
-    last_kib: int
-    restarts: int = 0
+    readings: int = 0
+    base_kib: int = 0
+    last_kib: int = 0
+    base_at: float = 0.0
+    last_at: float = 0.0
+
+    def read(self, kib: int, now: float) -> None:
+        self.readings += 1
+        if self.readings <= 2:  # the first reading is still warming up
+            self.base_kib, self.base_at = kib, now
+        self.last_kib, self.last_at = kib, now
+
+    def span_s(self) -> float:
+        return self.last_at - self.base_at if self.readings > 2 else 0.0
 
     def growth(self) -> float | None:
-        """Relative growth since the warm-up; None when a restart started it over."""
-        if self.restarts or not self.first_kib:
+        if self.readings <= 2 or not self.base_kib:
             return None
-        return (self.last_kib - self.first_kib) / self.first_kib
+        return (self.last_kib - self.base_kib) / self.base_kib
+
+
+@dataclass
+class Memory:
+    """One process's RSS over the soak, life by life."""
+
+    lives: list[Life] = field(default_factory=list)
+
+    def read(self, pid: int, kib: int, now: float) -> None:
+        if not self.lives or self.lives[-1].pid != pid:
+            self.lives.append(Life(pid))
+        self.lives[-1].read(kib, now)
+
+    @property
+    def restarts(self) -> int:
+        return max(len(self.lives) - 1, 0)
+
+    def longest(self) -> Life | None:
+        """The longest life with a growth figure, if any."""
+        measured = [life for life in self.lives if life.growth() is not None]
+        return max(measured, key=Life.span_s, default=None)
+
+    def growth(self) -> float | None:
+        """Relative growth over the longest measured life."""
+        life = self.longest()
+        return None if life is None else life.growth()
 
 
 @dataclass
@@ -84,6 +134,8 @@ class Soak:
             "max_rss_growth": max(
                 (g for m in self.memory.values() if (g := m.growth()) is not None), default=None
             ),
+            "rss_measured": f"{sum(1 for m in self.memory.values() if m.growth() is not None)}"
+            f" of {len(self.memory)} processes",
         }
 
 
@@ -100,17 +152,11 @@ def rss_kib(pid: int) -> int:
 
 def sample(soak: Soak, sup: Supervisor) -> None:
     """Read every running process's RSS into the soak's record."""
+    now = time.monotonic()
     for proc in sup.processes():
         if proc.state != "RUNNING" or not proc.pid:
             continue
-        kib = rss_kib(proc.pid)
-        seen = soak.memory.get(proc.name)
-        if seen is None:
-            soak.memory[proc.name] = Memory(proc.pid, kib, kib)
-        elif seen.pid != proc.pid:
-            seen.pid, seen.restarts, seen.last_kib = proc.pid, seen.restarts + 1, kib
-        else:
-            seen.last_kib = kib
+        soak.memory.setdefault(proc.name, Memory()).read(proc.pid, rss_kib(proc.pid), now)
 
 
 def order(names: list[str], seed: int) -> Callable[[], str]:
@@ -156,9 +202,6 @@ def run(
             result = {"experiment": name, "verdict": "fail", "error": str(exc)[:500]}
         soak.experiments.append(result)
         sample(soak, Supervisor(home))
-        if len(soak.experiments) == 1:  # the warm-up: memory is measured from here
-            for memory in soak.memory.values():
-                memory.first_kib, memory.restarts = memory.last_kib, 0
         done = soak.totals()
         elapsed = (time.monotonic() - started) / 60
         progress(
@@ -180,13 +223,19 @@ def summary(soak: Soak, hours: float) -> dict[str, Any]:
             {k: r.get(k) for k in ("experiment", "verdict", "accepted", "completed", "history")}
             for r in soak.experiments
         ],
-        "memory": {
-            name: {
-                "first_mib": round(m.first_kib / 1024, 1),
-                "last_mib": round(m.last_kib / 1024, 1),
-                "restarts": m.restarts,
-                "growth": None if (g := m.growth()) is None else round(g, 3),
-            }
-            for name, m in sorted(soak.memory.items())
-        },
+        "memory": {name: _memory(m) for name, m in sorted(soak.memory.items())},
+    }
+
+
+def _memory(memory: Memory) -> dict[str, Any]:
+    life = memory.longest()
+    if life is None:
+        return {"restarts": memory.restarts, "growth": None}
+    growth = life.growth()
+    return {
+        "restarts": memory.restarts,
+        "longest_life_min": round(life.span_s() / 60, 1),
+        "first_mib": round(life.base_kib / 1024, 1),
+        "last_mib": round(life.last_kib / 1024, 1),
+        "growth": None if growth is None else round(growth, 3),
     }
