@@ -20,10 +20,10 @@ from agentia_memory.kv import KVStore
 from agentia_memory.vectors import VectorIndex, open_index
 from agentia_tools.runtime.infra_servers import (
     ServerSetupError,
-    _as_user,
-    _own_dir,
+    as_user,
     bundled_pg_bindir,
     initdb_command,
+    own_dir,
     pg_bindir,
     pg_servers,
     run_as,
@@ -38,7 +38,7 @@ EMBEDDER = HashEmbedder(64)
 def pg_ctl(bindir: Path, data: Path, sock: Path, *args: str) -> None:
     opts = f"-c listen_addresses='' -c unix_socket_directories={sock} -c port={PORT}"
     cmd = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(sock / "log"), "-o", opts, *args]
-    subprocess.run(_as_user(run_as("postgres"), cmd), check=True, capture_output=True)
+    subprocess.run(as_user(run_as("postgres"), cmd), check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def home() -> Iterator[Path]:
             if (data / "postmaster.pid").exists():
                 bindir = pg_bindir(data)
                 subprocess.run(
-                    _as_user(
+                    as_user(
                         run_as("postgres"),
                         [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                     ),
@@ -66,9 +66,9 @@ def test_a_15_cluster_with_memories_moves_to_16_and_into_the_index(home: Path) -
     assert bundled is not None and debian, "both servers are installed by make venv / make up"
     user = run_as("postgres")
     root = server_root(home)
-    data = _own_dir(root / "data" / "postgres", user)
-    sock = _own_dir(root / "run" / "postgres", user)
-    subprocess.run(_as_user(user, initdb_command(debian[0], data)), check=True, capture_output=True)
+    data = own_dir(root / "data" / "postgres", user)
+    sock = own_dir(root / "run" / "postgres", user)
+    subprocess.run(as_user(user, initdb_command(debian[0], data)), check=True, capture_output=True)
     assert (data / "PG_VERSION").read_text().strip() != "16"
 
     url = f"postgresql://postgres@/postgres?host={sock}&port={PORT}"

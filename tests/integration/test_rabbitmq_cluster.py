@@ -43,9 +43,6 @@ class Cluster:
                 return str(row["leader"])
         raise AssertionError(f"no quorum queue {queue}")
 
-    def node_of(self, nodename: str) -> str:
-        return next(n for n in rc.NODES if rc.nodename(n, FRONT_PORT) == nodename)
-
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -147,7 +144,9 @@ def test_a_confirmed_publish_survives_the_leaders_kill(cluster: Cluster) -> None
     confirmed: set[str] = set()
     deadline = time.monotonic() + 180
     _publish(ids[:150], confirmed, deadline)
-    cluster.sup.kill(rc.process_name(cluster.node_of(old)), "KILL")
+    old_node = rc.node_of(old, FRONT_PORT)
+    assert old_node, f"{old} is not one of the cluster's nodes"
+    cluster.sup.kill(rc.process_name(old_node), "KILL")
     _publish(ids[150:], confirmed, deadline)
     assert confirmed == set(ids)
     new = cluster.leader(QUEUE)

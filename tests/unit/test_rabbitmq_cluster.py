@@ -23,6 +23,9 @@ def test_nodes_listen_beside_the_front_with_names_unique_per_port() -> None:
     assert [rc.node_port(5672, n) for n in rc.NODES] == [5681, 5682, 5683]
     assert rc.nodename("rq2", 5672) == "agentia-rq2@localhost"
     assert rc.nodename("rq2", 5772) == "agentia-rq2-5772@localhost"
+    assert rc.node_of("agentia-rq2-5772@localhost", 5772) == "rq2"
+    assert rc.node_of("agentia-rq2-5772@localhost", 5672) is None
+    assert rc.node_of("rabbit@elsewhere", 5672) is None
     env = rc.node_env(Path("/x"), "rq3", 5672, "127.0.0.1")
     assert env["RABBITMQ_NODE_PORT"] == "5683" and env["RABBITMQ_DIST_PORT"] == "25683"
     assert env["RABBITMQ_NODENAME"] == "agentia-rq3@localhost"

@@ -52,8 +52,8 @@ def leader(queue: str = HOT_QUEUE) -> str:
     port, host = _where()
     for row in rabbitmq_cluster.quorum_queues(server_root(agentia_home()), port, host):
         if row.get("name") == queue and row.get("leader"):
-            node = str(row["leader"]).split("@")[0].removeprefix("agentia-").split("-")[0]
-            if node in rabbitmq_cluster.NODES:
+            node = rabbitmq_cluster.node_of(str(row["leader"]), port)
+            if node:
                 return node
     raise ClusterFaultError(
         f"no quorum queue '{queue}' with a leader (is the mesh on the cluster?)"

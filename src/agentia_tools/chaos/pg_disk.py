@@ -30,7 +30,7 @@ from agentia_tools.chaos import actions
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime.infra import InfraSettings
 from agentia_tools.runtime.infra_servers import (
-    _as_user,
+    as_user,
     pg_bindir,
     postgres_socket_dir,
     run_as,
@@ -132,7 +132,7 @@ def _psql(*statements: str) -> subprocess.CompletedProcess[str]:
     for sql in statements:
         psql += ["-c", sql]
     return subprocess.run(
-        _as_user(run_as("postgres"), psql), capture_output=True, text=True, timeout=30
+        as_user(run_as("postgres"), psql), capture_output=True, text=True, timeout=30
     )
 
 

@@ -96,7 +96,7 @@ def ensure_packages(settings: InfraSettings, progress: Progress) -> None:
             "AGENTIA_POSTGRES_URL, AGENTIA_REDIS_URL, AGENTIA_RABBITMQ_URL (see that file)"
         )
     progress(f"installing {', '.join(missing)} from Debian's packages")
-    before = {n for n in SERVERS if answering(settings.host, settings.port(n))}
+    before = {n for n in SERVERS if servers.answering(settings.host, settings.port(n))}
     had_policy = POLICY_RC_D.exists()
     if not had_policy:  # invoke-rc.d and deb-systemd-invoke then refuse to start services
         POLICY_RC_D.write_text("#!/bin/sh\n# agentia: no service starts on install\nexit 101\n")
@@ -143,7 +143,7 @@ def _keep_services_off(
             continue
         if systemd:
             cmd = ["systemctl", "disable", "--now", pkg]
-        elif name not in before and answering(settings.host, settings.port(name)):
+        elif name not in before and servers.answering(settings.host, settings.port(name)):
             cmd = ["service", pkg, "stop"]
         else:
             continue
@@ -152,12 +152,6 @@ def _keep_services_off(
 
 
 # -- preparing and bootstrapping ---------------------------------------------------------
-
-
-def answering(host: str, port: int, timeout: float = 0.5) -> bool:
-    with socket.socket() as s:
-        s.settimeout(timeout)
-        return s.connect_ex((host, port)) == 0
 
 
 def prepare(
@@ -179,7 +173,7 @@ def prepare(
         port = settings.port(name)
         if settings.external(name):
             progress(f"{name}: using the server you named (AGENTIA_{name.upper()}_URL)")
-        elif name not in managed and answering(settings.host, port):
+        elif name not in managed and servers.answering(settings.host, port):
             progress(f"{name}: reusing the server already answering on {settings.host}:{port}")
             _check_reused(name, home, settings, creds, progress)
         elif not _installed(name):

@@ -20,6 +20,7 @@ import re
 import secrets
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -88,7 +89,7 @@ def server_root(home: Path) -> Path:
     return root
 
 
-def _own_dir(path: Path, user: str | None, mode: int = 0o700) -> Path:
+def own_dir(path: Path, user: str | None, mode: int = 0o700) -> Path:
     """Create ``path`` for ``user``; an existing tree owned by someone else is handed over."""
     path.mkdir(parents=True, exist_ok=True)
     if user and path.stat().st_uid != pwd.getpwnam(user).pw_uid:
@@ -98,7 +99,7 @@ def _own_dir(path: Path, user: str | None, mode: int = 0o700) -> Path:
     return path
 
 
-def _write_private(path: Path, text: str, user: str | None) -> None:
+def write_private(path: Path, text: str, user: str | None) -> None:
     """A config file holding a password: mode 0600, owned by the server's user."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -108,8 +109,16 @@ def _write_private(path: Path, text: str, user: str | None) -> None:
         shutil.chown(path, user, user)
 
 
-def _as_user(user: str | None, cmd: list[str]) -> list[str]:
+def as_user(user: str | None, cmd: list[str]) -> list[str]:
+    """``cmd`` run as ``user`` (none: as we are)."""
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
+
+
+def answering(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    with socket.socket() as s:
+        s.settimeout(timeout)
+        return s.connect_ex((host, port)) == 0
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
@@ -183,7 +192,7 @@ def postgres_spec(
     """Initialise the cluster on first use (role and database ``agentia``) and run it."""
     user = run_as("postgres")
     data = root / "data" / "postgres"
-    sock = _own_dir(postgres_socket_dir(root, port), user)
+    sock = own_dir(postgres_socket_dir(root, port), user)
     if not (data / "PG_VERSION").exists():
         _init_postgres(data, sock, port, password, user, progress)
     bindir = pg_bindir(data)
@@ -225,17 +234,17 @@ def _init_postgres(
             "start?): remove it and run again"
         )
     progress(f"postgres: first start, creating the cluster in {data}")
-    _own_dir(data, user)
+    own_dir(data, user)
     bindir = pg_bindir()
     log = sock / "setup.log"
-    _run(_as_user(user, initdb_command(bindir, data)), "initdb")
+    _run(as_user(user, initdb_command(bindir, data)), "initdb")
     # Started once on its private socket only (no TCP) to create the role and database.
     private = _pg_options(
         {"listen_addresses": "", "port": str(port), "unix_socket_directories": str(sock)}
     )
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log)]
     _run(
-        _as_user(user, [*pg_ctl, "-o", shlex.join(private), "-w", "-t", "60", "start"]),
+        as_user(user, [*pg_ctl, "-o", shlex.join(private), "-w", "-t", "60", "start"]),
         f"starting PostgreSQL for its first set-up (log: {log})",
     )
     try:
@@ -244,7 +253,7 @@ def _init_postgres(
         ) as conn:
             ensure_role_and_db(conn, password)
     finally:
-        _run(_as_user(user, [*pg_ctl, "-m", "fast", "-w", "stop"]), "stopping PostgreSQL")
+        _run(as_user(user, [*pg_ctl, "-m", "fast", "-w", "stop"]), "stopping PostgreSQL")
 
 
 def ensure_role_and_db(conn: psycopg.Connection[tuple[object, ...]], password: str) -> str:
@@ -270,7 +279,7 @@ def psql_as_superuser(sock_dirs: list[Path], port: int, script: str) -> tuple[bo
         if not (d / f".s.PGSQL.{port}").exists():
             continue
         cmd = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(d), "-p", str(port)]
-        cmd = _as_user(user, [*cmd, "-U", "postgres", "-d", "postgres"])
+        cmd = as_user(user, [*cmd, "-U", "postgres", "-d", "postgres"])
         proc = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return True, str(d)
@@ -289,9 +298,9 @@ def _run(cmd: list[str], what: str) -> None:
 
 def redis_spec(root: Path, host: str, port: int, password: str) -> ProgramSpec:
     user = run_as("redis")
-    data = _own_dir(root / "data" / "redis", user)
-    conf = _own_dir(root / "run" / "redis", user) / "redis.conf"
-    _write_private(conf, render_redis_conf(data, port, password, host), user)
+    data = own_dir(root / "data" / "redis", user)
+    conf = own_dir(root / "run" / "redis", user) / "redis.conf"
+    write_private(conf, render_redis_conf(data, port, password, host), user)
     return ProgramSpec(
         name="redis",
         group="infra",
@@ -337,14 +346,14 @@ def rabbitmq_nodename(port: int) -> str:
 
 def rabbitmq_spec(root: Path, host: str, port: int, password: str) -> ProgramSpec:
     user = run_as("rabbitmq")
-    base = _own_dir(root / "data" / "rabbitmq", user)
+    base = own_dir(root / "data" / "rabbitmq", user)
     for sub in ("mnesia", "log", "home"):
-        _own_dir(base / sub, user)
-    run = _own_dir(root / "run" / "rabbitmq", user)
-    _write_private(run / "rabbitmq.conf", render_rabbitmq_conf(port, password, host, run), user)
-    _write_private(run / "definitions.json", render_rabbitmq_definitions(password), user)
-    _write_private(run / "enabled_plugins", "[].\n", user)
-    _write_private(run / "rabbitmq-env.conf", "# agentia: all settings are in the env\n", user)
+        own_dir(base / sub, user)
+    run = own_dir(root / "run" / "rabbitmq", user)
+    write_private(run / "rabbitmq.conf", render_rabbitmq_conf(port, password, host, run), user)
+    write_private(run / "definitions.json", render_rabbitmq_definitions(password), user)
+    write_private(run / "enabled_plugins", "[].\n", user)
+    write_private(run / "rabbitmq-env.conf", "# agentia: all settings are in the env\n", user)
     return ProgramSpec(
         name="rabbitmq",
         group="infra",

@@ -227,7 +227,7 @@ def status(home: Path) -> list[health.Probe]:
     if running_broker(home) == "cluster":
         for node in rabbitmq_cluster.NODES:
             port = rabbitmq_cluster.node_port(settings.rabbitmq_port, node)
-            ok = infra.answering(settings.host, port)
+            ok = infra_servers.answering(settings.host, port)
             detail = f"quorum node on {settings.host}:{port}" if ok else "not answering"
             probes.append(health.Probe(rabbitmq_cluster.process_name(node), "infra", ok, detail))
     probes += _probes(home)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from agentia_tools.runtime.infra_servers import (
     ServerSetupError,
-    _as_user,
     _major,
-    _own_dir,
+    as_user,
     bundled_pg_bindir,
     initdb_command,
+    own_dir,
     pg_bindir,
     run_as,
     server_root,
@@ -52,14 +52,14 @@ def upgrade_cluster(home: Path, progress: Progress) -> str:
     if backup.exists():
         raise ServerSetupError(f"{backup} exists from an earlier upgrade: remove it first")
     shutil.rmtree(new, ignore_errors=True)
-    _own_dir(new, user)
-    work = _own_dir(root / "run" / "pg_upgrade", user)
+    own_dir(new, user)
+    work = own_dir(root / "run" / "pg_upgrade", user)
     progress(f"postgres: creating a PostgreSQL {new_version} cluster beside the old one")
-    _run(_as_user(user, initdb_command(new_bin, new)), "initdb", work)
+    _run(as_user(user, initdb_command(new_bin, new)), "initdb", work)
     progress(f"postgres: pg_upgrade {old_version} → {new_version} (copying the data files)")
     cmd = [str(new_bin / "pg_upgrade"), "-b", str(old_bin), "-B", str(new_bin)]
     cmd += ["-d", str(data), "-D", str(new), "-U", "postgres", "-s", str(work)]
-    _run(_as_user(user, cmd), f"pg_upgrade (logs under {new / 'pg_upgrade_output.d'})", work)
+    _run(as_user(user, cmd), f"pg_upgrade (logs under {new / 'pg_upgrade_output.d'})", work)
     data.rename(backup)
     new.rename(data)
     return (

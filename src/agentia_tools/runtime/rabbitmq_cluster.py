@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -79,6 +78,11 @@ def nodename(node: str, front_port: int) -> str:
     return f"agentia-{node}{suffix}@localhost"
 
 
+def node_of(name: str, front_port: int) -> str | None:
+    """The node (rq1..rq3) an Erlang node name is; None when it is none of this cluster's."""
+    return next((node for node in NODES if nodename(node, front_port) == name), None)
+
+
 def node_env(root: Path, node: str, front_port: int, host: str) -> dict[str, str]:
     """rabbitmq-server's (and rabbitmqctl's) environment for one node."""
     base = root / "data" / "rabbitmq-cluster" / node
@@ -118,7 +122,7 @@ def _cookie(root: Path) -> str:
     path = root / "data" / "rabbitmq-cluster" / "cookie"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        servers._write_private(path, secrets.token_hex(20).upper(), None)
+        servers.write_private(path, secrets.token_hex(20).upper(), None)
     return path.read_text().strip()
 
 
@@ -129,11 +133,11 @@ def node_specs(root: Path, front_port: int, host: str, password: str) -> list[Pr
     specs = []
     for node in NODES:
         env = node_env(root, node, front_port, host)
-        base = servers._own_dir(Path(env["RABBITMQ_MNESIA_BASE"]).parent, user)
+        base = servers.own_dir(Path(env["RABBITMQ_MNESIA_BASE"]).parent, user)
         for sub in ("mnesia", "log", "home"):
-            servers._own_dir(base / sub, user)
-        run = servers._own_dir(Path(env["RABBITMQ_CONFIG_FILE"]).parent, user)
-        write = servers._write_private
+            servers.own_dir(base / sub, user)
+        run = servers.own_dir(Path(env["RABBITMQ_CONFIG_FILE"]).parent, user)
+        write = servers.write_private
         write(run / "rabbitmq.conf", render_conf(root, node, front_port, host, password), user)
         write(run / "advanced.config", render_advanced_config(), user)
         write(
@@ -183,12 +187,6 @@ def first_boot(root: Path) -> bool:
     )
 
 
-def _answers(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
 def start(sup: Supervisor, root: Path, front_port: int, host: str, progress: Progress) -> None:
     """Start the three nodes and the front. On a first boot the cluster forms around rq1:
     the others are started once it answers (a node that finds no peer would form a cluster
@@ -200,7 +198,7 @@ def start(sup: Supervisor, root: Path, front_port: int, host: str, progress: Pro
         if forming and node == NODES[0]:
             port = node_port(front_port, node)
             deadline = time.monotonic() + 120
-            while not _answers(host, port):
+            while not servers.answering(host, port):
                 if time.monotonic() > deadline:
                     raise ClusterError(f"{process_name(node)} not answering on {port} after 120s")
                 time.sleep(0.5)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from agentia_tools.runtime.infra_servers import (
     ServerSetupError,
-    _as_user,
-    _own_dir,
+    as_user,
     initdb_command,
+    own_dir,
     pg_bindir,
     run_as,
 )
@@ -34,20 +34,20 @@ def scratch_postgres(
     user = run_as("postgres")
     root = Path(tempfile.mkdtemp(prefix="agentia-pg-"))
     root.chmod(0o755)
-    data, sock, log = root / "data", _own_dir(root / "s", user), root / "s" / "log"
-    _own_dir(data, user)
+    data, sock, log = root / "data", own_dir(root / "s", user), root / "s" / "log"
+    own_dir(data, user)
     options = {"listen_addresses": "", "unix_socket_directories": str(sock), "port": str(PORT)}
     options.update(settings or {})
     opts = " ".join(f"-c {k}={v}" for k, v in options.items())
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log)]
     try:
-        _check(_as_user(user, initdb_command(bindir, data)), "initdb")
-        _check(_as_user(user, [*pg_ctl, "-o", opts, "-w", "-t", "60", "start"]), f"start ({log})")
+        _check(as_user(user, initdb_command(bindir, data)), "initdb")
+        _check(as_user(user, [*pg_ctl, "-o", opts, "-w", "-t", "60", "start"]), f"start ({log})")
         yield f"postgresql://postgres@/postgres?host={sock}&port={PORT}"
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(
-                _as_user(user, [*pg_ctl, "-m", "immediate", "-w", "stop"]),
+                as_user(user, [*pg_ctl, "-m", "immediate", "-w", "stop"]),
                 capture_output=True,
                 check=False,
             )
