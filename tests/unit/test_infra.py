@@ -201,7 +201,7 @@ def test_install_refreshes_lists_only_when_they_are_stale(
     monkeypatch.setattr(infra, "missing_packages", lambda _s: ["rabbitmq-server"])
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setattr(infra, "answering", lambda _h, _p: False)
+    monkeypatch.setattr(infra_servers, "answering", lambda _h, _p: False)
     infra.ensure_packages(infra.InfraSettings(), lambda _m: None)
     apt = [c[:2] for c in calls if c[0] == "apt-get"]
     assert apt == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
