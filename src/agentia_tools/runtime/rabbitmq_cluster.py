@@ -296,8 +296,10 @@ def settle(
             f"rabbitmq cluster: {len(seen)} of 3 nodes running after {timeout:.0f}s "
             f"({', '.join(seen) or 'none answer'}); logs: rabbitmq-rq*.log"
         )
-    for node in NODES:
-        ctl(root, front_port, host, ["rabbitmq-queues", "grow", nodename(node, front_port), "all"])
+    queues = quorum_queues(root, front_port, host)
+    for name in want:  # a CLI call each, so only where a queue lacks that member (or no list)
+        if not queues or any(name not in (q.get("members") or []) for q in queues):
+            ctl(root, front_port, host, ["rabbitmq-queues", "grow", name, "all"])
     took = time.monotonic() - started
     progress(f"rabbitmq cluster: 3 nodes running, quorum queues on all three ({took:.1f}s)")
     return took
