@@ -77,12 +77,29 @@ def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
         return f"pg_wal already on {os.readlink(wal)}"
     user = run_as("postgres")
     _small_wal_settings(on=True)
+    # A checkpoint under the new sizes removes the segments beyond them: a long-running
+    # server can hold more WAL than the small disk.
+    proc = _psql("CHECKPOINT")
+    if proc.returncode != 0:
+        raise WalDiskError(f"CHECKPOINT: {(proc.stderr or proc.stdout).strip()}")
+    held = _wal_bytes(wal)
+    if held > (size_mb << 20) // 2:
+        raise WalDiskError(
+            f"pg_wal holds {held >> 20} MB after a checkpoint, more than half of the "
+            f"{size_mb} MB test disk; PostgreSQL left where it was"
+        )
     sup = Supervisor(agentia_home())
     sup.stop("postgres")
     fs.mkdir(parents=True, exist_ok=True)
     if not _mounted(fs):
         _sh("mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "tmpfs", str(fs))
-    _sh("cp", "-a", str(wal), str(fs / "pg_wal"))
+    try:
+        _sh("cp", "-a", str(wal), str(fs / "pg_wal"))
+    except WalDiskError:  # back as it was: the server on its own WAL, the disk gone
+        _sh("umount", str(fs))
+        sup.start("postgres", wait=False)
+        actions.wait_healthy(120)
+        raise
     if user:
         shutil.chown(fs, user, user)
     wal.rename(data / "pg_wal.ondisk")
@@ -94,6 +111,10 @@ def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
         f"pg_wal moved onto a {size_mb} MB tmpfs ({fs}) with {sizes}; "
         f"mesh healthy after {took:.1f}s"
     )
+
+
+def _wal_bytes(wal: Path) -> int:
+    return sum(f.stat().st_size for f in wal.rglob("*") if f.is_file())
 
 
 def _fill(path: Path) -> int:
@@ -196,8 +217,12 @@ def wal_back_on_disk() -> str:
     if not wal.is_symlink():
         if _mounted(fs):
             _sh("umount", str(fs))
+        sup = Supervisor(agentia_home())
+        if not any(p.name == "postgres" and p.state == "RUNNING" for p in sup.processes()):
+            sup.start("postgres", wait=False)
+        actions.wait_healthy(180)
         _small_wal_settings(on=False)
-        return "pg_wal is on the real disk"
+        return "pg_wal is on the real disk, default WAL sizes"
     sup = Supervisor(agentia_home())
     (fs / "ballast").unlink(missing_ok=True)
     sup.stop("postgres")
