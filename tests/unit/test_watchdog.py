@@ -94,3 +94,18 @@ def test_held_messages_restart_the_sidecar_though_the_broker_is_asked_less_often
         watchdog.check_once(sup, "amqp://", "token", [sub], memory)
     assert sup.restarted == [f"{names.AGENT_RUNNER}-dapr"]
     assert len(asked) < watchdog.STRIKES  # the broker was not asked at every check
+
+
+def test_the_cluster_is_asked_for_split_nodes_often_only_after_a_node_returns() -> None:
+    watch = watchdog.SplitWatch()
+    up = {"rq1": True, "rq2": True, "rq3": True}
+    frozen = {**up, "rq1": False}
+    assert watch.due(1000.0, up)  # once at start
+    assert not watch.due(1020.0, up)  # all serving: only the backstop
+    assert not watch.due(1030.0, frozen)  # a node out is not split yet
+    assert watch.due(1040.0, up)  # back: asked now
+    assert not watch.due(1050.0, up)  # not more often than HEAL_EVERY_S
+    assert watch.due(1056.0, up)  # and again while watching
+    assert watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S - 1, up)
+    assert not watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S + 20, up)  # watch over
+    assert watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S - 1 + watchdog.HEAL_BACKSTOP_S, up)

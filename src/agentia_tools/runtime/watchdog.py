@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from agentia import names
 from agentia.logging import setup_logging
 from agentia.paths import agentia_home
-from agentia_tools.runtime import rabbitmq_cluster
+from agentia_tools.runtime import broker_front, rabbitmq_cluster
 from agentia_tools.runtime.infra_config import InfraSettings, load_or_create_credentials
 from agentia_tools.runtime.infra_servers import RABBITMQ_BIN, rabbitmq_env, server_root
 from agentia_tools.runtime.mesh import components_dir, sidecar_name
@@ -55,7 +55,9 @@ STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
 UNACKED_EVERY_S = 15.0  # at most this often ask rabbitmqctl for unacknowledged counts
 TELL_EVERY_S = 60.0
-HEAL_EVERY_S = 15.0  # how often the cluster broker is asked for nodes split off (CLI calls)
+HEAL_EVERY_S = 15.0  # at most this often the cluster is asked for nodes split off
+HEAL_AFTER_RETURN_S = 120.0  # asked that often for this long after a node serves again
+HEAL_BACKSTOP_S = 300.0  # and otherwise this often
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,39 @@ def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> l
     return [name]
 
 
+@dataclass
+class SplitWatch:
+    """When to ask the cluster broker for split nodes. Asking costs a CLI call per node
+    (an Erlang VM each, about a second of CPU), and a node can only come back split after
+    it stopped serving (frozen, paused, cut off): so the cluster is asked often only for a
+    while after a node that did not answer AMQP answers again, and rarely otherwise."""
+
+    serving: dict[str, bool] = field(default_factory=dict)
+    asked_at: float = float("-inf")
+    watch_until: float = float("-inf")
+
+    def due(self, now: float, serving: dict[str, bool]) -> bool:
+        if any(ok and self.serving.get(node) is False for node, ok in serving.items()):
+            self.watch_until = now + HEAL_AFTER_RETURN_S
+        self.serving = serving
+        since = now - self.asked_at
+        if since >= HEAL_BACKSTOP_S or (since >= HEAL_EVERY_S and now < self.watch_until):
+            self.asked_at = now
+            return True
+        return False
+
+
+def nodes_serving() -> dict[str, bool]:
+    """Each cluster node's answer to the AMQP protocol header (a cheap probe)."""
+    settings = InfraSettings.from_env()
+    return {
+        node: broker_front.answers_amqp(
+            settings.host, rabbitmq_cluster.node_port(settings.rabbitmq_port, node)
+        )
+        for node in rabbitmq_cluster.NODES
+    }
+
+
 def heal_split(sup: Supervisor) -> list[str]:
     """On the cluster broker: restart a node the majority counts out while it still serves
     (runtime/rabbitmq_cluster.split_off); it joins the majority again as it boots."""
@@ -367,13 +402,12 @@ def main() -> None:
     memory = Memory()
     start_http_server(names.WATCHDOG_METRICS_PORT, addr="127.0.0.1")
     cluster = rabbitmq_cluster.profile() == "cluster"
-    healed_at = 0.0
+    split_watch = SplitWatch()
     while True:
         try:
             check_once(sup, creds.rabbitmq_url, app_token, subs, memory)
             check_drains(sup, creds.rabbitmq_url, app_token, memory)
-            if cluster and time.monotonic() - healed_at > HEAL_EVERY_S:
-                healed_at = time.monotonic()
+            if cluster and split_watch.due(time.monotonic(), nodes_serving()):
                 heal_split(sup)
         except (SupervisorError, OSError) as exc:
             log.warning("check failed", extra={"why": str(exc)})
