@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -39,6 +40,8 @@ from agentia_tools.runtime.infra_servers import (
 from agentia_tools.runtime.supervisor import Supervisor
 
 WAL_FS_MB: Final = 160
+SEGMENT: Final = re.compile(r"[0-9A-F]{24}")  # timeline, then segment number
+WAL_HEADROOM_MB: Final = 64  # free room on the small disk before the ballast goes in
 # Checkpoints must recycle WAL well before the small disk fills on its own: with the default
 # max_wal_size (1 GB) a busy mesh refilled the 160 MB disk after it was freed, and
 # PostgreSQL crash-looped until the rollback (seen in a two-hour soak).
@@ -71,50 +74,76 @@ def _mounted(path: Path) -> bool:
 
 def wal_on_small_disk(size_mb: int = WAL_FS_MB) -> str:
     """Restart PostgreSQL with its pg_wal on a ``size_mb`` tmpfs (a symlink, as initdb -X
-    makes)."""
+    makes), or a larger one when the WAL in use holds more than ``size_mb`` less
+    ``WAL_HEADROOM_MB``: the ballast fills whatever is free, so the fault is the same."""
     data, wal, fs = _paths()
     if wal.is_symlink():
         return f"pg_wal already on {os.readlink(wal)}"
     user = run_as("postgres")
     _small_wal_settings(on=True)
-    # A checkpoint under the new sizes removes the segments beyond them: a long-running
-    # server can hold more WAL than the small disk.
-    proc = _psql("CHECKPOINT")
+    proc = _psql("CHECKPOINT")  # segments behind it beyond the new sizes go now
     if proc.returncode != 0:
         raise WalDiskError(f"CHECKPOINT: {(proc.stderr or proc.stdout).strip()}")
-    held = _wal_bytes(wal)
-    if held > (size_mb << 20) // 2:
-        raise WalDiskError(
-            f"pg_wal holds {held >> 20} MB after a checkpoint, more than half of the "
-            f"{size_mb} MB test disk; PostgreSQL left where it was"
-        )
     sup = Supervisor(agentia_home())
     sup.stop("postgres")
+    keep = _in_use(data, wal)
+    held_mb = -(-sum(f.stat().st_size for f in keep) // (1 << 20))
+    size_mb = max(size_mb, held_mb + WAL_HEADROOM_MB)
     fs.mkdir(parents=True, exist_ok=True)
-    if not _mounted(fs):
-        _sh("mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "tmpfs", str(fs))
+    if _mounted(fs):  # left by an earlier try; pg_wal is not on it, so it holds nothing
+        _sh("umount", str(fs))
+    _sh("mount", "-t", "tmpfs", "-o", f"size={int(size_mb)}m,mode=0700", "tmpfs", str(fs))
     try:
-        _sh("cp", "-a", str(wal), str(fs / "pg_wal"))
-    except WalDiskError:  # back as it was: the server on its own WAL, the disk gone
+        dest = fs / "pg_wal"
+        dest.mkdir(mode=0o700)
+        _sh("cp", "-a", *(str(f) for f in keep), str(wal / "archive_status"), str(dest))
+    except (WalDiskError, OSError):  # back as it was: the server on its own WAL
         _sh("umount", str(fs))
         sup.start("postgres", wait=False)
         actions.wait_healthy(120)
         raise
     if user:
         shutil.chown(fs, user, user)
+        shutil.chown(dest, user, user)
     wal.rename(data / "pg_wal.ondisk")
-    wal.symlink_to(fs / "pg_wal")
+    wal.symlink_to(dest)
     sup.start("postgres", wait=False)
     took = actions.wait_healthy(120)
     sizes = ", ".join(f"{k} {v}" for k, v in SMALL_WAL_SETTINGS.items())
     return (
-        f"pg_wal moved onto a {size_mb} MB tmpfs ({fs}) with {sizes}; "
+        f"pg_wal ({held_mb} MB in use) moved onto a {size_mb} MB tmpfs ({fs}) with {sizes}; "
         f"mesh healthy after {took:.1f}s"
     )
 
 
-def _wal_bytes(wal: Path) -> int:
-    return sum(f.stat().st_size for f in wal.rglob("*") if f.is_file())
+def _in_use(data: Path, wal: Path) -> list[Path]:
+    """The files of a cleanly stopped server's pg_wal that it can read again: all but the
+    segments recycled ahead of its last checkpoint (renamed old files kept for reuse; a
+    server that ran for an hour held 128 MB of them, and with them on the small disk a
+    segment switch needs no new file, so a full disk fails nothing)."""
+    proc = subprocess.run(
+        as_user(run_as("postgres"), [str(pg_bindir(data) / "pg_controldata"), "-D", str(data)]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    redo = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in proc.stdout.splitlines()
+            if line.startswith("Latest checkpoint's REDO WAL file")
+        ),
+        "",
+    )
+    if proc.returncode != 0 or not SEGMENT.fullmatch(redo):
+        raise WalDiskError(f"pg_controldata: no REDO WAL file ({(proc.stderr or '').strip()})")
+    return [f for f in sorted(wal.iterdir()) if f.is_file() and not recycled_ahead(f.name, redo)]
+
+
+def recycled_ahead(name: str, redo: str) -> bool:
+    """Whether a pg_wal file is a segment numbered after the REDO segment (history, backup
+    and partial files are kept)."""
+    return bool(SEGMENT.fullmatch(name)) and name[8:] > redo[8:]
 
 
 def _fill(path: Path) -> int:
