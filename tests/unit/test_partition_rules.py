@@ -68,3 +68,15 @@ def test_a_link_open_before_the_cut_is_marked_by_its_ports_from_either_end() -> 
     assert out[0][8:12] == ["--sport", "40000", "--dport", "5672"]
     assert out[1][8:12] == ["--sport", "5672", "--dport", "40000"]
     assert len(out) == 4  # two for the open link, one for new links, the drop
+
+
+def test_without_iptables_and_without_root_the_error_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agentia_tools.chaos import partition
+
+    monkeypatch.setattr(partition.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(partition.os, "geteuid", lambda: 1000)
+    with pytest.raises(PartitionError, match="apt-get install -y iptables"):
+        partition.ensure_iptables()
+    partition.heal()  # nothing was cut without iptables: healing is a no-op, not an error

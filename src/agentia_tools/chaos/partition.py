@@ -20,7 +20,9 @@ mount, else ``/sys/fs/cgroup``).
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -98,6 +100,25 @@ def rules(
     return out
 
 
+def ensure_iptables(log: Callable[[str], None] = print) -> None:
+    """iptables, installed from Debian's package the first time a partition is made (a new
+    machine may lack it); without root or apt-get, a PartitionError names the command."""
+    if shutil.which("iptables"):
+        return
+    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        raise PartitionError(
+            "iptables is missing; partitions need it: install it as root with "
+            "`apt-get install -y iptables`"
+        )
+    log("iptables is missing: installing Debian's package (once)")
+    try:
+        infra.apt_install(["iptables"], log)
+    except infra.InfraError as exc:
+        raise PartitionError(f"iptables is missing and could not be installed: {exc}") from exc
+    if not shutil.which("iptables"):
+        raise PartitionError("iptables was installed but is not on PATH (/usr/sbin?)")
+
+
 def _iptables(args: list[str], check: bool = True) -> bool:
     proc = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
@@ -107,6 +128,7 @@ def _iptables(args: list[str], check: bool = True) -> bool:
 
 def _chains() -> None:
     """The project's chains, empty, each jumped to first from OUTPUT."""
+    ensure_iptables()
     for table in ("mangle", "filter"):
         _iptables(["-t", table, "-N", CHAIN], check=False)  # exists already: fine
         _iptables(["-t", table, "-F", CHAIN])
@@ -187,6 +209,8 @@ def cut(cuts: Sequence[Cut], direction: Direction, pid_of: Callable[[str], int])
 
 def heal() -> None:
     """Remove every partition this module made (safe to call when there is none)."""
+    if not shutil.which("iptables"):
+        return  # no iptables, so no partition was made
     for table in ("mangle", "filter"):
         _iptables(["-t", table, "-F", CHAIN], check=False)
 
