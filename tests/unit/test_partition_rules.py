@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentia import names
+from agentia_tools.chaos import partition
 from agentia_tools.chaos.partition import (
     CHAIN,
     Cut,
@@ -73,8 +74,6 @@ def test_a_link_open_before_the_cut_is_marked_by_its_ports_from_either_end() -> 
 def test_without_iptables_and_without_root_the_error_names_the_install_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from agentia_tools.chaos import partition
-
     monkeypatch.setattr(partition.shutil, "which", lambda _name: None)
     monkeypatch.setattr(partition.os, "geteuid", lambda: 1000)
     with pytest.raises(PartitionError, match="apt-get install -y iptables"):
