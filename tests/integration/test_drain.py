@@ -167,8 +167,9 @@ def test_bad_drains_are_refused_naming_the_field(
 
 
 def test_a_drain_cut_short_leaves_nothing_held_for_good(ops: Sidecar, infra: Infra) -> None:
-    """Stopped by its time limit, a drain leaves events its sidecar holds unacknowledged;
-    the watchdog's check restarts that sidecar and the broker has them back."""
+    """Stopped by its time limit, a drain may leave events its sidecar holds unacknowledged
+    (Dapr 1.18 sometimes hands a closed stream's prefetch back, sometimes keeps it); when it
+    holds some, the watchdog's check restarts that sidecar and the broker has them back."""
     empty(ops)
     sidecar = mesh.sidecar_name(names.SCHEDULER)
     started_at = running_since(infra.supervisor).get(sidecar)
@@ -178,20 +179,30 @@ def test_a_drain_cut_short_leaves_nothing_held_for_good(ops: Sidecar, infra: Inf
         publish(ops, {"run_id": rid, "agent_id": "assistant", "input": "slow batch"})
     report = drain(ops, batch_size=1, max_seconds=1)
     assert report["stopped"] == "time limit" and report["started"] < 30, report
+    left = 30 - report["started"]
 
-    # The mesh's own watchdog, when it runs (`agentia up` starts it), checks every 5 s and
-    # may restart the sidecar before rabbitmqctl (slow on a loaded machine) shows the held
-    # events: either is the state this test is after.
-    def held_or_restarted() -> bool:
+    # Three states end the wait: events held by the sidecar; the mesh's own watchdog (when
+    # `agentia up` started one) already restarted the sidecar, before rabbitmqctl (slow on a
+    # loaded machine) showed them held; or the sidecar held none, every event back in the
+    # queue.
+    seen: dict[str, int] = {}
+
+    def settled() -> bool:
         if running_since(infra.supervisor).get(sidecar) != started_at:
+            seen["restarted"] = 1
             return True
-        return unacked_counts().get(QUEUE, 0) > 0
+        seen["held"] = unacked_counts().get(QUEUE, -1)
+        seen["ready"] = waiting(infra)
+        return seen["held"] > 0 or (seen["held"] == 0 and seen["ready"] == left)
 
-    wait_for(held_or_restarted, 60, "events held by the sidecar")
+    wait_for(settled, 60, "events held by the sidecar, or all back in the queue")
     url = read_secrets(infra.home)[names.SECRET_RABBITMQ_URL]
     restarted = check_drains(infra.supervisor, url, infra.tokens.app_api_token, Memory())
     watchdog = {p.name: p.state for p in infra.supervisor.processes()}.get("watchdog")
-    assert restarted == [sidecar] or watchdog == "RUNNING"
+    if seen.get("held", 0) > 0:
+        assert restarted == [sidecar] or watchdog == "RUNNING", (seen, restarted)
+    elif "restarted" not in seen:
+        assert restarted == [], f"nothing was held, yet the sidecar was restarted: {seen}"
     wait_for(lambda: unacked_counts().get(QUEUE, 0) == 0, 30, "the held events back")
     wait_for(
         lambda: ops.invoke(names.SCHEDULER, "GET", "internal/info").status_code == 200,

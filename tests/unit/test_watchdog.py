@@ -109,3 +109,22 @@ def test_the_cluster_is_asked_for_split_nodes_often_only_after_a_node_returns() 
     assert watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S - 1, up)
     assert not watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S + 20, up)  # watch over
     assert watch.due(1040.0 + watchdog.HEAL_AFTER_RETURN_S - 1 + watchdog.HEAL_BACKSTOP_S, up)
+
+
+def test_a_cut_drain_is_looked_at_again_until_rabbitmqctl_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A drain cut short is handled once the broker says what is held: when rabbitmqctl
+    gives no answer, the same cut is looked at again next round, not forgotten."""
+    queue = names.drain_queue(names.TOPIC_RUNS_BATCH)
+    answers: list[dict[str, int]] = [{}, {queue: 12}, {queue: 0}]
+    monkeypatch.setattr(watchdog, "drains_cut_short", lambda token: 1)
+    monkeypatch.setattr(watchdog, "queue_states", lambda url, qs: {queue: QueueState(0, 18)})
+    monkeypatch.setattr(watchdog, "unacked_counts", lambda: answers.pop(0))
+    sup: Any = FakeSupervisor()
+    memory = watchdog.Memory()
+    assert watchdog.check_drains(sup, "amqp://", "token", memory) == []  # no answer
+    restarted = watchdog.check_drains(sup, "amqp://", "token", memory)
+    assert restarted == sup.restarted == [watchdog.sidecar_name(names.SCHEDULER)]
+    assert watchdog.check_drains(sup, "amqp://", "token", memory) == []  # that cut is done
+    assert len(answers) == 1  # and the broker was not asked about it again

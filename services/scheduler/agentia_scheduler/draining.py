@@ -13,8 +13,9 @@ once and the effect exactly once: an event is acknowledged only after its run re
 published, and the run id makes a re-published request a duplicate agent-runner ignores.
 
 A drain ends when the queue is empty on purpose: the sidecar hands a stream more events
-than were asked for (its prefetch window), and Dapr 1.18 leaves the ones still unanswered
-when a stream closes held unacknowledged until the sidecar's broker connection closes.
+than were asked for (its prefetch window), and Dapr 1.18 may leave the ones still
+unanswered when a stream closes held unacknowledged until the sidecar's broker connection
+closes (sometimes it hands them back at once; the watchdog restarts it when it does not).
 Only an empty queue leaves none; an early stop (time limit, error) is reported as such.
 
 Runs queued over their key's budget (the gateway's ``Prefer: over-budget=queue``) carry

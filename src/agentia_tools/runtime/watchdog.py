@@ -313,7 +313,7 @@ def drains_cut_short(app_token: str) -> int | None:
 def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> list[str]:
     """A drain that stopped before its queue was empty (time limit, error) may leave events
     its sidecar holds unacknowledged: Dapr 1.18 hands a stream a prefetch window and, when
-    the stream closes, does not give back what was not answered. When the scheduler counts
+    the stream closes, does not always give back what was not answered. When the scheduler counts
     a new such drain and no drain is running, ask the broker; if it holds some, restart the
     scheduler's sidecar, whose closing connection hands them back to the queue."""
     cut = drains_cut_short(app_token)
@@ -328,9 +328,11 @@ def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> l
         return []
     if any(s.consumers > 0 for s in states.values()):
         return []  # a drain is running: look again once it ends
-    memory.drains_cut = cut
     counts = unacked_counts()
-    held = {q: counts.get(q, 0) for q in queues if counts.get(q, 0) > 0}
+    if any(q not in counts for q in states):
+        return []  # rabbitmqctl gave no answer: ask again next round
+    memory.drains_cut = cut
+    held = {q: counts[q] for q in states if counts[q] > 0}
     if not held:
         return []
     name = sidecar_name(names.SCHEDULER)
