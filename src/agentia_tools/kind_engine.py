@@ -19,6 +19,8 @@ from typing import Final
 
 from agentia.paths import cache_home
 from agentia_tools import kind_runc
+from agentia_tools.runtime import debian
+from agentia_tools.runtime.infra_config import InfraError
 
 RUNTIME_NAME: Final = "agentia-runc"
 # What the offline build needs from Debian, by the command (or file) that shows it is there.
@@ -47,40 +49,21 @@ def engine_dir() -> Path:
     return kind_cache() / "engine"
 
 
-def missing_host_packages() -> list[str]:
-    """Debian packages whose command or file is absent (x86_64 paths for files); no
-    dockerd is needed where a Docker engine already answers."""
-    out = []
-    for probe, package in HOST_PACKAGES.items():
-        if probe == "dockerd" and docker_answers():
-            continue
-        present = Path(probe).exists() if probe.startswith("/") else shutil.which(probe)
-        if not present and package not in out:
-            out.append(package)
-    return out
+def host_probes() -> dict[str, str]:
+    """What the offline build needs, by probe (x86_64 paths for files); no dockerd is needed
+    where a Docker engine already answers."""
+    probes = dict(HOST_PACKAGES)
+    if docker_answers():
+        probes.pop("dockerd")
+    return probes
 
 
 def ensure_host_packages(progress: Progress) -> None:
     """Install what is missing with apt-get when root; otherwise name the packages."""
-    missing = missing_host_packages()
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise EngineError(
-            f"missing host packages: {' '.join(missing)}. Install them "
-            f"(Debian/Ubuntu: sudo apt-get install -y {' '.join(missing)}) and run again"
-        )
-    progress(f"installing Debian packages: {' '.join(missing)} (apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    proc = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise EngineError(f"apt-get install {' '.join(missing)} failed:\n{proc.stderr[-1500:]}")
+    try:
+        debian.ensure(host_probes(), progress, "agentia kind builds its images offline")
+    except InfraError as exc:
+        raise EngineError(str(exc)) from exc
 
 
 def docker_answers() -> bool:

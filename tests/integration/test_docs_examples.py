@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable
@@ -29,7 +28,7 @@ import pytest
 
 from agentia import names
 from agentia.paths import repo_root
-from agentia_tools.runtime.infra import apt_install
+from agentia_tools.runtime import debian
 
 from .conftest import Infra, wait_for
 
@@ -91,8 +90,7 @@ def test_every_skipped_example_says_why() -> None:
 def mesh(infra: Infra, mesh_service: Callable[[str], None]) -> Infra:
     for app_id in names.APP_IDS:
         mesh_service(app_id)
-    if shutil.which("jq") is None:  # the examples read JSON answers with jq
-        apt_install(["jq"], print)
+    debian.ensure({"jq": "jq"}, print, "the examples read JSON answers with jq")
     return infra
 
 

@@ -15,6 +15,7 @@ from agentia_tools.chaos.partition import (
     rules,
     schedule,
 )
+from agentia_tools.runtime import debian
 
 
 def test_one_mark_rule_per_port_then_one_drop_rule() -> None:
@@ -74,8 +75,8 @@ def test_a_link_open_before_the_cut_is_marked_by_its_ports_from_either_end() -> 
 def test_without_iptables_and_without_root_the_error_names_the_install_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(partition.shutil, "which", lambda _name: None)
-    monkeypatch.setattr(partition.os, "geteuid", lambda: 1000)
-    with pytest.raises(PartitionError, match="apt-get install -y iptables"):
+    monkeypatch.setattr(debian.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
+    with pytest.raises(PartitionError, match=r"sudo apt-get install .*iptables"):
         partition.ensure_iptables()
     partition.heal()  # nothing was cut without iptables: healing is a no-op, not an error

@@ -20,7 +20,6 @@ mount, else ``/sys/fs/cgroup``).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import subprocess
@@ -33,7 +32,8 @@ from typing import Final, Literal
 from agentia import names
 from agentia.paths import agentia_home
 from agentia_tools.chaos import load as load_mod
-from agentia_tools.runtime import infra
+from agentia_tools.runtime import debian, infra
+from agentia_tools.runtime.infra_config import InfraError
 from agentia_tools.runtime.mesh import sidecar_name
 from agentia_tools.runtime.supervisor import Supervisor
 
@@ -103,20 +103,10 @@ def rules(
 def ensure_iptables(log: Callable[[str], None] = print) -> None:
     """iptables, installed from Debian's package the first time a partition is made (a new
     machine may lack it); without root or apt-get, a PartitionError names the command."""
-    if shutil.which("iptables"):
-        return
-    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
-        raise PartitionError(
-            "iptables is missing; partitions need it: install it as root with "
-            "`apt-get install -y iptables`"
-        )
-    log("iptables is missing: installing Debian's package (once)")
     try:
-        infra.apt_install(["iptables"], log)
-    except infra.InfraError as exc:
-        raise PartitionError(f"iptables is missing and could not be installed: {exc}") from exc
-    if not shutil.which("iptables"):
-        raise PartitionError("iptables was installed but is not on PATH (/usr/sbin?)")
+        debian.ensure({"iptables": "iptables"}, log, "partitions need iptables")
+    except InfraError as exc:
+        raise PartitionError(str(exc)) from exc
 
 
 def _iptables(args: list[str], check: bool = True) -> bool:

@@ -4,12 +4,10 @@ Playwright drives it through ``executable_path``; it never downloads a browser o
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from agentia_tools.runtime.infra import InfraError, apt_install, install_command
+from agentia_tools.runtime import debian
 
 CHROMIUM = Path("/usr/bin/chromium")
 PACKAGE = "chromium"
@@ -18,16 +16,5 @@ PACKAGE = "chromium"
 def ensure_chromium(progress: Callable[[str], None], path: Path = CHROMIUM) -> Path:
     """The Chromium binary, installing Debian's ``chromium`` package first when it is absent
     (root only; otherwise the error names the command to run)."""
-    if path.exists():
-        return path
-    cmd = " ".join(install_command([PACKAGE]))
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise InfraError(
-            f"{path} is missing; install Debian's Chromium as root with:\n  sudo {cmd}"
-        )
-    progress(f"installing {PACKAGE} from Debian's packages (once; about 300 MB)")
-    apt_install([PACKAGE], progress)
-    if not path.exists():
-        raise InfraError(f"`{cmd}` succeeded but {path} is still missing")
-    progress(f"installed {PACKAGE}: {path}")
+    debian.ensure({str(path): PACKAGE}, progress, "a headless browser, about 300 MB")
     return path

@@ -9,7 +9,7 @@ which Dapr's local.file secret store reads; they are never printed.
 
 from __future__ import annotations
 
-import os
+import shutil
 import socket
 import subprocess
 import time
@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 
 from agentia.paths import agentia_home
+from agentia_tools.runtime import debian, rabbitmq_cluster
 from agentia_tools.runtime import infra_servers as servers
-from agentia_tools.runtime import rabbitmq_cluster
 from agentia_tools.runtime.infra_checks import (
     Health,
     check_postgres,
@@ -44,7 +44,6 @@ __all__ = [
     "Health",
     "InfraError",
     "InfraSettings",
-    "apt_install",
     "bootstrap_after_start",
     "check",
     "ensure_packages",
@@ -77,19 +76,15 @@ def missing_packages(settings: InfraSettings | None = None) -> list[str]:
     return [PACKAGES[n] for n in SERVERS if not settings.external(n) and not _installed(n)]
 
 
-def install_command(packages: list[str]) -> list[str]:
-    return ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-
-
 def ensure_packages(settings: InfraSettings, progress: Progress) -> None:
     """Install the Debian packages of the servers we run, when missing, without letting
     their install scripts start them as system services (we run them ourselves)."""
     missing = missing_packages(settings)
     if not missing:
         return
-    cmd = install_command(missing)
-    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
-        how = f"sudo {' '.join(cmd)}" if Path("/usr/bin/apt-get").exists() else "your packages"
+    cmd = debian.install_command(missing)
+    if not debian.can_install():
+        how = f"sudo {' '.join(cmd)}" if shutil.which("apt-get") else "your packages"
         raise InfraError(
             f"missing {', '.join(missing)}; install them as root with:\n  {how}\n"
             "or, with Docker, run them from deploy/compose/compose.yaml and set "
@@ -102,34 +97,13 @@ def ensure_packages(settings: InfraSettings, progress: Progress) -> None:
         POLICY_RC_D.write_text("#!/bin/sh\n# agentia: no service starts on install\nexit 101\n")
         POLICY_RC_D.chmod(0o755)
     try:
-        apt_install(missing, progress)
+        debian.apt_install(missing, progress)
     finally:
         if not had_policy:
             POLICY_RC_D.unlink(missing_ok=True)
     _keep_services_off(settings, missing, before, progress)
     servers.stop_epmd(lambda _m: None)  # a package's script may have started it
     progress(f"installed {', '.join(missing)}")
-
-
-def apt_install(packages: list[str], progress: Progress) -> None:
-    """`apt-get install` (as root), refreshing the package lists once when they are stale;
-    a failure raises InfraError with the end of apt's own message."""
-    cmd = install_command(packages)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 and _stale_lists(proc.stderr):
-        progress("package lists are stale: apt-get update, then installing again")
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise InfraError(f"`{' '.join(cmd)}` failed:\n{tail}")
-
-
-def _stale_lists(stderr: str) -> bool:
-    text = stderr.lower()
-    stale = ("unable to locate package", "no installation candidate", "404", "failed to fetch")
-    return any(s in text for s in stale)
 
 
 def _keep_services_off(
@@ -177,7 +151,7 @@ def prepare(
             progress(f"{name}: reusing the server already answering on {settings.host}:{port}")
             _check_reused(name, home, settings, creds, progress)
         elif not _installed(name):
-            cmd = " ".join(install_command([PACKAGES[name]]))
+            cmd = " ".join(debian.install_command([PACKAGES[name]]))
             raise InfraError(f"{name} is not installed; as root: {cmd}")
         else:
             todo.append(name)
