@@ -39,6 +39,7 @@ bench: venv         ## benchmarks (figures side by side with their baselines; se
 	@.venv/bin/python bench/workflows.py
 	@.venv/bin/python bench/history.py
 	@.venv/bin/python bench/scale.py
+	@.venv/bin/python bench/queue_depths.py
 
 kind-build: venv    ## build (or find cached) everything the kind cluster needs, offline if need be
 	@.venv/bin/agentia kind build

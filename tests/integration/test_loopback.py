@@ -1,5 +1,6 @@
 """Every port the local mesh opens listens on loopback only: the apps, their sidecars (HTTP and
-gRPC APIs, internal gRPC, metrics) and the Dapr control plane (APIs, healthz, metrics).
+gRPC APIs, internal gRPC, metrics), the Dapr control plane (APIs, healthz, metrics) and the
+broker (AMQP, its Prometheus endpoint).
 
 Dapr 1.18.0 parsed ``--healthz-listen-address`` and ``--metrics-listen-address`` but bound
 all interfaces anyway; runtime/dapr/patches/dapr-listen-addresses.patch passes them through.
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentia import names
+from agentia_tools.runtime.infra_config import InfraSettings
+from agentia_tools.runtime.infra_servers import rabbitmq_metrics_port
 
 from .conftest import Infra, wait_for
 
@@ -57,6 +60,8 @@ def mesh_ports() -> dict[int, str]:
         names.SENTRY_HEALTHZ_PORT: "sentry healthz",
         names.SENTRY_METRICS_PORT: "sentry metrics",
     }
+    mq = InfraSettings.from_env().rabbitmq_port
+    ports |= {mq: "rabbitmq amqp", rabbitmq_metrics_port(mq): "rabbitmq prometheus"}
     for app_id, p in names.PORTS.items():
         ports |= {
             p.app: app_id,

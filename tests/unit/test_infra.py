@@ -129,6 +129,13 @@ def test_rabbitmq_conf_env_and_definitions(tmp_path: Path) -> None:
     assert "loopback_users = none" in conf
     assert "default_user = agentia" in conf and "default_pass = p4ss" in conf
     assert f"load_definitions = {run / 'definitions.json'}" in conf
+    assert not any(line.startswith("prometheus.") for line in conf)  # unknown without plugin
+    port = infra_servers.rabbitmq_metrics_port(5673)
+    with_metrics = infra_servers.render_rabbitmq_conf(5673, "p", "127.0.0.1", run, port)
+    assert "prometheus.tcp.port = 15693" in with_metrics.splitlines()
+    assert "prometheus.tcp.ip = 127.0.0.1" in with_metrics.splitlines()  # loopback only
+    assert infra_servers.rabbitmq_metrics_port(5672) == 15692
+    assert infra_servers.rabbitmq_metrics_port(60000) == 49980
     env = infra_servers.rabbitmq_env(tmp_path, 5673)
     assert env["RABBITMQ_NODENAME"] == "agentia-5673@localhost"
     assert infra_servers.rabbitmq_env(tmp_path, 5672)["RABBITMQ_NODENAME"] == "agentia@localhost"

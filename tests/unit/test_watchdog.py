@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agentia import names
-from agentia_tools.runtime import watchdog
+from agentia_tools.runtime import broker_queues, watchdog
 from agentia_tools.runtime.watchdog import (
     AppEvents,
     QueueState,
@@ -78,7 +78,7 @@ def test_held_messages_restart_the_sidecar_though_the_broker_is_asked_less_often
     sub = Subscription(names.AGENT_RUNNER, names.TOPIC_RUNS_REQUESTED)
     asked: list[int] = []
 
-    def unacked() -> dict[str, int]:
+    def unacked(exact: bool = False) -> dict[str, int]:
         asked.append(1)
         return {sub.queue: 100}
 
@@ -120,7 +120,7 @@ def test_a_cut_drain_is_looked_at_again_until_rabbitmqctl_answers(
     answers: list[dict[str, int]] = [{}, {queue: 12}, {queue: 0}]
     monkeypatch.setattr(watchdog, "drains_cut_short", lambda token: 1)
     monkeypatch.setattr(watchdog, "queue_states", lambda url, qs: {queue: QueueState(0, 18)})
-    monkeypatch.setattr(watchdog, "unacked_counts", lambda: answers.pop(0))
+    monkeypatch.setattr(watchdog, "unacked_counts", lambda exact=False: answers.pop(0))
     sup: Any = FakeSupervisor()
     memory = watchdog.Memory()
     assert watchdog.check_drains(sup, "amqp://", "token", memory) == []  # no answer
@@ -128,3 +128,22 @@ def test_a_cut_drain_is_looked_at_again_until_rabbitmqctl_answers(
     assert restarted == sup.restarted == [watchdog.sidecar_name(names.SCHEDULER)]
     assert watchdog.check_drains(sup, "amqp://", "token", memory) == []  # that cut is done
     assert len(answers) == 1  # and the broker was not asked about it again
+
+
+def test_queue_depths_are_read_from_the_brokers_prometheus_text() -> None:
+    text = "\n".join(
+        [
+            "# TYPE rabbitmq_detailed_queue_messages_unacked gauge",
+            'rabbitmq_detailed_queue_messages_ready{vhost="/",queue="a-runs.requested"} 4',
+            'rabbitmq_detailed_queue_messages_unacked{vhost="/",queue="a-runs.requested"} 16',
+            'rabbitmq_detailed_queue_messages_unacked{vhost="/",queue="odd \\"q\\""} 2',
+            'rabbitmq_detailed_queue_messages_unacked{vhost="other",queue="a-runs.requested"} 9',
+            'rabbitmq_detailed_queue_messages_unacked_total{vhost="/",queue="x"} 7',
+            "rabbitmq_identity_info 1",
+        ]
+    )
+    metric = broker_queues.METRIC_OF["messages_unacknowledged"]
+    assert broker_queues.parse_queue_metric(text, metric) == {
+        "a-runs.requested": 16,
+        'odd \\"q\\"': 2,
+    }

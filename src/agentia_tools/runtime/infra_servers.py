@@ -344,15 +344,22 @@ def rabbitmq_nodename(port: int) -> str:
     return "agentia@localhost" if port == 5672 else f"agentia-{port}@localhost"
 
 
+def rabbitmq_metrics_port(port: int) -> int:
+    """The broker's Prometheus endpoint, beside its AMQP port as RabbitMQ's 15692 is beside
+    5672: queue depths per queue without an Erlang VM per question (rabbitmqctl's cost)."""
+    return port + 10020 if port <= 55515 else port - 10020
+
+
 def rabbitmq_spec(root: Path, host: str, port: int, password: str) -> ProgramSpec:
     user = run_as("rabbitmq")
     base = own_dir(root / "data" / "rabbitmq", user)
     for sub in ("mnesia", "log", "home"):
         own_dir(base / sub, user)
     run = own_dir(root / "run" / "rabbitmq", user)
-    write_private(run / "rabbitmq.conf", render_rabbitmq_conf(port, password, host, run), user)
+    conf = render_rabbitmq_conf(port, password, host, run, rabbitmq_metrics_port(port))
+    write_private(run / "rabbitmq.conf", conf, user)
     write_private(run / "definitions.json", render_rabbitmq_definitions(password), user)
-    write_private(run / "enabled_plugins", "[].\n", user)
+    write_private(run / "enabled_plugins", "[rabbitmq_prometheus].\n", user)
     write_private(run / "rabbitmq-env.conf", "# agentia: all settings are in the env\n", user)
     return ProgramSpec(
         name="rabbitmq",
@@ -405,7 +412,14 @@ def rabbitmq_node_env(
     }
 
 
-def render_rabbitmq_conf(port: int, password: str, host: str, run: Path) -> str:
+def render_rabbitmq_conf(
+    port: int, password: str, host: str, run: Path, metrics_port: int | None = None
+) -> str:
+    """The broker's config; with ``metrics_port``, its Prometheus endpoint on ``host`` (the
+    rabbitmq_prometheus plugin must then be enabled: its keys are unknown otherwise)."""
+    metrics: list[str] = []
+    if metrics_port is not None:
+        metrics = [f"prometheus.tcp.port = {metrics_port}", f"prometheus.tcp.ip = {host}"]
     return "\n".join(
         [
             f"listeners.tcp.default = {host}:{port}",
@@ -422,6 +436,7 @@ def render_rabbitmq_conf(port: int, password: str, host: str, run: Path) -> str:
             "log.console = true",
             "log.console.level = warning",
             "log.file = false",
+            *metrics,
             "",
         ]
     )

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,9 +31,9 @@ from prometheus_client import Counter, Gauge, start_http_server
 from agentia import names
 from agentia.logging import setup_logging
 from agentia.paths import agentia_home
-from agentia_tools.runtime import broker_front, rabbitmq_cluster
+from agentia_tools.runtime import broker_front, broker_queues, rabbitmq_cluster
 from agentia_tools.runtime.infra_config import InfraSettings, load_or_create_credentials
-from agentia_tools.runtime.infra_servers import RABBITMQ_BIN, rabbitmq_env, server_root
+from agentia_tools.runtime.infra_servers import server_root
 from agentia_tools.runtime.mesh import components_dir, sidecar_name
 from agentia_tools.runtime.secrets_file import ensure_tokens
 from agentia_tools.runtime.supervisor import Supervisor, SupervisorError
@@ -143,39 +141,10 @@ def stalled(sub_state: QueueState, before: AppEvents | None, now: AppEvents | No
     return waiting > 0 and idle(before, now)
 
 
-def _list_queues(column: str) -> dict[str, int]:
-    """One number per queue, from rabbitmqctl (about 0.8 s: the broker's protocol cannot
-    list queues). Empty when it cannot be asked (a broker not run here)."""
-    settings = InfraSettings.from_env()
-    root = server_root(agentia_home())
-    if rabbitmq_cluster.profile() == "cluster":  # any node that answers
-        port, host = settings.rabbitmq_port, settings.host
-        try:
-            rows = rabbitmq_cluster.ctl_json(
-                root, port, host, ["rabbitmqctl", "list_queues", "name", column]
-            )
-            return {q["name"]: int(q[column]) for q in rows or []}
-        except (rabbitmq_cluster.ClusterError, ValueError, KeyError, TypeError):
-            return {}
-    env = {**os.environ, **rabbitmq_env(root, settings.rabbitmq_port, settings.host)}
-    cmd = [str(RABBITMQ_BIN / "rabbitmqctl"), "list_queues", "name", column]
-    try:
-        out = subprocess.run(
-            [*cmd, "--formatter", "json", "-q"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-        return {q["name"]: int(q[column]) for q in json.loads(out or "[]")}
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def unacked_counts() -> dict[str, int]:
-    """Unacknowledged messages per queue (empty when the broker cannot be asked)."""
-    return _list_queues("messages_unacknowledged")
+def unacked_counts(exact: bool = False) -> dict[str, int]:
+    """Unacknowledged messages per queue (empty when the broker cannot be asked); ``exact``:
+    as of now, not as of the broker's last metrics refresh (a CLI call)."""
+    return broker_queues.per_queue("messages_unacknowledged", exact)
 
 
 def stray_queues(subs: list[Subscription]) -> dict[str, int]:
@@ -184,7 +153,8 @@ def stray_queues(subs: list[Subscription]) -> dict[str, int]:
     durable and bound, so each keeps a copy of every later event on its topic for good,
     and the broker's work per event grows with their number."""
     known = {s.queue for s in subs} | {names.drain_queue(t) for t in names.DRAINABLE_TOPICS}
-    return {q: n for q, n in _list_queues("messages").items() if q not in known}
+    held = broker_queues.per_queue("messages", exact=True)
+    return {q: n for q, n in held.items() if q not in known}
 
 
 def running_since(sup: Supervisor) -> dict[str, float]:
@@ -328,7 +298,9 @@ def check_drains(sup: Supervisor, url: str, app_token: str, memory: Memory) -> l
         return []
     if any(s.consumers > 0 for s in states.values()):
         return []  # a drain is running: look again once it ends
-    counts = unacked_counts()
+    # Asked once per cut drain, right after it: a number a few seconds old could still say
+    # "none held" from before the drain and the cut would be forgotten.
+    counts = unacked_counts(exact=True)
     if any(q not in counts for q in states):
         return []  # rabbitmqctl gave no answer: ask again next round
     memory.drains_cut = cut
