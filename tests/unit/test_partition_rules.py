@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentia import names
-from agentia_tools.chaos import partition
+from agentia_tools.chaos import injected, partition
 from agentia_tools.chaos.partition import (
     CHAIN,
     Cut,
@@ -80,3 +80,13 @@ def test_without_iptables_and_without_root_the_error_names_the_install_command(
     with pytest.raises(PartitionError, match=r"sudo apt-get install .*iptables"):
         partition.ensure_iptables()
     partition.heal()  # nothing was cut without iptables: healing is a no-op, not an error
+
+
+def test_each_window_of_a_schedule_counts_as_one_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    cuts: list[str] = []
+    monkeypatch.setattr(partition, "cut", lambda c, d, p: cuts.append(d))
+    monkeypatch.setattr(partition, "heal", lambda: None)
+    before = injected.total()
+    windows = [partition.Window(0.0, 0.01), partition.Window(0.02, 0.01), partition.Window(0.04, 0)]
+    partition.run_schedule(windows, [Cut("x", (1,))], "both", lambda _n: 1)
+    assert cuts == ["both"] * 3 and injected.total() - before == 3

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from agentia_tools.chaos import runner
 from agentia_tools.chaos.soak import Memory, Soak, order, rss_kib
 from agentia_tools.cli.main import app
 
@@ -53,12 +55,13 @@ def test_a_restarted_process_is_judged_by_its_longest_life() -> None:
 def test_totals_sum_the_checkers_verdicts() -> None:
     soak = Soak(seed=1)
     soak.experiments = [
-        {"experiment": "a", "verdict": "pass", "accepted": 3, "completed": 3, "checker": {}},
+        {"experiment": "a", "verdict": "pass", "accepted": 3, "completed": 3, "faults": 10},
         {
             "experiment": "b",
             "verdict": "fail",
             "accepted": 2,
             "completed": 1,
+            "faults": 2,
             "checker": {"lost": 1},
         },
     ]
@@ -70,6 +73,23 @@ def test_totals_sum_the_checkers_verdicts() -> None:
     assert totals["passed"] == 1 and totals["failed"] == ["b"] and totals["lost"] == 1
     assert totals["runs_completed"] == 4 and totals["max_rss_growth"] == pytest.approx(0.2)
     assert totals["rss_measured"] == "1 of 2 processes"
+    assert totals["faults"] == 12
+
+
+def test_faults_of_chaos_toolkits_kubernetes_actions_are_counted_from_the_journal() -> None:
+    def step(module: str, status: str = "succeeded", kind: str = "action") -> dict[str, Any]:
+        return {"status": status, "activity": {"type": kind, "provider": {"module": module}}}
+
+    journal = {
+        "run": [
+            step("agentia_tools.chaos.kind_load"),  # load: counted by nobody
+            step("chaosk8s.pod.actions"),
+            step("chaosk8s.statefulset.actions"),
+            step("chaosk8s.pod.actions", status="failed"),  # never injected
+            step("chaosk8s.pod.probes", kind="probe"),
+        ]
+    }
+    assert runner.library_faults(journal) == 2
 
 
 def test_rss_of_this_process_and_of_none() -> None:

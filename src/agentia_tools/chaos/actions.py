@@ -10,7 +10,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import api_load
+from agentia_tools.chaos import api_load, injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos import streams as streams_mod
 from agentia_tools.runtime import health, local_keys, orchestrate
@@ -78,7 +78,7 @@ def start_api_load(
 ) -> str:
     """Start a steady load through the gateway's public API, one thread per run (``{n}`` in
     ``text`` is the run's number); it goes on while the next activities run."""
-    FAULTS.clear()
+    FAULTS.pop("ended", None)
     _gateway_takes_key()
     API_LOAD["load"] = api_load.start(local_gateway, runs, per_second, agent, text)
     return f"posting {runs} runs at {per_second:g}/s to the gateway"
@@ -94,6 +94,7 @@ def kill_loop(name: str, every_s: float, for_s: float, recover_timeout: float = 
         try:
             sup.kill(name, "KILL")
             kills += 1
+            injected.fault()
         except xmlrpc.client.Fault:
             skipped += 1  # not running at that moment (still restarting): next time
         time.sleep(every_s)
@@ -135,6 +136,7 @@ def kill_process(name: str, signal: str = "KILL", recover_timeout: float = 120) 
     """kill -9 one supervised process; the supervisor restarts it. Records recovery time."""
     load = load_mod.CURRENT.get("load")
     Supervisor(agentia_home()).kill(name, signal)
+    injected.fault()
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)
@@ -152,6 +154,7 @@ def kill_everything(recover_timeout: float = 240) -> str:
     running = [p.name for p in sup.processes() if p.state == "RUNNING"]
     for name in running:
         sup.kill(name, "KILL")
+    injected.fault(len(running))
     if load:
         load.fault_at = time.monotonic()
     time.sleep(2)
@@ -166,6 +169,7 @@ def stop_process(name: str, seconds: float = 30, recover_timeout: float = 180) -
     sup = Supervisor(agentia_home())
     load = load_mod.CURRENT.get("load")
     sup.stop(name)
+    injected.fault()
     if load:
         load.fault_at = time.monotonic()
     time.sleep(seconds)
@@ -182,6 +186,7 @@ def freeze_process(name: str, recover_timeout: float = 180) -> str:
     watchdog has to notice the stalled subscription and restart the process."""
     load = load_mod.CURRENT.get("load")
     Supervisor(agentia_home()).kill(name, "STOP")
+    injected.fault()
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)
@@ -210,6 +215,7 @@ def publish_poison(count: int = 3) -> str:
             f"{base}/v1.0/publish/pubsub/{names.TOPIC_RUNS_REQUESTED}", json=body, headers=headers
         )
         resp.raise_for_status()
+        injected.fault()
     load_mod.CURRENT_POISON[:] = ids
     return f"published {count} poison run requests"
 
@@ -244,6 +250,7 @@ def kill_processes(names_: list[str], recover_timeout: float = 120) -> str:
     sup = Supervisor(agentia_home())
     for name in names_:
         sup.kill(name, "KILL")
+    injected.fault(len(names_))
     if load:
         load.fault_at = time.monotonic()
     time.sleep(1)

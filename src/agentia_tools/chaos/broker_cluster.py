@@ -15,7 +15,7 @@ from typing import Final
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions, partition
+from agentia_tools.chaos import actions, injected, partition
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime import health, infra, orchestrate, rabbitmq_cluster
 from agentia_tools.runtime.infra_servers import server_root
@@ -95,6 +95,7 @@ def wait_recovered(timeout: float = 240) -> float:
 
 
 def _mark_fault() -> None:
+    injected.fault()
     load = load_mod.CURRENT.get("load")
     if load is not None:
         load.fault_at = time.monotonic()
@@ -185,6 +186,7 @@ def rolling_restart(pause_s: float = 5, recover_timeout: float = 240) -> str:
     whole again: an upgrade's restart, under load."""
     sup = Supervisor(agentia_home())
     _mark_fault()
+    injected.fault(len(rabbitmq_cluster.NODES) - 1)  # each node's restart is one
     took: list[str] = []
     for node in rabbitmq_cluster.NODES:
         name = rabbitmq_cluster.process_name(node)

@@ -16,7 +16,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions
+from agentia_tools.chaos import actions, injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime.clock import clock_file
 
@@ -83,6 +83,7 @@ def clock_jumps(app_id: str, offsets_s: list[int], hold_s: float = 15) -> str:
         for offset in offsets_s:
             moved = time.monotonic()
             _write(path, int(offset))
+            injected.fault(1 if int(offset) else 0)  # back to the real time is no fault
             shown = _seen(app_id, int(offset))
             if shown is None:
                 raise RuntimeError(f"{app_id}'s clock never showed {int(offset):+d}s")
@@ -110,6 +111,7 @@ def clock_skew(skews_s: dict[str, int], hold_s: float = 60) -> str:
     try:
         for app, offset in skews_s.items():
             _write(paths[app], int(offset))
+            injected.fault()
         for app, offset in skews_s.items():
             shown = _seen(app, int(offset))
             if shown is None:

@@ -31,7 +31,7 @@ import yaml
 
 from agentia import names
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions, poison, probes
+from agentia_tools.chaos import actions, injected, poison, probes
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime import mesh
 
@@ -118,6 +118,7 @@ def poison_while_dead_letters_fail(count: int = 3, seconds: float = 30) -> str:
     gone = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     event = poison.cloud_event(expired, expiration=gone)
     poison.publish_event(event, "application/cloudevents+json")
+    injected.fault()  # the expired one (publish_poison counted the others)
     time.sleep(min(seconds, MAX_HOLD_S))
     failed = _failed_publishes(offset)
     accept_dead_letters()

@@ -17,7 +17,7 @@ import time
 from typing import Final
 
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions
+from agentia_tools.chaos import actions, injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime.infra import InfraSettings
 from agentia_tools.runtime.infra_servers import RABBITMQ_BIN, rabbitmq_env, server_root
@@ -67,6 +67,7 @@ def disk_alarm(seconds: float = 20) -> str:
     if load is not None:
         load.fault_at = time.monotonic()
     raised = _set_limit(ALARM_LIMIT, want_alarm=True)
+    injected.fault()
     try:
         time.sleep(min(seconds, MAX_HOLD_S))
     finally:

@@ -14,6 +14,7 @@ import subprocess
 import time
 from typing import Any, Final
 
+from agentia_tools.chaos import injected
 from agentia_tools.kind_render import NAMESPACE
 from agentia_tools.kind_up import CLUSTER, CONTEXT
 
@@ -97,6 +98,7 @@ def lose_worker(app: str = "agent-runner", down_s: float = 45.0) -> str:
     ready_s = _wait_ready(node)
     after = _address(node)
     moved = f"; its address changed {before} → {after}" if before != after else ""
+    injected.fault()
     return f"worker {node} (running {app}) down {down_s:g}s, Ready {ready_s:.0f}s later{moved}"
 
 
@@ -152,6 +154,7 @@ def drain_worker(app: str = "agent-runner", hold_s: float = 30.0) -> str:
         time.sleep(max(0.0, min(hold_s, 300.0)))
     finally:
         kubectl("uncordon", node)
+    injected.fault()
     return f"worker {node} (running {app}) drained, uncordoned after {hold_s:g}s{kept}"
 
 
@@ -168,6 +171,7 @@ def rolling_update(name: str = "agent-runner", timeout: float = 300.0) -> str:
         f"--timeout={int(timeout)}s",
         timeout=timeout + 30,
     )
+    injected.fault()
     return f"deployment {name} rolled in {time.monotonic() - started:.0f}s"
 
 
@@ -193,6 +197,7 @@ def reschedule(app: str = "rabbitmq", timeout: float = 300.0) -> str:
                 moved_to = _ready_on(pod)
                 if moved_to and moved_to != node and not pod["metadata"].get("deletionTimestamp"):
                     took = time.monotonic() - started
+                    injected.fault()
                     return f"{app} moved from {node} to {moved_to}, Ready {took:.0f}s later"
             time.sleep(2)
         raise FaultError(f"{app} was not Ready on another node within {timeout:.0f}s")

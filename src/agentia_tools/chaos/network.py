@@ -20,6 +20,7 @@ import httpx
 
 from agentia import names
 from agentia.paths import agentia_home, cache_home
+from agentia_tools.chaos import injected
 from agentia_tools.net import free_ports
 from agentia_tools.runtime import health
 from agentia_tools.runtime.mesh import sidecar_name
@@ -113,6 +114,7 @@ def add_latency(ms: int = 300, seconds: float = 10) -> str:
         "attributes": {"latency": ms, "jitter": ms // 5},
     }
     httpx.post(f"{API}/proxies/{PROXY}/toxics", json=toxic, timeout=5).raise_for_status()
+    injected.fault()
     time.sleep(seconds)
     httpx.delete(f"{API}/proxies/{PROXY}/toxics/lag", timeout=5).raise_for_status()
     return f"{ms} ms latency for {seconds:g}s"
@@ -121,6 +123,7 @@ def add_latency(ms: int = 300, seconds: float = 10) -> str:
 def partition(seconds: float = 15) -> str:
     """Cut the link (connections dropped, new ones refused) for ``seconds``."""
     httpx.post(f"{API}/proxies/{PROXY}", json={"enabled": False}, timeout=5).raise_for_status()
+    injected.fault()
     time.sleep(seconds)
     httpx.post(f"{API}/proxies/{PROXY}", json={"enabled": True}, timeout=5).raise_for_status()
     return f"broker unreachable from the sidecars for {seconds:g}s"

@@ -23,7 +23,7 @@ from agentia import names
 from agentia.contracts import memory_threads
 from agentia.contracts import workflows as workflows_api
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions, probes
+from agentia_tools.chaos import actions, injected, probes
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos.partition import cgroup_root
 from agentia_tools.runtime.secrets_file import read_secrets
@@ -144,6 +144,7 @@ def out_of_memory(app_id: str, rounds: int = 3, margin_mib: int = 2, timeout_s: 
     took: list[str] = []
     for _ in range(min(rounds, MAX_ROUNDS)):
         took.append(f"{starve_once(app_id, margin_mib, timeout_s):.1f}s")
+        injected.fault()
         actions.FAULTS["ended"] = time.time()  # for the API load's "final within" check
         if not probes.mesh_healthy(timeout=120):
             raise OomError(f"the mesh is not healthy 120 s after {app_id} was OOM-killed")

@@ -31,6 +31,7 @@ from typing import Final, Literal
 
 from agentia import names
 from agentia.paths import agentia_home
+from agentia_tools.chaos import injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime import debian, infra
 from agentia_tools.runtime.infra_config import InfraError
@@ -244,6 +245,7 @@ def run_schedule(
         for n, window in enumerate(windows, 1):
             time.sleep(max(0.0, start + window.at_s - time.monotonic()))
             cut(cuts, direction, pid_of)
+            injected.fault()
             log(f"partition {n}/{len(windows)} on for {window.on_s:.1f}s ({direction})")
             began = time.monotonic()
             time.sleep(window.on_s)

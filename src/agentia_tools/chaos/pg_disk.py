@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions
+from agentia_tools.chaos import actions, injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.runtime.infra import InfraSettings
 from agentia_tools.runtime.infra_servers import (
@@ -221,6 +221,7 @@ def wal_disk_full(seconds: float = 20) -> str:
     while switches < MAX_SWITCHES and _switch_wal():
         switches += 1
     failed_after = time.monotonic() - started
+    injected.fault()
     if switches >= MAX_SWITCHES:
         ballast.unlink()
         raise WalDiskError(f"PostgreSQL took {switches} segment switches on a full disk")

@@ -25,6 +25,7 @@ from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.events import Status
 from agentia.paths import agentia_home
+from agentia_tools.chaos import injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos.probes import record_report
 from agentia_tools.runtime.mesh import sidecar_name
@@ -82,6 +83,7 @@ def publish_odd_events() -> str:
     log = _sidecar_log()
     LOG_MARK["size"] = log.stat().st_size if log.exists() else 0
     publish_event(b"\x00 this is not a CloudEvent {", "application/octet-stream", raw=True)
+    injected.fault(3)
     CURRENT.clear()
     CURRENT.update(trace=trace, expired=expired, malformed="")
     return f"published 3 odd events ({trace}, {expired}, malformed bytes)"

@@ -12,7 +12,7 @@ from agentia import names
 from agentia.contracts import runner as runner_api
 from agentia.events import Status
 from agentia.paths import agentia_home
-from agentia_tools.chaos import actions, api_load
+from agentia_tools.chaos import actions, api_load, injected
 from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos import streams as streams_mod
 from agentia_tools.chaos.checker import check
@@ -27,7 +27,8 @@ def record_report(experiment: str, result: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     verdict = bool(previous.get("ok", True)) and bool(result["ok"])
-    out.write_text(json.dumps({**previous, **result, "ok": verdict}, indent=1))
+    faults = injected.total()
+    out.write_text(json.dumps({**previous, **result, "faults": faults, "ok": verdict}, indent=1))
 
 
 def mesh_healthy(experiment: str | None = None, timeout: float = 120) -> bool:

@@ -187,6 +187,7 @@ def _run(variant: Variant, name: str, extra_env: dict[str, str]) -> dict[str, An
             for r in j.get("run", [])
             if r.get("status") == "failed"
         ]
+        report["faults"] = int(report.get("faults") or 0) + library_faults(j)
     report.update(
         experiment=name,
         fault=variant.title,
@@ -203,6 +204,19 @@ def _run(variant: Variant, name: str, extra_env: dict[str, str]) -> dict[str, An
         report["error"] = (proc.stderr or proc.stdout)[-1500:]
     report_path.write_text(json.dumps(report, indent=1))
     return report
+
+
+def library_faults(journal: dict[str, Any]) -> int:
+    """Faults injected by Chaos Toolkit's own Kubernetes actions (chaosk8s: pods terminated,
+    deployments and statefulsets scaled), one per action that succeeded; ours count
+    themselves (chaos/injected.py)."""
+    return sum(
+        1
+        for r in journal.get("run", [])
+        if r.get("status") == "succeeded"
+        and r.get("activity", {}).get("type") == "action"
+        and str(r.get("activity", {}).get("provider", {}).get("module", "")).startswith("chaosk8s")
+    )
 
 
 def keep_report(report: dict[str, Any], key: str, target: str = "local") -> Path:

@@ -57,6 +57,7 @@ DEFAULT_SET: Final = (
     "quorum-rolling-restart",
 )
 MAX_HOURS: Final = 48.0
+RUN_FIELDS: Final = ("experiment", "verdict", "accepted", "completed", "faults", "history")
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Soak:
             "failed": sorted({r["experiment"] for r in reports if r.get("verdict") != "pass"}),
             "runs_accepted": sum(int(r.get("accepted") or 0) for r in reports),
             "runs_completed": sum(int(r.get("completed") or 0) for r in reports),
+            "faults": sum(int(r.get("faults") or 0) for r in reports),
             "lost": sum(int(c.get("lost") or 0) for c in checker),
             "duplicated": sum(int(c.get("duplicated") or 0) for c in checker),
             "stale": sum(int(c.get("stale") or 0) for c in checker),
@@ -207,6 +209,7 @@ def run(
         progress(
             f"{elapsed:5.1f} min · {name}: {result.get('verdict')} · "
             f"{done['passed']}/{done['experiments']} passed, {done['runs_completed']} runs, "
+            f"{done['faults']} faults, "
             f"{done['lost']} lost, {done['duplicated']} duplicated"
         )
         report.write_text(json.dumps(summary(soak, hours), indent=1))
@@ -219,10 +222,7 @@ def summary(soak: Soak, hours: float) -> dict[str, Any]:
         "hours": hours,
         "seed": soak.seed,
         **soak.totals(),
-        "runs": [
-            {k: r.get(k) for k in ("experiment", "verdict", "accepted", "completed", "history")}
-            for r in soak.experiments
-        ],
+        "runs": [{k: r.get(k) for k in RUN_FIELDS} for r in soak.experiments],
         "memory": {name: _memory(m) for name, m in sorted(soak.memory.items())},
     }
 

@@ -95,6 +95,7 @@ def _print_chaos_table(reports: list[dict[str, Any]], target: str) -> None:
     cols: tuple[str, ...] = (
         "experiment",
         "load",
+        "faults",
         "sent",
         "accepted",
         "completed",
