@@ -62,7 +62,10 @@ def cgroup_root() -> Path:
     for path in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
         if (path / "cgroup.procs").exists() and (path / "cgroup.controllers").exists():
             return path
-    raise PartitionError("no cgroup v2 hierarchy under /sys/fs/cgroup: cannot tell processes")
+    raise PartitionError(
+        "no cgroup v2 hierarchy under /sys/fs/cgroup: cannot tell processes apart (under "
+        "`ip netns exec`, /sys is mounted anew without it: use `nsenter --net=/run/netns/NAME`)"
+    )
 
 
 def group_path(process: str) -> str:
