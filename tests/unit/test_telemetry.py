@@ -3,6 +3,7 @@ real OpenTelemetry SDK and encoded as its OTLP exporter encodes them; the sampli
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 from agentia import names
 from agentia.telemetry import RUN_ID, tracer_provider
 from agentia_tools.cli.trace import build_tree
-from agentia_tools.runtime import mesh
+from agentia_tools.runtime import mesh, trace_retention, tracestore
 from agentia_tools.runtime.tracestore import Store, create_app
 
 
@@ -58,6 +59,34 @@ def test_the_store_keeps_otlp_spans_and_finds_a_runs_whole_trace(tmp_path: Path)
     assert len(trees) == 1 and "POST /runs" in str(trees[0].label)
     assert "run assistant" in str(trees[0].children[0].label)
     assert "function calculator" in str(trees[0].children[0].children[0].label)
+
+
+def test_the_store_keeps_the_newest_spans_up_to_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracestore, "PRUNE_EVERY", 1)
+    store = Store(tmp_path / "traces.db", max_spans=1000)
+    now = time.time_ns()
+    for batch in range(5):  # 5 exports of 400 spans: 2000 written, the newest 1000 kept
+        store.add(
+            [
+                (f"t{batch}", f"s{i}", None, "n", "svc", 1, now, now, 0, "{}", f"r{batch}")
+                for i in range(400)
+            ]
+        )
+    runs_kept = {r: len(store.run(f"r{r}")) for r in range(5)}
+    assert runs_kept == {0: 0, 1: 0, 2: 200, 3: 400, 4: 400}
+    old = now - int((tracestore.RETENTION_S + 60) * 1e9)  # past the retention: dropped
+    store.add([("t9", "s0", None, "n", "svc", 1, old, old, 0, "{}", "r9")])
+    assert store.run("r9") == [] and len(store.run("r4")) == 400
+
+
+@pytest.mark.parametrize("raw", ["12x", "-5", "999", ""])
+def test_a_bad_span_limit_is_named(raw: str) -> None:
+    with pytest.raises(ValueError, match="AGENTIA_TRACE_MAX_SPANS"):
+        trace_retention.max_spans({"AGENTIA_TRACE_MAX_SPANS": raw})
+    assert trace_retention.max_spans({}) == trace_retention.MAX_SPANS
+    assert trace_retention.max_spans({"AGENTIA_TRACE_MAX_SPANS": " 5000 "}) == 5000
 
 
 def test_the_store_refuses_what_is_not_otlp(tmp_path: Path) -> None:

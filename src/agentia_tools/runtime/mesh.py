@@ -20,7 +20,7 @@ from agentia import names
 from agentia.paths import agentia_home, repo_root
 from agentia_tools import access
 from agentia_tools.net import free_ports
-from agentia_tools.runtime import rabbitmq_cluster
+from agentia_tools.runtime import rabbitmq_cluster, trace_retention
 from agentia_tools.runtime.clock import clock_environment
 from agentia_tools.runtime.daprbin import DaprBinaries
 from agentia_tools.runtime.programs import ProgramSpec
@@ -398,12 +398,14 @@ def trace_sampling() -> float:
 
 def tracestore_spec(home: Path) -> ProgramSpec:
     """Where every app and sidecar sends its spans on this machine (runtime/tracestore.py)."""
+    limit = trace_retention.max_spans(os.environ)  # ValueError naming a bad setting
+    env = {"PYTHONUNBUFFERED": "1", "AGENTIA_HOME": str(home)}
     return ProgramSpec(
         name=names.TRACESTORE,
         group="control-plane",
         command=[sys.executable, "-m", "agentia_tools.runtime.tracestore"],
         directory=home,
-        environment={"PYTHONUNBUFFERED": "1", "AGENTIA_HOME": str(home)},
+        environment={**env, trace_retention.MAX_SPANS_ENV: str(limit)},
         priority=200,
     )
 

@@ -21,6 +21,7 @@ from agentia_tools.runtime import (
     mesh,
     model_server,
     rabbitmq_cluster,
+    trace_retention,
 )
 from agentia_tools.runtime.daprbin import DaprBinaries, ensure_dapr_binaries
 from agentia_tools.runtime.local_keys import ensure_local_key
@@ -171,6 +172,7 @@ def up(
     started = time.monotonic()
     try:
         mesh.trace_sampling()  # a bad setting is named before anything starts
+        trace_retention.max_spans(os.environ)
         chosen = model_server.profile(model)
     except ValueError as exc:
         raise MeshError(str(exc)) from None

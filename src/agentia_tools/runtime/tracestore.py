@@ -4,7 +4,10 @@ Every service and every sidecar exports its spans here (OTLP over HTTP, protobuf
 standard port 4318), so one machine needs no collector, no Jaeger and no container to see
 a run's trace: ``agentia trace RUN_ID`` asks ``GET /api/runs/{run_id}`` and prints the
 tree. Anyone with their own collector points ``AGENTIA_OTLP_ENDPOINT`` there instead.
-Spans older than ``RETENTION_S`` are dropped as new ones arrive. Run under the supervisor:
+Spans older than ``RETENTION_S`` are dropped as new ones arrive, and beyond the newest
+``AGENTIA_TRACE_MAX_SPANS`` (a million by default, about 500 MB: a loaded 2-core mesh writes
+some 400,000 spans an hour, so a day's retention alone would grow to gigabytes). Run under
+the supervisor:
 
     python -m agentia_tools.runtime.tracestore
 """
@@ -28,8 +31,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from agentia import names
 from agentia.paths import agentia_home
 from agentia.telemetry import RUN_ID
+from agentia_tools.runtime.trace_retention import MAX_SPANS, RETENTION_S, max_spans
 
-RETENTION_S: Final = 24 * 3600
+PRUNE_EVERY: Final = 500  # exports between two prunes
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS spans (
   trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
@@ -83,8 +87,9 @@ def spans_of(request: ExportTraceServiceRequest) -> list[tuple[Any, ...]]:
 class Store:
     """Spans in one SQLite file; writes from the receiver, reads from the query API."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_spans: int = MAX_SPANS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_spans = max_spans
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
@@ -97,9 +102,17 @@ class Store:
                 "INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
             )
             self._writes += 1
-            if self._writes % 500 == 0:
-                cutoff = (time.time() - RETENTION_S) * 1e9
-                self._db.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,))
+            if self._writes % PRUNE_EVERY == 0:
+                self._prune()
+
+    def _prune(self) -> None:
+        """Drop spans past the retention, then all but the newest ``max_spans`` written
+        (rowids grow with every write, so the newest are the highest: no count needed)."""
+        cutoff = (time.time() - RETENTION_S) * 1e9
+        self._db.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,))
+        top = self._db.execute("SELECT max(rowid) FROM spans").fetchone()[0]
+        if top is not None and top > self.max_spans:
+            self._db.execute("DELETE FROM spans WHERE rowid <= ?", (top - self.max_spans,))
 
     def run(self, run_id: str) -> list[dict[str, Any]]:
         """Every span of every trace in which a span names ``run_id``."""
@@ -153,7 +166,7 @@ def create_app(store: Store) -> FastAPI:
 
 def main() -> None:
     home = Path(os.environ.get("AGENTIA_HOME") or agentia_home())
-    store = Store(home / "data" / "traces.db")
+    store = Store(home / "data" / "traces.db", max_spans(os.environ))
     uvicorn.run(
         create_app(store),
         host="127.0.0.1",
