@@ -51,7 +51,7 @@ RESTARTS = Counter(
 INTERVAL_S = 5.0
 STRIKES = 3  # checks in a row with no consumer before a restart
 GRACE_S = 30.0  # a sidecar that started less than this ago is still subscribing
-UNACKED_EVERY_S = 15.0  # at most this often ask rabbitmqctl for unacknowledged counts
+UNACKED_EVERY_S = 15.0  # at most this often ask the broker for unacknowledged counts
 TELL_EVERY_S = 60.0
 HEAL_EVERY_S = 15.0  # at most this often the cluster is asked for nodes split off
 HEAL_AFTER_RETURN_S = 120.0  # asked that often for this long after a node serves again
@@ -169,7 +169,7 @@ class Memory:
 
     strikes: dict[str, int] = field(default_factory=dict)
     events: dict[str, AppEvents | None] = field(default_factory=dict)
-    unacked_at: float = 0.0  # when rabbitmqctl was last asked
+    unacked_at: float = 0.0  # when the broker was last asked
     unacked: dict[str, int] = field(default_factory=dict)  # what it said then
     drains_cut: int = 0  # the scheduler's count of drains that ended before the queue did
     told: dict[str, float] = field(default_factory=dict)  # when a hold-off was last logged
@@ -211,7 +211,7 @@ def check_once(
     events = {a: app_events(a, app_token) for a in {s.app_id for s in watched}}
     # A consumer may hold every remaining message unacknowledged, so nothing is "ready":
     # while a subscriber sits idle with a consumer, ask the broker for its unacked count
-    # (throttled: it costs a CLI call).
+    # (throttled: on the cluster profile it costs a CLI call).
     quiet = [
         s
         for s in watched
