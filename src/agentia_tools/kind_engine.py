@@ -53,7 +53,8 @@ def host_probes() -> dict[str, str]:
     """What the offline build needs, by probe (x86_64 paths for files); no dockerd is needed
     where a Docker engine already answers."""
     probes = dict(HOST_PACKAGES)
-    if docker_answers():
+    # `docker info` only when dockerd is absent: it can take seconds to answer.
+    if not debian.present("dockerd") and docker_answers():
         probes.pop("dockerd")
     return probes
 

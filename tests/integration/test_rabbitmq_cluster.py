@@ -1,7 +1,8 @@
 """The cluster broker profile on real RabbitMQ nodes (runtime/rabbitmq_cluster.py): three
 nodes form one cluster behind the broker front, the drain queues are quorum queues on all
-three, a publish the cluster confirmed survives the SIGKILL of its queue's leader, and the
-front moves new connections off a frozen node and closes the ones it held.
+three, settle restarts a vhost left down on a node, a publish the cluster confirmed survives
+the SIGKILL of its queue's leader, and the front moves new connections off a frozen node and
+closes the ones it held.
 
 The cluster runs on its own ports (front 5772, nodes 5781-5783) under its own supervisor,
 beside whatever mesh is up.
@@ -108,6 +109,32 @@ def test_three_nodes_form_one_cluster_with_quorum_drain_queues(cluster: Cluster)
         assert drain["leader"] in want
     with connect() as conn:  # the front takes an AMQP login with the mesh's password
         assert conn.is_open
+
+
+def node_login(node: str) -> bool:
+    """An AMQP login straight to ``node`` (not through the front) opens its vhost."""
+    url = f"amqp://agentia:{PASSWORD}@{HOST}:{rc.node_port(FRONT_PORT, node)}/%2F"
+    params = pika.URLParameters(url)
+    params.connection_attempts, params.retry_delay, params.socket_timeout = 1, 0, 2
+    try:
+        with pika.BlockingConnection(params) as conn:
+            return bool(conn.is_open)
+    except pika.exceptions.AMQPError:
+        return False
+
+
+def test_settle_restarts_a_vhost_left_down_on_a_node(cluster: Cluster) -> None:
+    """RabbitMQ 3.10 starts a vhost declared while the cluster forms only on the nodes in
+    it at that moment; a node joining later refuses every login ("vhost '/' is down"). The
+    state is made here by stopping the vhost on rq3; settle must find and restart it."""
+    stop = 'rabbit_vhost_sup_sup:stop_and_delete_vhost(<<"/">>).'
+    proc = rc.ctl(cluster.root, FRONT_PORT, HOST, ["rabbitmqctl", "eval", stop], "rq3")
+    assert proc.returncode == 0, proc.stderr
+    assert not node_login("rq3"), "the vhost is down on rq3"
+    seen: list[str] = []
+    rc.settle(cluster.root, FRONT_PORT, HOST, seen.append, timeout=120)
+    assert any("virtual host '/' down on rabbitmq-rq3" in line for line in seen), seen
+    assert all(node_login(n) for n in rc.NODES), "every node takes a login again"
 
 
 def _publish(ids: list[str], confirmed: set[str], deadline: float) -> None:

@@ -95,6 +95,24 @@ def test_the_engine_gets_the_wrapper_only_where_capabilities_are_missing(tmp_pat
     assert f"--default-runtime={kind_engine.RUNTIME_NAME}" in cmd
 
 
+def test_docker_is_asked_only_when_dockerd_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With dockerd installed, `agentia kind` starts it itself: `docker info` (which can
+    take seconds) is not run; without it, a Docker engine that answers is enough."""
+    asked: list[bool] = []
+
+    def answers() -> bool:
+        asked.append(True)
+        return True
+
+    monkeypatch.setattr(kind_engine, "docker_answers", answers)
+    monkeypatch.setattr(kind_engine.debian, "present", lambda probe: probe == "dockerd")
+    assert "dockerd" in kind_engine.host_probes() and not asked
+    monkeypatch.setattr(kind_engine.debian, "present", lambda probe: False)
+    assert "dockerd" not in kind_engine.host_probes() and asked
+
+
 # --- the pod network --------------------------------------------------------------------
 
 

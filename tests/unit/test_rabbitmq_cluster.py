@@ -129,3 +129,28 @@ def test_the_cluster_profile_is_refused_beside_an_external_broker(
     monkeypatch.setenv("AGENTIA_RABBITMQ_URL", "amqp://someone:pw@127.0.0.1:5999/")
     with pytest.raises(orchestrate.MeshError, match="unset AGENTIA_RABBITMQ_URL"):
         orchestrate.plan(tmp_path, print, broker="cluster")
+
+
+def test_a_vhost_stopped_on_a_running_node_is_named_and_a_down_node_is_not() -> None:
+    """RabbitMQ 3.10 starts a vhost declared while the cluster forms only on the nodes in
+    it then: settle restarts it where ``list_vhosts cluster_state`` says it is stopped."""
+    rows = [
+        {
+            "name": "/",
+            "cluster_state": {
+                rc.nodename("rq1", 5772): "running",
+                rc.nodename("rq2", 5772): "nodedown",
+                rc.nodename("rq3", 5772): "stopped",
+                "someone-else@localhost": "stopped",
+            },
+        }
+    ]
+    assert rc.stopped_vhosts(rows, 5772) == [("/", "rq3")]
+    assert rc.stopped_vhosts(None, 5772) == []
+
+
+def test_a_queue_lacking_a_member_names_that_node() -> None:
+    want = [rc.nodename(n, 5672) for n in rc.NODES]
+    queues = [{"name": "a", "members": want}, {"name": "b", "members": want[:2]}]
+    assert rc.lacking_members(queues, want) == [want[2]]
+    assert rc.lacking_members([{"name": "a", "members": want}], want) == []

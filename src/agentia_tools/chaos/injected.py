@@ -7,13 +7,14 @@ One experiment is one ``chaos run`` process, so a counter in this module is its 
 
 from __future__ import annotations
 
-_COUNT = [0]
+_count = 0
 
 
 def fault(count: int = 1) -> None:
     """Count ``count`` faults as injected."""
-    _COUNT[0] += count
+    global _count
+    _count += count
 
 
 def total() -> int:
-    return _COUNT[0]
+    return _count

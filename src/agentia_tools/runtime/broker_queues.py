@@ -10,6 +10,7 @@ broker started before the endpoint was configured.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -50,13 +51,20 @@ def parse_queue_metric(text: str, metric: str) -> dict[str, int]:
     return out
 
 
+@functools.cache
+def _http() -> httpx.Client:
+    """One client for the process (a long-lived caller asks every few seconds; a client per
+    call builds a TLS context each time, and the process grows)."""
+    return httpx.Client(timeout=5)
+
+
 def _metrics_queues(settings: InfraSettings, column: str) -> dict[str, int] | None:
     """From the broker's Prometheus endpoint (refreshed every few seconds by the broker);
     None when it does not answer (an older broker, one not run here)."""
     port = rabbitmq_metrics_port(settings.rabbitmq_port)
     url = f"http://{settings.host}:{port}/metrics/detailed?family=queue_coarse_metrics"
     try:
-        resp = httpx.get(url, timeout=5)
+        resp = _http().get(url)
     except httpx.HTTPError:
         return None
     if resp.status_code != 200:

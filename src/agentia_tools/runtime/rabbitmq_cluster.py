@@ -278,12 +278,16 @@ def split_off(root: Path, front_port: int, host: str) -> list[str]:
 def settle(
     root: Path, front_port: int, host: str, progress: Progress, timeout: float = 180
 ) -> float:
-    """Wait until all three nodes run as one cluster, then give every quorum queue a member
-    on each (a queue declared while a node was away has fewer). Seconds it took."""
+    """Wait until all three nodes run as one cluster, then mend what forming it can leave
+    behind, until nothing is left to mend: a virtual host not running on a node (RabbitMQ
+    3.10 starts a vhost declared at boot only on the nodes in the cluster at that moment;
+    3.13 reconciles this itself), and a quorum queue without a member on each node (a queue
+    declared while a node was away has fewer). Seconds it took."""
     started = time.monotonic()
+    deadline = started + timeout
     want = sorted(nodename(n, front_port) for n in NODES)
     seen: list[str] = []
-    while time.monotonic() - started < timeout:
+    while time.monotonic() < deadline:
         try:
             seen = running_nodes(root, front_port, host)
         except (ClusterError, ValueError):
@@ -296,13 +300,53 @@ def settle(
             f"rabbitmq cluster: {len(seen)} of 3 nodes running after {timeout:.0f}s "
             f"({', '.join(seen) or 'none answer'}); logs: rabbitmq-rq*.log"
         )
-    queues = quorum_queues(root, front_port, host)
-    for name in want:  # a CLI call each, so only where a queue lacks that member (or no list)
-        if not queues or any(name not in (q.get("members") or []) for q in queues):
-            ctl(root, front_port, host, ["rabbitmq-queues", "grow", name, "all"])
+    while wrong := _mend(root, front_port, host, progress):
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"rabbitmq cluster: still {'; '.join(wrong)} after {timeout:.0f}s; "
+                "logs: rabbitmq-rq*.log"
+            )
+        time.sleep(1)
     took = time.monotonic() - started
     progress(f"rabbitmq cluster: 3 nodes running, quorum queues on all three ({took:.1f}s)")
     return took
+
+
+def stopped_vhosts(rows: Any, front_port: int) -> list[tuple[str, str]]:
+    """(virtual host, node rq1..rq3) for each vhost a running node of this cluster does not
+    run, from ``rabbitmqctl list_vhosts name cluster_state``'s JSON (a node that is down is
+    not named: it starts its vhosts as it boots)."""
+    out = []
+    for row in rows if isinstance(rows, list) else []:
+        for name, state in (row.get("cluster_state") or {}).items():
+            node = node_of(name, front_port)
+            if node is not None and state not in ("running", "nodedown"):
+                out.append((str(row.get("name")), node))
+    return out
+
+
+def lacking_members(queues: list[dict[str, Any]], want: list[str]) -> list[str]:
+    """The nodes (Erlang names) some quorum queue lacks as a member."""
+    return [n for n in want if any(n not in (q.get("members") or []) for q in queues)]
+
+
+def _mend(root: Path, front_port: int, host: str, progress: Progress) -> list[str]:
+    """One round of mending (see ``settle``); what was wrong at its start ([] if nothing)."""
+    rows = ctl_json(root, front_port, host, ["rabbitmqctl", "list_vhosts", "name", "cluster_state"])
+    wrong = []
+    for vhost, node in stopped_vhosts(rows, front_port):
+        wrong.append(f"virtual host '{vhost}' down on {process_name(node)}")
+        progress(f"rabbitmq cluster: {wrong[-1]}; restarting it there")
+        ctl(root, front_port, host, ["rabbitmqctl", "restart_vhost", "--vhost", vhost], node)
+    queues = quorum_queues(root, front_port, host)
+    have = {q.get("name") for q in queues}
+    # The definitions declare them at boot; a drain published to with no queue loses events.
+    wrong += [f"no quorum queue {q}" for q in drain_queue_names() if q not in have]
+    want = sorted(nodename(n, front_port) for n in NODES)
+    for name in lacking_members(queues, want):
+        wrong.append(f"quorum queues lack a member on {name}")
+        ctl(root, front_port, host, ["rabbitmq-queues", "grow", name, "all"])
+    return wrong
 
 
 def quorum_queues(root: Path, front_port: int, host: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ supervisor:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -107,6 +108,13 @@ def queue_states(url: str, queues: list[str]) -> dict[str, QueueState]:
     return states
 
 
+@functools.cache
+def http() -> httpx.Client:
+    """One HTTP client for the watchdog's life: ``httpx.get`` builds a client, and with it
+    a TLS context, per call; a call a second made the process grow by about 11 MiB."""
+    return httpx.Client(timeout=2)
+
+
 @dataclass(frozen=True)
 class AppEvents:
     seen: int
@@ -118,7 +126,7 @@ def app_events(app_id: str, app_token: str) -> AppEvents | None:
     """How many events the app has been handed, and is handling now (None: no answer)."""
     url = f"http://127.0.0.1:{names.PORTS[app_id].app}/internal/info"
     try:
-        body = httpx.get(url, headers={"dapr-api-token": app_token}, timeout=2).json()
+        body = http().get(url, headers={"dapr-api-token": app_token}).json()
         return AppEvents(
             int(body["events_seen"]), int(body["events_in_flight"]), float(body["uptime_s"])
         )
@@ -274,7 +282,7 @@ def check_once(
 def drains_cut_short(app_token: str) -> int | None:
     url = f"http://127.0.0.1:{names.PORTS[names.SCHEDULER].app}/internal/info"
     try:
-        body = httpx.get(url, headers={"dapr-api-token": app_token}, timeout=2).json()
+        body = http().get(url, headers={"dapr-api-token": app_token}).json()
         return int(body["drains_cut_short"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
