@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentia_tools.chaos import runner
-from agentia_tools.chaos.soak import Memory, Soak, order, rss_kib
+from agentia_tools.chaos.soak import Memory, Soak, background_clean, order, rss_kib
 from agentia_tools.cli.main import app
 
 
@@ -104,3 +104,16 @@ def test_bad_arguments_are_refused_by_name(tmp_path: Path, monkeypatch: pytest.M
     assert hours.exit_code == 2 and "--hours must be more than 0" in hours.output
     unknown = runner.invoke(app, ["soak", "--hours", "1", "--experiments", "kill-runner,nope"])
     assert unknown.exit_code == 2 and "unknown experiment(s): nope" in unknown.output
+    rate = runner.invoke(app, ["soak", "--hours", "1", "--background-rate", "-1"])
+    assert rate.exit_code == 2 and "--background-rate must be from 0" in rate.output
+    # The default set moves the mesh between brokers: a load across that would strand runs.
+    moves = runner.invoke(app, ["soak", "--hours", "1", "--background-rate", "1"])
+    assert moves.exit_code == 2 and "cannot run across quorum-kill-leader" in moves.output
+
+
+def test_the_background_is_clean_only_with_nothing_lost_duplicated_or_odd() -> None:
+    assert background_clean(None)
+    ok = {"lost": 0, "duplicated": 0, "checker": {"lost": 0, "stale": 0}}
+    assert background_clean(ok)
+    assert not background_clean({**ok, "lost": 1})
+    assert not background_clean({**ok, "checker": {"stale": 2}})

@@ -46,6 +46,7 @@ class Load:
     started_at: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     stop_watch: threading.Event = field(default_factory=threading.Event)
+    stop_publish: threading.Event = field(default_factory=threading.Event)  # no new run after
     queue: str = field(default_factory=lambda: f"chaos-watch-{uuid.uuid4().hex[:8]}")
     history: History | None = None  # what the load did and saw, for the offline checker
 
@@ -85,6 +86,8 @@ def _publish_all(load: Load) -> None:
     base, headers = sidecar()
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for i in range(load.runs):
+            if load.stop_publish.is_set():
+                break
             run_id = f"{load.prefix}{i:04d}"
             load.sent.append(run_id)
             load.record("requested", key=run_id)
@@ -143,10 +146,19 @@ def _watch(load: Load) -> None:
             time.sleep(1)
 
 
-def start(runs: int, per_second: float, agent: str = "assistant", text: str = "hello") -> Load:
+def start(
+    runs: int,
+    per_second: float,
+    agent: str = "assistant",
+    text: str = "hello",
+    experiment: bool = True,
+) -> Load:
+    """Start publishing and watching; ``experiment``: this is the running experiment's load
+    (its probes find it), not a soak's background load."""
     load = Load(runs=runs, per_second=per_second, agent=agent, text=text)
     load.history = History(agentia_home() / "chaos" / "history" / f"{load.queue}.jsonl")
-    CURRENT["load"] = load
+    if experiment:
+        CURRENT["load"] = load
     threading.Thread(target=_watch, args=(load,), daemon=True).start()
     time.sleep(1)  # the watcher's queue exists before the first run can complete
     threading.Thread(target=_publish_all, args=(load,), daemon=True).start()

@@ -2,7 +2,10 @@
 mesh; the checker's verdict of every one summed, and each process's memory (RSS) followed.
 
 Not in ``make test`` (``agentia soak --hours N``). Each experiment brings its own load and
-fault and is judged as in ``agentia chaos run``; between two, every supervised process's RSS
+fault and is judged as in ``agentia chaos run``. With ``--background-rate R`` a steady load
+of R runs a second also runs across all of them, through every fault and the recoveries
+between, and is judged by the checker once the soak ends. Between two experiments, every
+supervised process's RSS
 is read from /proc. Faults restart most processes now and then, and a restart starts memory
 over, so growth is measured per life (one pid): from its second reading (after one
 experiment's traffic has warmed it up) to its last. A process's figure is that of its longest
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from agentia.paths import agentia_home
+from agentia_tools.chaos import load as load_mod
 from agentia_tools.chaos import runner
 from agentia_tools.runtime.supervisor import Supervisor
 
@@ -57,6 +61,11 @@ DEFAULT_SET: Final = (
     "quorum-rolling-restart",
 )
 MAX_HOURS: Final = 48.0
+MAX_BACKGROUND_RATE: Final = 10.0
+# They move the mesh onto another broker and back; what waits in one broker's queues stays
+# there, so a load running across the move would strand the runs it had just published.
+MOVES_BROKER: Final = "quorum-"
+BACKGROUND_SETTLE_S: Final = 900.0  # after the soak, for the background's runs to finish
 RUN_FIELDS: Final = ("experiment", "verdict", "accepted", "completed", "faults", "history")
 
 
@@ -119,6 +128,7 @@ class Soak:
     seed: int
     experiments: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Memory] = field(default_factory=dict)
+    background: dict[str, Any] | None = None  # the background load's outcome, once judged
 
     def totals(self) -> dict[str, Any]:
         reports = self.experiments
@@ -174,10 +184,21 @@ def order(names: list[str], seed: int) -> Callable[[], str]:
     return next_name
 
 
-def validate(hours: float, names: list[str]) -> None:
+def validate(hours: float, names: list[str], background_rate: float = 0.0) -> None:
     """:class:`runner.ChaosError` naming what is wrong with the soak's arguments."""
     if not 0 < hours <= MAX_HOURS:
         raise runner.ChaosError(f"--hours must be more than 0 and at most {MAX_HOURS:g}")
+    if not 0 <= background_rate <= MAX_BACKGROUND_RATE:
+        raise runner.ChaosError(
+            f"--background-rate must be from 0 (none) to {MAX_BACKGROUND_RATE:g} runs a second"
+        )
+    movers = [n for n in names if n.startswith(MOVES_BROKER)]
+    if background_rate and movers:
+        raise runner.ChaosError(
+            f"--background-rate cannot run across {', '.join(movers)}: they move the mesh "
+            "to another broker and back, stranding the runs it just published; leave them "
+            "out with --experiments"
+        )
     known = {e.name for e in runner.experiments()}
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -185,17 +206,26 @@ def validate(hours: float, names: list[str]) -> None:
 
 
 def run(
-    hours: float, names: list[str], seed: int, progress: Callable[[str], None]
+    hours: float,
+    names: list[str],
+    seed: int,
+    progress: Callable[[str], None],
+    background_rate: float = 0.0,
 ) -> tuple[Soak, Path]:
     """Soak for ``hours`` (no new experiment starts after that); returns the soak and the
     path of its report, which is rewritten after every experiment."""
-    validate(hours, names)
+    validate(hours, names, background_rate)
     home = agentia_home()
     report = home / "chaos" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     soak, next_name = Soak(seed), order(names, seed)
     started = time.monotonic()
     deadline = started + hours * 3600
+    background = None
+    if background_rate:
+        runs = int(hours * 3600 * background_rate) + 1
+        background = load_mod.start(runs, background_rate, experiment=False)
+        progress(f"background load: {background_rate:g} runs/s ({background.prefix}*)")
     while time.monotonic() < deadline:
         name = next_name()
         try:
@@ -211,9 +241,34 @@ def run(
             f"{done['passed']}/{done['experiments']} passed, {done['runs_completed']} runs, "
             f"{done['faults']} faults, "
             f"{done['lost']} lost, {done['duplicated']} duplicated"
+            + (f" · background {len(background.accepted)} accepted" if background else "")
         )
         report.write_text(json.dumps(summary(soak, hours), indent=1))
+    if background is not None:
+        background.stop_publish.set()
+        progress(f"background load: {len(background.accepted)} accepted; waiting for them")
+        soak.background = judge_background(background)
+        report.write_text(json.dumps(summary(soak, hours), indent=1))
     return soak, report
+
+
+def judge_background(background: load_mod.Load) -> dict[str, Any]:
+    """The background load's outcome once its last runs have had time to finish: the
+    ledger's word on every accepted run, and the checker's on its history."""
+    return load_mod.outcome(background, BACKGROUND_SETTLE_S)
+
+
+def background_clean(result: dict[str, Any] | None) -> bool:
+    """No background load, or one with nothing lost, duplicated or odd in its history."""
+    if result is None:
+        return True
+    checker = result.get("checker") or {}
+    bad = ("lost", "duplicated", "unexpected", "stale", "gapped", "stuck")
+    return (
+        not result.get("lost")
+        and not result.get("duplicated")
+        and not any(checker.get(k) for k in bad)
+    )
 
 
 def summary(soak: Soak, hours: float) -> dict[str, Any]:
@@ -222,6 +277,7 @@ def summary(soak: Soak, hours: float) -> dict[str, Any]:
         "hours": hours,
         "seed": soak.seed,
         **soak.totals(),
+        "background": soak.background,
         "runs": [{k: r.get(k) for k in RUN_FIELDS} for r in soak.experiments],
         "memory": {name: _memory(m) for name, m in sorted(soak.memory.items())},
     }

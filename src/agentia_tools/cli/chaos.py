@@ -132,12 +132,16 @@ def soak(
         str | None, typer.Option(help="Comma-separated experiment names (default: the soak set)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seeds the order of the experiments")] = 1,
+    background_rate: Annotated[
+        float,
+        typer.Option(help="Runs a second of a steady load across every experiment (0: none)"),
+    ] = 0.0,
 ) -> None:
     """Run fault experiments one after another for hours (seeded order), each judged by the
     checker; totals and each process's memory go to .agentia/chaos/soak-*.json."""
     names_ = [n.strip() for n in experiments.split(",")] if experiments else list(DEFAULT_SET)
     try:
-        soak_mod.validate(hours, names_)
+        soak_mod.validate(hours, names_, background_rate)
     except chaos_runner.ChaosError as exc:
         raise fail(str(exc), 2) from None
     probes = mesh_up()  # as `chaos run`: the first experiment starts from a healthy mesh
@@ -145,13 +149,19 @@ def soak(
         console.print(probe_table(probes))
         raise fail("the mesh is not healthy; the soak did not start")
     try:
-        done, report = soak_mod.run(hours, names_, seed, lambda m: console.print(m))
+        done, report = soak_mod.run(
+            hours, names_, seed, lambda m: console.print(m), background_rate
+        )
     except chaos_runner.ChaosError as exc:
         raise fail(str(exc), 2) from None
     totals = done.totals()
     console.print(json.dumps(totals, indent=1))
+    if done.background is not None:
+        shown = {k: v for k, v in done.background.items() if k != "lost_runs" or v}
+        console.print("background load: " + json.dumps(shown, indent=1))
     console.print(f"report: {report}")
-    if totals["failed"] or totals["lost"] or totals["duplicated"]:
+    clean = soak_mod.background_clean(done.background)
+    if totals["failed"] or totals["lost"] or totals["duplicated"] or not clean:
         raise typer.Exit(1)
 
 
