@@ -47,6 +47,10 @@ class Load:
     done: threading.Event = field(default_factory=threading.Event)
     stop_watch: threading.Event = field(default_factory=threading.Event)
     stop_publish: threading.Event = field(default_factory=threading.Event)  # no new run after
+    # Paced on the clock (a publish's own time is not added to the gap; time lost to an
+    # outage is not made up in a burst): a soak's background. Experiments keep the plain
+    # gap their fault timings were set against.
+    paced: bool = False
     queue: str = field(default_factory=lambda: f"chaos-watch-{uuid.uuid4().hex[:8]}")
     history: History | None = None  # what the load did and saw, for the offline checker
 
@@ -84,6 +88,8 @@ def sidecar() -> tuple[str, dict[str, str]]:
 
 def _publish_all(load: Load) -> None:
     base, headers = sidecar()
+    gap = 1 / load.per_second
+    next_at = time.monotonic()
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for i in range(load.runs):
             if load.stop_publish.is_set():
@@ -111,7 +117,11 @@ def _publish_all(load: Load) -> None:
                     load.record("refused", key=run_id, why=reason, definite=False)
                     break
                 time.sleep(0.5)
-            time.sleep(1 / load.per_second)
+            if load.paced:
+                next_at = max(next_at + gap, time.monotonic())
+                time.sleep(max(0.0, next_at - time.monotonic()))
+            else:
+                time.sleep(gap)
     load.done.set()
 
 
@@ -154,8 +164,8 @@ def start(
     experiment: bool = True,
 ) -> Load:
     """Start publishing and watching; ``experiment``: this is the running experiment's load
-    (its probes find it), not a soak's background load."""
-    load = Load(runs=runs, per_second=per_second, agent=agent, text=text)
+    (its probes find it), not a soak's background load (paced on the clock)."""
+    load = Load(runs=runs, per_second=per_second, agent=agent, text=text, paced=not experiment)
     load.history = History(agentia_home() / "chaos" / "history" / f"{load.queue}.jsonl")
     if experiment:
         CURRENT["load"] = load
