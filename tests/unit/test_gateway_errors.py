@@ -44,3 +44,26 @@ def test_each_error_is_answered_with_its_status_reason_and_headers(
     assert resp.json() == {"detail": error.reason}
     for name, value in headers.items():
         assert resp.headers[name] == value
+
+
+def test_an_outage_answered_to_a_client_is_logged_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+    install(app)
+
+    @app.get("/gone")
+    async def gone() -> None:
+        raise Unavailable("memory unavailable (500): failed to invoke")
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise NotFound("no run 'r1'")
+
+    with caplog.at_level("WARNING", logger="agentia.gateway"):
+        TestClient(app).get("/missing")
+        assert not caplog.records, "a client's 4xx is not the operator's news"
+        TestClient(app).get("/gone")
+    (record,) = caplog.records
+    assert record.reason == "memory unavailable (500): failed to invoke"  # type: ignore[attr-defined]
+    assert record.path == "/gone"  # type: ignore[attr-defined]

@@ -4,10 +4,13 @@ same ``{"detail": …}`` body FastAPI gives its own errors."""
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+log = logging.getLogger("agentia.gateway")
 
 
 class GatewayError(Exception):
@@ -80,6 +83,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def answer(request: Request, exc: GatewayError) -> JSONResponse:
+        if exc.status_code >= 500:  # an outage behind the gateway: the operator's to see too
+            log.warning(
+                "answered unavailable",
+                extra={"path": request.url.path, "status": exc.status_code, "reason": exc.reason},
+            )
         return JSONResponse(
             {"detail": exc.reason}, status_code=exc.status_code, headers=exc.headers
         )

@@ -104,7 +104,7 @@ def _submit(client: httpx.Client, load: ApiLoad, thread_id: str, text: str) -> N
                 load.created_at[found] = time.time()
                 load.record("accepted", key=thread_id, run=found)
                 return
-            reason = f"{resp.status_code} {resp.text[:100]}"
+            reason = f"{resp.status_code} {resp.text[:400]}"
             load.refusals.append((time.monotonic(), reason))
             if resp.status_code in PERMANENT:
                 definite = True
@@ -230,7 +230,7 @@ def _read(client: httpx.Client, path: str, **params: Any) -> Any:
             if resp.status_code == 200 or resp.status_code in PERMANENT:
                 resp.raise_for_status()
                 return resp.json()
-            why = f"{resp.status_code} {resp.text[:100]}"
+            why = f"{resp.status_code} {resp.text[:400]}"
         except httpx.TransportError as exc:
             why = type(exc).__name__
         if time.monotonic() > deadline:

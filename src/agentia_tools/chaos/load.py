@@ -108,7 +108,7 @@ def _publish_all(load: Load) -> None:
                         load.accepted.append(run_id)
                         load.record("accepted", key=run_id, run=run_id)
                         break
-                    reason = f"{resp.status_code} {resp.text[:100]}"
+                    reason = f"{resp.status_code} {resp.text[:400]}"
                 except httpx.HTTPError as exc:
                     reason = type(exc).__name__
                 if time.monotonic() > deadline:
