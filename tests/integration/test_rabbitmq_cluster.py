@@ -1,8 +1,8 @@
 """The cluster broker profile on real RabbitMQ nodes (runtime/rabbitmq_cluster.py): three
 nodes form one cluster behind the broker front, the drain queues are quorum queues on all
-three, settle restarts a vhost left down on a node, a publish the cluster confirmed survives
-the SIGKILL of its queue's leader, and the front moves new connections off a frozen node and
-closes the ones it held.
+three, settle (and later the watchdog) restarts a vhost left down on a node, a publish the
+cluster confirmed survives the SIGKILL of its queue's leader, and the front moves new
+connections off a frozen node and closes the ones it held.
 
 The cluster runs on its own ports (front 5772, nodes 5781-5783) under its own supervisor,
 beside whatever mesh is up.
@@ -23,6 +23,7 @@ import pytest
 
 from agentia import names
 from agentia_tools.runtime import rabbitmq_cluster as rc
+from agentia_tools.runtime import watchdog
 from agentia_tools.runtime.infra_servers import server_root
 from agentia_tools.runtime.supervisor import Supervisor
 
@@ -134,6 +135,21 @@ def test_settle_restarts_a_vhost_left_down_on_a_node(cluster: Cluster) -> None:
     seen: list[str] = []
     rc.settle(cluster.root, FRONT_PORT, HOST, seen.append, timeout=120)
     assert any("virtual host '/' down on rabbitmq-rq3" in line for line in seen), seen
+    assert all(node_login(n) for n in rc.NODES), "every node takes a login again"
+
+
+def test_the_watchdog_restarts_a_vhost_that_goes_down_while_the_mesh_runs(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later, with the mesh running, a node whose vhost stopped still answers the front's
+    probe but refuses every login: the watchdog's cluster check restarts the vhost there."""
+    monkeypatch.setenv("AGENTIA_HOME", str(cluster.home))
+    monkeypatch.setenv("AGENTIA_RABBITMQ_PORT", str(FRONT_PORT))
+    stop = 'rabbit_vhost_sup_sup:stop_and_delete_vhost(<<"/">>).'
+    proc = rc.ctl(cluster.root, FRONT_PORT, HOST, ["rabbitmqctl", "eval", stop], "rq2")
+    assert proc.returncode == 0, proc.stderr
+    assert not node_login("rq2"), "the vhost is down on rq2"
+    assert watchdog.heal_split(cluster.sup) == [], "no node is split off: none restarted"
     assert all(node_login(n) for n in rc.NODES), "every node takes a login again"
 
 

@@ -325,6 +325,22 @@ def stopped_vhosts(rows: Any, front_port: int) -> list[tuple[str, str]]:
     return out
 
 
+def restart_stopped_vhosts(
+    root: Path, front_port: int, host: str, progress: Progress
+) -> list[tuple[str, str]]:
+    """Restart each virtual host a running node does not run (``stopped_vhosts``) on that
+    node; the (vhost, node) pairs it found."""
+    rows = ctl_json(root, front_port, host, ["rabbitmqctl", "list_vhosts", "name", "cluster_state"])
+    found = stopped_vhosts(rows, front_port)
+    for vhost, node in found:
+        progress(
+            f"rabbitmq cluster: virtual host '{vhost}' down on {process_name(node)}; "
+            "restarting it there"
+        )
+        ctl(root, front_port, host, ["rabbitmqctl", "restart_vhost", "--vhost", vhost], node)
+    return found
+
+
 def lacking_members(queues: list[dict[str, Any]], want: list[str]) -> list[str]:
     """The nodes (Erlang names) some quorum queue lacks as a member."""
     return [n for n in want if any(n not in (q.get("members") or []) for q in queues)]
@@ -332,12 +348,10 @@ def lacking_members(queues: list[dict[str, Any]], want: list[str]) -> list[str]:
 
 def _mend(root: Path, front_port: int, host: str, progress: Progress) -> list[str]:
     """One round of mending (see ``settle``); what was wrong at its start ([] if nothing)."""
-    rows = ctl_json(root, front_port, host, ["rabbitmqctl", "list_vhosts", "name", "cluster_state"])
-    wrong = []
-    for vhost, node in stopped_vhosts(rows, front_port):
-        wrong.append(f"virtual host '{vhost}' down on {process_name(node)}")
-        progress(f"rabbitmq cluster: {wrong[-1]}; restarting it there")
-        ctl(root, front_port, host, ["rabbitmqctl", "restart_vhost", "--vhost", vhost], node)
+    wrong = [
+        f"virtual host '{vhost}' down on {process_name(node)}"
+        for vhost, node in restart_stopped_vhosts(root, front_port, host, progress)
+    ]
     queues = quorum_queues(root, front_port, host)
     have = {q.get("name") for q in queues}
     # The definitions declare them at boot; a drain published to with no queue loses events.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -358,9 +359,18 @@ def nodes_serving() -> dict[str, bool]:
 
 def heal_split(sup: Supervisor) -> list[str]:
     """On the cluster broker: restart a node the majority counts out while it still serves
-    (runtime/rabbitmq_cluster.split_off); it joins the majority again as it boots."""
+    (runtime/rabbitmq_cluster.split_off); it joins the majority again as it boots. And
+    restart a virtual host a serving node does not run: that node answers the front's probe
+    but refuses every login ("vhost '/' is down"), so the front would keep sending it
+    connections."""
     settings = InfraSettings.from_env()
     root = server_root(agentia_home())
+    try:
+        rabbitmq_cluster.restart_stopped_vhosts(
+            root, settings.rabbitmq_port, settings.host, lambda m: log.warning(m)
+        )
+    except (rabbitmq_cluster.ClusterError, ValueError, subprocess.SubprocessError) as exc:
+        log.info("cluster not answering: vhosts not checked", extra={"why": str(exc)[:300]})
     restarted = []
     for node in rabbitmq_cluster.split_off(root, settings.rabbitmq_port, settings.host):
         name = rabbitmq_cluster.process_name(node)
