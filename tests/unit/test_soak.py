@@ -113,7 +113,7 @@ def test_bad_arguments_are_refused_by_name(tmp_path: Path, monkeypatch: pytest.M
 
 def test_the_background_is_clean_only_with_nothing_lost_duplicated_or_odd() -> None:
     assert background_clean(None)
-    ok = {"lost": 0, "duplicated": 0, "checker": {"lost": 0, "stale": 0}}
+    ok = {"lost": 0, "duplicated": 0, "checker": {"ok": True, "lost": 0, "stale": 0}}
     assert background_clean(ok)
     assert not background_clean({**ok, "lost": 1})
-    assert not background_clean({**ok, "checker": {"stale": 2}})
+    assert not background_clean({**ok, "checker": {"ok": False, "stale": 2}})

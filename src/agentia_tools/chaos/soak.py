@@ -259,16 +259,12 @@ def judge_background(background: load_mod.Load) -> dict[str, Any]:
 
 
 def background_clean(result: dict[str, Any] | None) -> bool:
-    """No background load, or one with nothing lost, duplicated or odd in its history."""
+    """No background load, or one with nothing lost or duplicated in the ledger and a
+    history the checker passed."""
     if result is None:
         return True
-    checker = result.get("checker") or {}
-    bad = ("lost", "duplicated", "unexpected", "stale", "gapped", "stuck")
-    return (
-        not result.get("lost")
-        and not result.get("duplicated")
-        and not any(checker.get(k) for k in bad)
-    )
+    checker_ok = bool((result.get("checker") or {}).get("ok"))
+    return checker_ok and not result.get("lost") and not result.get("duplicated")
 
 
 def summary(soak: Soak, hours: float) -> dict[str, Any]:
